@@ -1,0 +1,1 @@
+"""Jobs, schedules, sensors per asset group, and the Definitions root (``jobs.definitions``)."""

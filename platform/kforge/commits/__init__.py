@@ -1,0 +1,1 @@
+"""Tables derived from ingested commits: tags, fix/revert chains, author expertise, exports."""

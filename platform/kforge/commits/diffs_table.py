@@ -1,0 +1,28 @@
+"""Build the ``commit_diffs`` table: from registered repositories (git) and real-data diff files."""
+
+from pathlib import Path
+
+import polars as pl
+
+from kforge.git.diffs import DIFF_SCHEMA, extract_diffs
+from kforge.storage import Warehouse
+
+
+def collect_diffs(wh: Warehouse, data_root: Path | None, max_commits: int, max_bytes: int) -> tuple[pl.DataFrame, list[str]]:
+    frames, failed = [], []
+    if wh.has_table("repositories") and wh.has_table("commits"):
+        for repo, path in wh.read("select repo, path from repositories").iter_rows():
+            if not Path(path).exists():
+                continue
+            shas = wh.read(
+                "select sha from commits where repo = ? and not is_merge order by committer_ts desc limit ?",
+                [repo, max_commits])["sha"].to_list()
+            df, bad = extract_diffs(Path(path), repo, shas, max_bytes)
+            frames.append(df)
+            failed += bad
+    if data_root is not None:
+        for f in sorted((data_root / "kernel").glob("*.diffs.parquet")):
+            frames.append(pl.read_parquet(f).select(list(DIFF_SCHEMA)).cast(DIFF_SCHEMA))  # type: ignore[arg-type]
+    if not frames:
+        return pl.DataFrame(schema=DIFF_SCHEMA), failed
+    return pl.concat(frames).unique(subset=["repo", "sha"], keep="first"), failed

@@ -1,0 +1,62 @@
+"""Typed Dagster resources. Nothing is opened or read from the environment until a method runs.
+
+* ``WarehouseResource``: the DuckDB warehouse (polars in/out, one locked write path).
+* ``MlflowResource``: MLflow tracking + registry with champion/challenger helpers.
+* ``GitReposResource``: the list of repository paths a sensor watches.
+* ``DataResource``: the real-data directory (``--data`` / ``KFORGE_DATA``), or embedded defaults.
+"""
+
+from pathlib import Path
+
+from dagster import ConfigurableResource
+
+from kforge.config import Paths, resolve_data_dir
+from kforge.registry import Tracker
+from kforge.storage import Warehouse
+
+
+class WarehouseResource(ConfigurableResource):
+    """DuckDB warehouse under ``home`` (empty: ``$KFORGE_HOME`` or ``./.kforge`` at run time)."""
+
+    home: str = ""
+
+    def paths(self) -> Paths:
+        return Paths.of(self.home or None).ensure()
+
+    def get(self) -> Warehouse:
+        return Warehouse(self.paths().warehouse)
+
+
+class MlflowResource(ConfigurableResource):
+    """MLflow tracking and registry; defaults to sqlite + file artifacts under the kforge home."""
+
+    home: str = ""
+    tracking_uri: str = ""
+
+    def tracker(self) -> Tracker:
+        return Tracker(Paths.of(self.home or None), tracking_uri=self.tracking_uri)
+
+
+class GitReposResource(ConfigurableResource):
+    """Repository paths to watch (the ``repository_sensor`` adds a partition per new path)."""
+
+    paths: list[str] = []
+
+    def existing(self) -> list[Path]:
+        return [Path(p).expanduser().resolve() for p in self.paths if Path(p).expanduser().exists()]
+
+
+class DataResource(ConfigurableResource):
+    """Real data laid out like ``../shared/data``; empty means embedded defaults (demo data)."""
+
+    data_dir: str = ""
+
+    def root(self) -> Path | None:
+        return resolve_data_dir(self.data_dir or None)
+
+    def file(self, *parts: str) -> Path | None:
+        root = self.root()
+        if root is None:
+            return None
+        p = root.joinpath(*parts)
+        return p if p.exists() else None

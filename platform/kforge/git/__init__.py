@@ -1,0 +1,1 @@
+"""Git history ingestion: streaming `git log` parsing, trailers, subsystems, demo repositories."""

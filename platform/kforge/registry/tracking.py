@@ -1,0 +1,126 @@
+"""A thin layer over MLflow: one experiment per asset group, standard run tags.
+
+Every run carries ``dagster_run_id``, ``asset_key``, ``data_version`` and ``git_sha`` tags;
+models are registered under ``kforge-<name>`` and a new version gets the ``challenger`` alias.
+"""
+
+import functools
+import hashlib
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from kforge.config import Paths
+from kforge.registry import aliases
+
+
+def data_version(df: pl.DataFrame) -> str:
+    """A content hash of a training table (order-insensitive), 16 hex chars."""
+    if df.height == 0:
+        return "empty"
+    h = hashlib.sha256()
+    h.update(",".join(f"{n}:{t}" for n, t in df.schema.items()).encode())
+    safe = df.select([pl.col(c).cast(pl.String) if df.schema[c] in (pl.Object,) else pl.col(c) for c in df.columns])
+    h.update(safe.hash_rows(seed=7).sort().to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The git sha of the kforge checkout, or 'unknown' outside a checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=False
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class Tracker:
+    """MLflow tracking + registry rooted in one kforge home (sqlite backend, file artifacts)."""
+
+    def __init__(self, paths: Paths, tracking_uri: str = "") -> None:
+        self.paths = paths.ensure()
+        self.tracking_uri = tracking_uri or paths.tracking_uri()
+
+    def _mlflow(self) -> Any:
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        return mlflow
+
+    def client(self) -> Any:
+        from mlflow import MlflowClient
+
+        self._mlflow()
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def experiment_id(self, group: str) -> str:
+        mlflow = self._mlflow()
+        name = f"kforge/{group}"
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = (self.paths.mlartifacts / group).as_uri()
+        try:
+            return mlflow.create_experiment(name, artifact_location=location)
+        except Exception:  # created concurrently by another step
+            exp = mlflow.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    @contextmanager
+    def run(
+        self,
+        group: str,
+        run_name: str,
+        *,
+        dagster_run_id: str = "",
+        asset_key: str = "",
+        data_version: str = "",
+        tags: dict[str, str] | None = None,
+    ) -> Iterator[Any]:
+        """Start an MLflow run in experiment ``kforge/<group>`` with the standard tags."""
+        mlflow = self._mlflow()
+        exp_id = self.experiment_id(group)
+        all_tags = {
+            "dagster_run_id": dagster_run_id or "cli",
+            "asset_key": asset_key or run_name,
+            "data_version": data_version or "unknown",
+            "git_sha": code_version(),
+            "kforge_group": group,
+            **(tags or {}),
+        }
+        with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=all_tags) as active:
+            yield active
+
+    # -- registry helpers (see aliases.py for the gate) --------------------------------------
+    def register(self, run_id: str, artifact_path: str, name: str, tags: dict[str, str] | None = None) -> int:
+        """Register ``runs:/run_id/artifact_path`` as a new version of ``name`` with alias challenger."""
+        return aliases.register_challenger(self.client(), run_id, artifact_path, name, tags or {})
+
+    def champion(self, name: str) -> Any | None:
+        return aliases.get_alias(self.client(), name, aliases.CHAMPION)
+
+    def model_uri(self, name: str, alias: str = aliases.CHAMPION) -> str:
+        return f"models:/{name}@{alias}"
+
+    def gate(self, name: str, version: int, **kwargs: Any) -> "aliases.GateDecision":
+        return aliases.gate(self.client(), name, version, **kwargs)
+
+    def promote(self, name: str, version: int, reason: str = "manual") -> None:
+        aliases.promote(self.client(), name, version, reason)
+
+    def rollback(self, name: str) -> int:
+        return aliases.rollback(self.client(), name)
+
+    def list_models(self, prefix: str = "kforge-") -> pl.DataFrame:
+        return aliases.list_versions(self.client(), prefix)
