@@ -1,0 +1,82 @@
+"""Assemble the ``patch_features`` table: JIT metrics + kernel specifics + the text of the message.
+
+Example::
+
+    feats = build_patch_features(wh.read_table("commits"), wh.read_table("file_changes"))
+"""
+
+import polars as pl
+
+from kforge.errors import InputError
+from kforge.features.jit import JIT_COLUMNS, commit_frame, file_frame, file_history, jit_metrics
+from kforge.features.kernel import TRAILERS, area_features, message_features
+
+KERNEL_NUMERIC = [
+    *(f"n_{t}" for t in TRAILERS), "n_fixes", "cc_stable", "is_revert", "n_cve", "body_len", "body_lines",
+    "rationale_words", "subject_len", "subject_colons", "committer_differs", "days_author_to_commit",
+    "subsystem_commits", "subsystem_commits_1y", "subsystem_fix_rate_1y", "files_recently_fixed",
+    "file_fixes_1y", "new_files", "header_files", "test_files", "doc_files", "author_prior_fixes",
+    "author_tenure_days",
+]
+NUMERIC_FEATURES = [*JIT_COLUMNS, *KERNEL_NUMERIC]
+CATEGORICAL_FEATURES = ["subsystem"]
+TEXT_COLUMN = "text"
+FEATURE_COLUMNS = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES, TEXT_COLUMN]
+REQUIRED_COMMIT_COLUMNS = ("repo", "sha", "author_email", "committer_email", "author_ts", "committer_ts",
+                           "subject", "body", "fixes", "cc_stable", "reverts_sha_raw", "reverts_subject_raw")
+TEXT_CHARS = 2000
+
+
+def normalize_commits(commits: pl.DataFrame) -> pl.DataFrame:
+    """Accept the warehouse ``commits`` table or a ``*.commits.parquet`` file's frame."""
+    missing = [c for c in REQUIRED_COMMIT_COLUMNS if c not in commits.columns]
+    if missing:
+        raise InputError(f"commit table lacks columns: {', '.join(missing)} "
+                         "(expected the commits table or ../shared/data/kernel/*.commits.parquet)")
+    add = []
+    if "is_merge" not in commits.columns:
+        add.append((pl.col("parents").list.len() > 1).alias("is_merge") if "parents" in commits.columns
+                   else pl.lit(False).alias("is_merge"))
+    if "subject_prefix" not in commits.columns:
+        add.append(pl.lit("").alias("subject_prefix"))
+    for col in (*TRAILERS, "cve_ids"):
+        if col not in commits.columns:
+            add.append(pl.lit([], pl.List(pl.String)).alias(col))
+    if commits["fixes"].dtype != pl.List(pl.Struct({"sha": pl.String, "subject": pl.String})):
+        pass  # extra struct fields (parquet's resolved/resolved_by) are harmless: only list.len() is used
+    return commits.with_columns(add) if add else commits
+
+
+def files_from_commit_files(commits: pl.DataFrame, rules: object | None = None) -> pl.DataFrame:
+    """``file_changes``-like rows from a commits parquet's nested ``files`` column."""
+    from kforge.git.subsystems import SubsystemRules
+
+    if "files" not in commits.columns:
+        raise InputError("commit table has no nested 'files' column; pass the file_changes table instead")
+    rules = rules or SubsystemRules.load()
+    f = (commits.select("repo", "sha", "files").explode("files").drop_nulls("files")
+         .select("repo", "sha", pl.col("files").struct.field("path"), pl.col("files").struct.field("added"),
+                 pl.col("files").struct.field("deleted")))
+    return f.with_columns(rules.column(f["path"]))  # type: ignore[attr-defined]
+
+
+def build_patch_features(commits: pl.DataFrame, files: pl.DataFrame) -> pl.DataFrame:
+    """One row per non-merge commit: keys, ``t`` (committer_ts), features and ``text``."""
+    commits = normalize_commits(commits)
+    base = commit_frame(commits)
+    if base.height == 0:
+        raise InputError("no non-merge commits to compute features for")
+    f = file_history(file_frame(files, base))
+    jit = jit_metrics(base, f)
+    msg = message_features(commits)
+    area = area_features(base, f)
+    text = commits.select("repo", "sha", (pl.col("subject").fill_null("") + "\n" + pl.col("body").fill_null(""))
+                          .str.slice(0, TEXT_CHARS).alias(TEXT_COLUMN))
+    out = (jit.with_columns(pl.col("fix").cast(pl.Int8))
+           .join(msg, on=["repo", "sha"], how="left")
+           .join(area, on=["repo", "sha"], how="left")
+           .join(text, on=["repo", "sha"], how="left"))
+    out = out.with_columns(
+        [pl.col(c).cast(pl.Float64).fill_null(0.0) for c in NUMERIC_FEATURES]
+    ).with_columns(pl.col("subsystem").fill_null("none"))
+    return out.select("repo", "sha", "t", "author", "subject_prefix", *FEATURE_COLUMNS).sort("repo", "t", "sha")

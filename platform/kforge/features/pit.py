@@ -1,0 +1,41 @@
+"""Point-in-time check: a commit's features must not change when later history is removed."""
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from kforge.features.build import NUMERIC_FEATURES, build_patch_features
+
+
+@dataclass(frozen=True)
+class PitReport:
+    checked: int
+    mismatches: list[dict[str, object]]
+
+    @property
+    def passed(self) -> bool:
+        return self.checked > 0 and not self.mismatches
+
+
+def point_in_time_check(commits: pl.DataFrame, files: pl.DataFrame, features: pl.DataFrame,
+                        n_probes: int = 4, tol: float = 1e-6, seed: int = 0) -> PitReport:
+    """Recompute features for ``n_probes`` commits (spread over time) with every commit committed
+    after them removed, and compare with the stored ``features`` rows."""
+    if features.height == 0:
+        return PitReport(0, [])
+    ordered = features.sort("t")
+    idx = sorted({int(q * (ordered.height - 1)) for q in
+                  [0.35 + 0.6 * i / max(n_probes - 1, 1) for i in range(n_probes)]})
+    probes = ordered[idx].select("repo", "sha", "t")
+    mismatches: list[dict[str, object]] = []
+    for repo, sha, t in probes.iter_rows():
+        keep = commits.filter((pl.col("repo") == repo) & (pl.col("committer_ts") <= t))
+        cut_files = files.join(keep.select("repo", "sha"), on=["repo", "sha"], how="semi")
+        again = build_patch_features(keep, cut_files).filter(pl.col("sha") == sha)
+        stored = features.filter((pl.col("repo") == repo) & (pl.col("sha") == sha))
+        for col in (*NUMERIC_FEATURES, "subsystem"):
+            a, b = stored[col][0], again[col][0]
+            same = a == b if isinstance(a, str) else abs(float(a) - float(b)) <= tol * max(1.0, abs(float(a)))
+            if not same:
+                mismatches.append({"sha": sha, "feature": col, "stored": a, "recomputed": b})
+    return PitReport(probes.height, mismatches)
