@@ -143,6 +143,43 @@ def commit_diffs(context: dg.AssetExecutionContext, config: DiffsConfig, warehou
                                           "truncated": int(frame["truncated"].sum()) if frame.height else 0})
 
 
+class ExportConfig(dg.Config):
+    modes: list[str] = Field(default=["standard", "commit-message", "bugfix", "security"],
+                             description="Export modes to write (standard, commit-message, bugfix, security).")
+    min_quality: float = Field(default=0.3, description="Minimum heuristic quality score (0..1).")
+    exclude_tags: list[str] = Field(default=["revert"], description="Drop commits carrying any of these tags.")
+    test_fraction: float = Field(default=0.1, description="Newest fraction of rows marked split=test.")
+
+
+EXPORT_CHECK = "export_is_valid"
+
+
+@dg.asset(group_name=GROUP, deps=["commit_diffs", "commit_tags", "commit_chains"],
+          check_specs=[dg.AssetCheckSpec(EXPORT_CHECK, asset="training_exports",
+                                         description="Schema, no empty rows, no duplicate patch ids, no train/test leakage.")],
+          description="JSONL training-data exports (+ axolotl YAML) under KFORGE_HOME/exports.")
+def training_exports(config: ExportConfig, warehouse: WarehouseResource):
+    from kforge.commits.export import ExportFilters, build_export, validate_export, write_export
+
+    wh = warehouse.get()
+    out_dir = warehouse.paths().exports
+    filters = ExportFilters(min_quality=config.min_quality, exclude_tags=list(config.exclude_tags),
+                            test_fraction=config.test_fraction)
+    summaries, problems = [], {}
+    for mode in config.modes:
+        rows = build_export(wh, mode, filters)
+        summary = write_export(rows, out_dir / f"{mode}.jsonl", mode)
+        summaries.append({"mode": mode, **{k: summary[k] for k in ("rows", "train", "test", "path")}})
+        found = validate_export(summary["path"]) if rows.height else []
+        if found:
+            problems[mode] = found
+    table = pl.DataFrame(summaries)
+    yield dg.MaterializeResult(metadata={"exports": table_md(table), "dagster/row_count": int(table["rows"].sum()),
+                                         "directory": str(out_dir)})
+    yield dg.AssetCheckResult(check_name=EXPORT_CHECK, passed=not problems,
+                              metadata={"problems": "; ".join(f"{m}: {p[:3]}" for m, p in problems.items()) or "none"})
+
+
 defs = dg.Definitions(assets=[ingest_commits, imported_commits, commit_tags, commit_chains,
-                              author_expertise_table, commit_diffs])
+                              author_expertise_table, commit_diffs, training_exports])
 __all__ = ["defs", "repositories"]

@@ -18,6 +18,15 @@ from pathlib import Path
 
 DEFAULT_HOME = ".kforge"
 
+# The embedded Dagster instance (sqlite under KFORGE_HOME/dagster). Runs queue with a cap so
+# the nightly schedule and sensors never start more concurrent writers than the machine takes.
+DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+run_queue:
+  max_concurrent_runs: 2
+"""
+
 
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
     """Return the kforge home: the argument, else ``$KFORGE_HOME``, else ``./.kforge``."""
@@ -71,4 +80,7 @@ class Paths:
     def ensure(self) -> "Paths":
         for p in (self.home, self.mlartifacts, self.dagster_home, self.exports):
             p.mkdir(parents=True, exist_ok=True)
+        cfg = self.dagster_home / "dagster.yaml"
+        if not cfg.exists():
+            cfg.write_text(DAGSTER_YAML)
         return self

@@ -1,0 +1,53 @@
+# kforge: `make demo` runs the main job on the embedded default data; `make test` runs every test.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export KFORGE_HOME ?= $(CURDIR)/.kforge
+DEMO_REPO := $(KFORGE_HOME)/demo-repo
+
+.PHONY: install demo test test-fast dev mlflow lint bench-ingest clean lock
+
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	@test -d $(DEMO_REPO)/.git || $(BIN)/kforge demo-repo $(DEMO_REPO)
+	$(BIN)/kforge ingest $(DEMO_REPO)
+	$(BIN)/kforge materialize
+	@echo ""
+	@echo "Done. Everything is under $(KFORGE_HOME) (warehouse.duckdb, mlflow.db, mlartifacts/, dagster/)."
+	@echo "  Dagster UI:  make dev     -> http://127.0.0.1:3000  (asset graph, runs, checks, metadata)"
+	@echo "  MLflow UI:   make mlflow  -> http://127.0.0.1:5000  (experiments kforge/*, registered models kforge-*)"
+	@echo "  Query:       $(BIN)/kforge query \"select repo, count(*) from commits group by 1\""
+
+test: install
+	./scripts/install-system-deps.sh
+	$(BIN)/pytest tests --durations=15
+
+test-fast: install
+	$(BIN)/pytest tests -m "not e2e" --durations=15
+
+dev: install
+	DAGSTER_HOME=$(KFORGE_HOME)/dagster $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+mlflow: install
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri sqlite:///$(KFORGE_HOME)/mlflow.db \
+	  --default-artifact-root $(KFORGE_HOME)/mlartifacts --host 127.0.0.1 --port 5000 --workers 1
+
+lint: install
+	$(BIN)/ruff check .
+
+bench-ingest: install
+	$(BIN)/python bench/ingest.py $(REPOS)
+
+# Regenerate the lock (constraints.txt) from the current venv after changing requirements.txt.
+lock:
+	$(BIN)/pip freeze --exclude-editable | grep -v '^kforge' > constraints.txt
+
+clean:
+	rm -rf $(KFORGE_HOME)

@@ -1,0 +1,71 @@
+"""Jobs, schedule and sensor for the kernel_commits group.
+
+* ``ingest_repository_job`` (partitioned by repository) and ``refresh_commit_tables`` (derived tables).
+* ``repository_sensor``: adds a partition for every configured path not known yet and requests its
+  first ingestion (run_key = repo name + head sha, so one run per new head).
+* ``nightly_ingest``: 01:00 UTC, one ingestion run per repository partition, then the derived tables.
+"""
+
+import dagster as dg
+
+from assets.kernel_commits import repositories
+from kforge.dagster_io import GitReposResource, WarehouseResource
+
+ingest_repository_job = dg.define_asset_job(
+    "ingest_repository_job", selection=dg.AssetSelection.assets("commits", "file_changes", "ingest_quarantine"),
+    partitions_def=repositories, description="Incremental ingestion of one repository (partition).",
+)
+refresh_commit_tables = dg.define_asset_job(
+    "refresh_commit_tables",
+    selection=dg.AssetSelection.groups("kernel_commits") - dg.AssetSelection.assets("commits", "file_changes", "ingest_quarantine"),
+    description="Rebuild tags, chains, expertise, diffs and training exports from the stored commits.",
+)
+
+
+@dg.schedule(cron_schedule="0 1 * * *", execution_timezone="UTC", job=ingest_repository_job,
+             description="Nightly: re-ingest every repository (only new commits are read).")
+def nightly_ingest(context: dg.ScheduleEvaluationContext):
+    keys = context.instance.get_dynamic_partitions(repositories.name)
+    if not keys:
+        return dg.SkipReason("no repositories registered: run `kforge ingest PATH`")
+    day = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    return [dg.RunRequest(run_key=f"{k}:{day}", partition_key=k) for k in keys]
+
+
+nightly_commit_tables = dg.ScheduleDefinition(
+    name="nightly_commit_tables", cron_schedule="30 1 * * *", execution_timezone="UTC", target=refresh_commit_tables,
+    description="Nightly, after ingestion: rebuild derived commit tables and exports.",
+)
+
+
+@dg.sensor(job=ingest_repository_job, minimum_interval_seconds=300,
+           description="Watches the configured repository paths; new repos or new heads trigger ingestion.")
+def repository_sensor(context: dg.SensorEvaluationContext, git_repos: GitReposResource, warehouse: WarehouseResource):
+    from kforge.git.gitcmd import resolve_ref
+    from kforge.git.ingest import register_repository, repo_name_for
+
+    paths = git_repos.existing()
+    if not paths:
+        return dg.SkipReason("no repository paths configured (resource git_repos.paths)")
+    known = dict(item.split("=", 1) for item in (context.cursor or "").split(";") if "=" in item)
+    requests, adds = [], []
+    for path in paths:
+        name = repo_name_for(path)
+        head = resolve_ref(path, "HEAD")
+        if head is None or known.get(name) == head:
+            continue
+        if not context.instance.has_dynamic_partition(repositories.name, name):
+            adds.append(name)
+        register_repository(warehouse.get(), name, path)
+        requests.append(dg.RunRequest(run_key=f"{name}:{head}", partition_key=name))
+        known[name] = head
+    if not requests:
+        return dg.SkipReason("no new repositories or heads")
+    return dg.SensorResult(
+        run_requests=requests, cursor=";".join(f"{k}={v}" for k, v in sorted(known.items())),
+        dynamic_partitions_requests=[repositories.build_add_request(adds)] if adds else [],
+    )
+
+
+defs = dg.Definitions(jobs=[ingest_repository_job, refresh_commit_tables],
+                      schedules=[nightly_ingest, nightly_commit_tables], sensors=[repository_sensor])

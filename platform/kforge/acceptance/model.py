@@ -1,0 +1,169 @@
+"""The acceptance ensemble: LightGBM + XGBoost on the features, a linear text model on hashed
+n-grams, and a logistic stack on out-of-fold predictions (time-ordered folds).
+
+* class imbalance: ``scale_pos_weight`` (GBMs) and ``class_weight="balanced"`` (text);
+* calibration: the stacker is a logistic regression fit on out-of-fold base predictions, i.e.
+  Platt scaling of the ensemble on rows the base models never saw;
+* explanations: XGBoost ``pred_contribs`` (SHAP values of the tree part).
+
+Example::
+
+    m = AcceptanceEnsemble(numeric=[...], categorical=["subsystem"], text="text").fit(train_df, y)
+    p = m.predict_proba(test_df)
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+SEED = 7
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+@dataclass
+class Encoder:
+    """Numeric matrix + categorical codes (vocabulary from training, unseen -> 0)."""
+
+    numeric: list[str]
+    categorical: list[str]
+    vocab: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def fit(self, df: pl.DataFrame, top: int = 100) -> "Encoder":
+        for c in self.categorical:
+            counts = df[c].cast(pl.String).fill_null("none").value_counts(sort=True).head(top)
+            self.vocab[c] = {v: i + 1 for i, v in enumerate(counts[c].to_list())}
+        return self
+
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def transform(self, df: pl.DataFrame) -> np.ndarray:
+        num = df.select([pl.col(c).cast(pl.Float64).fill_null(0.0) for c in self.numeric]).to_numpy()
+        cats = [df[c].cast(pl.String).fill_null("none").replace_strict(self.vocab[c], default=0, return_dtype=pl.Int64)
+                .to_numpy().astype(np.float64)[:, None] for c in self.categorical]
+        return np.hstack([num, *cats]) if cats else num
+
+
+def text_pipeline() -> Any:
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(
+        HashingVectorizer(ngram_range=(1, 2), n_features=2**18, alternate_sign=False, lowercase=True,
+                          token_pattern=r"(?u)\b[\w/.-]{2,}\b"),
+        TfidfTransformer(sublinear_tf=True),
+        LogisticRegression(C=0.5, class_weight="balanced", max_iter=400, solver="liblinear"),
+    )
+
+
+def lgbm(pos_weight: float, n_estimators: int = 400) -> Any:
+    import lightgbm as lgb
+
+    return lgb.LGBMClassifier(n_estimators=n_estimators, learning_rate=0.03, num_leaves=31, min_child_samples=40,
+                              subsample=0.8, subsample_freq=1, colsample_bytree=0.7, reg_lambda=1.0,
+                              scale_pos_weight=pos_weight, random_state=SEED, n_jobs=2, verbose=-1)
+
+
+def xgb(pos_weight: float, n_estimators: int = 400) -> Any:
+    import xgboost
+
+    return xgboost.XGBClassifier(n_estimators=n_estimators, learning_rate=0.04, max_depth=5, min_child_weight=5,
+                                 subsample=0.8, colsample_bytree=0.7, reg_lambda=1.0, tree_method="hist",
+                                 scale_pos_weight=pos_weight, random_state=SEED, n_jobs=2, eval_metric="logloss")
+
+
+@dataclass
+class AcceptanceEnsemble:
+    numeric: list[str]
+    categorical: list[str]
+    text: str | None = "text"
+    n_folds: int = 3
+    n_estimators: int = 400
+    encoder: Encoder | None = None
+    base: dict[str, Any] = field(default_factory=dict)
+    stacker: Any = None
+    threshold: float = 0.5
+    oof_auc: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def base_names(self) -> list[str]:
+        return ["lightgbm", "xgboost"] + (["text"] if self.text else [])
+
+    def _fit_bases(self, df: pl.DataFrame, y: np.ndarray) -> dict[str, Any]:
+        assert self.encoder is not None
+        x = self.encoder.transform(df)
+        pw = float((len(y) - y.sum()) / max(y.sum(), 1))
+        models: dict[str, Any] = {"lightgbm": lgbm(pw, self.n_estimators), "xgboost": xgb(pw, self.n_estimators)}
+        models["lightgbm"].fit(x, y)
+        models["xgboost"].fit(x, y)
+        if self.text:
+            models["text"] = text_pipeline().fit(df[self.text].fill_null("").to_list(), y)
+        return models
+
+    def _base_logits(self, models: dict[str, Any], df: pl.DataFrame) -> np.ndarray:
+        assert self.encoder is not None
+        x = self.encoder.transform(df)
+        cols = [_logit(models["lightgbm"].predict_proba(x)[:, 1]), _logit(models["xgboost"].predict_proba(x)[:, 1])]
+        if self.text:
+            cols.append(_logit(models["text"].predict_proba(df[self.text].fill_null("").to_list())[:, 1]))
+        return np.column_stack(cols)
+
+    def fit(self, df: pl.DataFrame, y: np.ndarray) -> "AcceptanceEnsemble":
+        """``df`` must be sorted by time: folds are contiguous blocks, each predicted by models
+        trained only on the blocks before it."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import f1_score, roc_auc_score
+
+        y = np.asarray(y, dtype=np.int64)
+        if len(np.unique(y)) < 2:
+            from kforge.errors import InputError
+
+            raise InputError(f"training labels have one class only ({int(y.sum())} positives of {len(y)})")
+        self.encoder = Encoder(self.numeric, self.categorical).fit(df)
+        edges = np.linspace(0, len(y), self.n_folds + 2).astype(int)
+        oof_x, oof_y = [], []
+        for k in range(1, self.n_folds + 1):
+            tr, va = slice(0, edges[k]), slice(edges[k], edges[k + 1])
+            if len(np.unique(y[tr])) < 2 or va.stop - va.start == 0:
+                continue
+            oof_x.append(self._base_logits(self._fit_bases(df[tr], y[tr]), df[va]))
+            oof_y.append(y[va])
+        ox, oy = np.vstack(oof_x), np.concatenate(oof_y)
+        self.oof_auc = {n: float(roc_auc_score(oy, ox[:, i])) for i, n in enumerate(self.base_names)
+                        if len(np.unique(oy)) > 1}
+        self.stacker = LogisticRegression(C=1.0, max_iter=1000).fit(ox, oy)
+        p = self.stacker.predict_proba(ox)[:, 1]
+        grid = np.quantile(p, np.linspace(0.05, 0.95, 91))
+        self.threshold = float(max(grid, key=lambda t: f1_score(oy, p >= t, zero_division=0)))
+        self.base = self._fit_bases(df, y)
+        return self
+
+    def predict_components(self, df: pl.DataFrame) -> dict[str, np.ndarray]:
+        z = self._base_logits(self.base, df)
+        out = {n: 1 / (1 + np.exp(-z[:, i])) for i, n in enumerate(self.base_names)}
+        out["ensemble"] = self.stacker.predict_proba(z)[:, 1]
+        return out
+
+    def predict_proba(self, df: pl.DataFrame) -> np.ndarray:
+        return self.predict_components(df)["ensemble"]
+
+    def contributions(self, df: pl.DataFrame) -> tuple[list[str], np.ndarray]:
+        """XGBoost ``pred_contribs`` (per-row SHAP values, last column = bias)."""
+        import xgboost
+
+        assert self.encoder is not None
+        booster = self.base["xgboost"].get_booster()
+        contrib = booster.predict(xgboost.DMatrix(self.encoder.transform(df)), pred_contribs=True)
+        return self.encoder.columns(), contrib[:, :-1]
+
+    def top_features(self, df: pl.DataFrame, k: int = 3) -> list[str]:
+        names, contrib = self.contributions(df)
+        order = np.argsort(-np.abs(contrib), axis=1)[:, :k]
+        return ["; ".join(f"{names[j]}={contrib[i, j]:+.3f}" for j in row) for i, row in enumerate(order)]

@@ -1,0 +1,120 @@
+"""Train + evaluate one acceptance target on a time split, with baselines and gates in the same run.
+
+Example::
+
+    res = train_and_evaluate(frame, COMMIT, TrainConfig(cutoff="2022-01-01", test_end="2023-01-01"))
+    res.metrics["test_roc_auc"], res.gates
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from kforge.acceptance.dataset import Split, parse_date, time_split
+from kforge.acceptance.metrics import auc, binary_metrics, fit_baselines, per_group
+from kforge.acceptance.model import AcceptanceEnsemble
+from kforge.acceptance.spec import TargetSpec
+
+LABEL_COLUMNS = {"event_ts", "y", "fixed_later", "reverted", "first_fix_ts", "merged", "merged_commit",
+                 "days_to_merge", "fixed_by", "reverted_by"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    cutoff: str = ""                 # ISO date; empty = automatic (last test_fraction of observable rows)
+    test_end: str = ""
+    min_observation_days: int = 180
+    test_fraction: float = 0.2
+    n_folds: int = 3
+    n_estimators: int = 400
+    min_test_rows: int = 200
+    min_test_class: int = 20
+    use_text: bool = True
+
+
+@dataclass
+class TrainResult:
+    spec: TargetSpec
+    model: AcceptanceEnsemble
+    split: Split
+    metrics: dict[str, float]
+    scores: dict[str, np.ndarray]
+    per_group: pl.DataFrame
+    gates: dict[str, tuple[bool, str]]
+    importances: pl.DataFrame
+    params: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def failed_gates(self) -> list[str]:
+        return [k for k, (ok, _) in self.gates.items() if not ok]
+
+    @property
+    def y_test(self) -> np.ndarray:
+        return self.split.test["y"].cast(pl.Int64).to_numpy()
+
+
+def train_and_evaluate(frame: pl.DataFrame, spec: TargetSpec, cfg: TrainConfig,
+                       pit_passed: bool | None = None) -> TrainResult:
+    split = time_split(frame, parse_date(cfg.cutoff) if cfg.cutoff else None,
+                       parse_date(cfg.test_end) if cfg.test_end else None, cfg.min_observation_days,
+                       test_fraction=cfg.test_fraction)
+    train, test = split.train, split.test
+    from kforge.errors import InputError
+
+    if train.height < 50 or test.height == 0:
+        raise InputError(f"split leaves {train.height} training and {test.height} test rows: too few "
+                         f"(cutoff {split.describe()['split_cutoff']}); choose other dates or more data")
+    y_tr = train["y"].cast(pl.Int64).to_numpy()
+    y_te = test["y"].cast(pl.Int64).to_numpy()
+    model = AcceptanceEnsemble(list(spec.numeric), list(spec.categorical), spec.text if cfg.use_text else None,
+                               n_folds=cfg.n_folds, n_estimators=cfg.n_estimators).fit(train, y_tr)
+    comps = model.predict_components(test)
+    base = fit_baselines(train, y_tr, test, list(spec.numeric), spec.lines_added)
+    scores = {"model": comps["ensemble"], **{f"base_{k}": v for k, v in comps.items() if k != "ensemble"}, **base}
+    metrics = binary_metrics(y_te, comps["ensemble"], model.threshold)
+    for name, p in scores.items():
+        if name != "model":
+            metrics[f"test_roc_auc_{name}"] = auc(y_te, p)
+    metrics |= {f"oof_roc_auc_{k}": v for k, v in model.oof_auc.items()}
+    names, contrib = model.contributions(test)
+    imp = pl.DataFrame({"feature": names, "mean_abs_contribution": np.abs(contrib).mean(axis=0)}).sort(
+        "mean_abs_contribution", descending=True)
+    gates = evaluation_gates(split, spec, metrics, cfg, pit_passed)
+    params = {**split.describe(), "target": spec.target, "n_folds": cfg.n_folds, "n_estimators": cfg.n_estimators,
+              "use_text": cfg.use_text, "threshold": model.threshold, "n_features": len(spec.feature_columns)}
+    return TrainResult(spec, model, split, metrics, scores, per_group(test, y_te, comps["ensemble"], spec.group),
+                       gates, imp, params)
+
+
+def evaluation_gates(split: Split, spec: TargetSpec, m: dict[str, float], cfg: TrainConfig,
+                     pit_passed: bool | None) -> dict[str, tuple[bool, str]]:
+    """The honest-evaluation checks; any failure blocks promotion."""
+    tr, te = split.train, split.test
+    max_tr, min_te = int(tr["t"].max()), int(te["t"].min())  # type: ignore[arg-type]
+    labels_asof = bool(tr.filter(pl.col("y") & (pl.col("event_ts") >= split.cutoff_ts)).height == 0)
+    time_ok = max_tr < min_te and max_tr < split.cutoff_ts <= min_te and labels_asof
+    leaked = sorted(set(spec.feature_columns) & LABEL_COLUMNS)
+    suspicious = [c for c in spec.numeric if _single_auc(te, c) > 0.97]
+    pit_ok = pit_passed is not False
+    future_ok = not leaked and not suspicious and pit_ok
+    pos, n = int(m.get("test_positives", 0)), int(m.get("test_n", 0))
+    size_ok = n >= cfg.min_test_rows and pos >= cfg.min_test_class and n - pos >= cfg.min_test_class
+    a, la, lr = m.get("test_roc_auc", float("nan")), m["test_roc_auc_lines_added"], m["test_roc_auc_plain_lr"]
+    return {
+        "time_split": (time_ok, f"train ends {max_tr}, test starts {min_te}, cutoff {split.cutoff_ts}, "
+                                f"train labels as of cutoff: {labels_asof}"),
+        "no_future_features": (future_ok, f"label columns used: {leaked or 'none'}; near-perfect single "
+                                          f"features: {suspicious or 'none'}; point-in-time check: "
+                                          f"{'not run' if pit_passed is None else pit_passed}"),
+        "test_size": (size_ok, f"{n} test rows, {pos} positives, {n - pos} negatives "
+                               f"(need >= {cfg.min_test_rows} rows, >= {cfg.min_test_class} per class)"),
+        "beats_lines_added": (bool(a > la), f"model AUC {a:.4f} vs lines-added (LApredict) {la:.4f}"),
+        "beats_plain_lr": (bool(a > lr), f"model AUC {a:.4f} vs plain logistic regression {lr:.4f}"),
+    }
+
+
+def _single_auc(df: pl.DataFrame, col: str) -> float:
+    y = df["y"].cast(pl.Int64).to_numpy()
+    a = auc(y, df[col].cast(pl.Float64).fill_null(0.0).to_numpy())
+    return 0.0 if np.isnan(a) else max(a, 1 - a)

@@ -1,0 +1,198 @@
+"""Training-data exports (JSONL, alpaca-style ``instruction``/``input``/``output`` + metadata).
+
+Modes:
+* ``standard``: commit message -> diff;
+* ``commit-message``: diff -> commit message;
+* ``bugfix``: buggy commit (message + diff) -> the fixing diff, pairs from ``commit_chains``;
+* ``security``: like ``standard`` restricted to commits tagged ``security``.
+
+Rows are deduplicated by patch id (backports and cherry-picks keep the earliest), filtered by
+quality score, tags, subsystems and date, and split by time (the newest ``test_fraction`` is
+``test``; a patch id never appears on both sides). An axolotl-style YAML config is written
+beside each export. :func:`validate_export` is what the asset check runs.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from kforge.commits.patchid import patch_ids
+from kforge.commits.quality import quality_score
+from kforge.errors import InputError
+from kforge.storage import Warehouse
+
+MODES = ("standard", "commit-message", "bugfix", "security")
+REQUIRED_KEYS = ("id", "mode", "instruction", "input", "output", "repo", "sha", "date", "subsystem", "tags",
+                 "quality", "patch_id", "split")
+
+
+@dataclass
+class ExportFilters:
+    min_quality: float = 0.0
+    tags: list[str] = field(default_factory=list)
+    exclude_tags: list[str] = field(default_factory=list)
+    subsystems: list[str] = field(default_factory=list)
+    since: str | None = None
+    until: str | None = None
+    repos: list[str] = field(default_factory=list)
+    limit: int | None = None
+    test_fraction: float = 0.1
+
+    def check(self) -> None:
+        if not 0.0 <= self.min_quality <= 1.0:
+            raise InputError(f"--min-quality must be within 0..1, got {self.min_quality}")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise InputError(f"--test-fraction must be within [0, 1), got {self.test_fraction}")
+        if self.limit is not None and self.limit <= 0:
+            raise InputError(f"--limit must be positive, got {self.limit}")
+        for d in (self.since, self.until):
+            if d is not None:
+                try:
+                    pl.Series([d]).str.to_date("%Y-%m-%d")
+                except Exception:
+                    raise InputError(f"dates must be YYYY-MM-DD, got {d!r}") from None
+
+
+def _base(wh: Warehouse) -> pl.DataFrame:
+    for t in ("commits", "commit_diffs"):
+        if not wh.has_table(t):
+            raise InputError(f"table {t!r} is missing: ingest a repository and materialize `commit_diffs` first")
+    commits = wh.read_table("commits")
+    diffs = wh.read("select repo, sha, diff, truncated from commit_diffs")
+    tags = wh.read("select repo, sha, list(distinct tag order by tag) as tags from commit_tags group by 1, 2") \
+        if wh.has_table("commit_tags") else pl.DataFrame(schema={"repo": pl.String, "sha": pl.String, "tags": pl.List(pl.String)})
+    subsystem = wh.read(
+        "select repo, sha, mode(subsystem) as subsystem from file_changes group by 1, 2") if wh.has_table("file_changes") \
+        else pl.DataFrame(schema={"repo": pl.String, "sha": pl.String, "subsystem": pl.String})
+    df = (commits.join(diffs, on=["repo", "sha"], how="inner")
+          .join(tags, on=["repo", "sha"], how="left").join(subsystem, on=["repo", "sha"], how="left")
+          .with_columns(pl.col("tags").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+                        pl.lit(True).alias("has_diff")))
+    return df.with_columns(quality_score(df), patch_ids(df["diff"]),
+                           pl.from_epoch("author_ts").dt.strftime("%Y-%m-%d").alias("date"))
+
+
+def _message(subject: pl.Expr, body: pl.Expr) -> pl.Expr:
+    return pl.concat_str([subject, pl.lit("\n\n"), body.fill_null("")]).str.strip_chars()
+
+
+def _rows(df: pl.DataFrame, mode: str, wh: Warehouse) -> pl.DataFrame:
+    msg = _message(pl.col("subject"), pl.col("body"))
+    if mode in ("standard", "security"):
+        if mode == "security":
+            df = df.filter(pl.col("tags").list.contains("security"))
+        return df.with_columns(pl.lit("Write the patch (unified diff) for this commit message.").alias("instruction"),
+                               msg.alias("input"), pl.col("diff").alias("output"))
+    if mode == "commit-message":
+        return df.with_columns(pl.lit("Write a kernel-style commit message for this diff.").alias("instruction"),
+                               pl.col("diff").alias("input"), msg.alias("output"))
+    # bugfix: buggy -> fix
+    if not wh.has_table("commit_chains"):
+        raise InputError("bugfix export needs `commit_chains`: materialize it first")
+    chains = wh.read("select repo, fix_sha, target_sha from commit_chains where kind = 'fixes' and target_sha is not null")
+    buggy = df.select("repo", pl.col("sha").alias("target_sha"), pl.col("diff").alias("buggy_diff"),
+                      msg.alias("buggy_message"))
+    pairs = df.join(chains, left_on=["repo", "sha"], right_on=["repo", "fix_sha"], how="inner").join(
+        buggy, on=["repo", "target_sha"], how="inner")
+    return pairs.with_columns(
+        pl.lit("This commit introduced a bug. Write the fixing patch (unified diff).").alias("instruction"),
+        pl.concat_str([pl.col("buggy_message"), pl.lit("\n\n"), pl.col("buggy_diff")]).alias("input"),
+        pl.col("diff").alias("output"))
+
+
+def build_export(wh: Warehouse, mode: str, filters: ExportFilters | None = None) -> pl.DataFrame:
+    """The export rows (not yet written)."""
+    if mode not in MODES:
+        raise InputError(f"unknown export mode {mode!r}; choose one of {', '.join(MODES)}")
+    f = filters or ExportFilters()
+    f.check()
+    df = _base(wh).filter(~pl.col("is_merge"))
+    if f.repos:
+        df = df.filter(pl.col("repo").is_in(f.repos))
+    if f.since:
+        df = df.filter(pl.col("date") >= f.since)
+    if f.until:
+        df = df.filter(pl.col("date") <= f.until)
+    if f.subsystems:
+        df = df.filter(pl.col("subsystem").is_in(f.subsystems) | pl.col("subject_prefix").is_in(f.subsystems))
+    if f.tags:
+        df = df.filter(pl.col("tags").list.set_intersection(f.tags).list.len() > 0)
+    if f.exclude_tags:
+        df = df.filter(pl.col("tags").list.set_intersection(f.exclude_tags).list.len() == 0)
+    df = df.filter(pl.col("quality") >= f.min_quality)
+    rows = _rows(df, mode, wh)
+    # dedup: empty diffs out, one row per patch id (earliest wins: backports/cherry-picks dropped)
+    rows = (rows.filter((pl.col("output").str.len_chars() > 0) & (pl.col("input").str.len_chars() > 0)
+                        & (pl.col("patch_id") != ""))
+            .sort("author_ts").unique(subset=["patch_id"], keep="first", maintain_order=True))
+    if f.limit:
+        rows = rows.tail(f.limit)
+    n_test = int(round(rows.height * f.test_fraction))
+    rows = rows.with_columns(
+        pl.when(pl.int_range(pl.len()) >= pl.len() - n_test).then(pl.lit("test")).otherwise(pl.lit("train")).alias("split"))
+    return rows.select(
+        pl.concat_str([pl.col("repo"), pl.lit(":"), pl.col("sha").str.slice(0, 12), pl.lit(":"), pl.lit(mode)]).alias("id"),
+        pl.lit(mode).alias("mode"), "instruction", "input", "output", "repo", "sha", "date",
+        pl.col("subsystem").fill_null(""), "tags", "quality", "patch_id", "split")
+
+
+def write_export(rows: pl.DataFrame, out: str | Path, mode: str) -> dict[str, Any]:
+    """Write JSONL + an axolotl-style YAML beside it; return a summary."""
+    out = Path(out)
+    if out.suffix != ".jsonl":
+        raise InputError(f"--out must end in .jsonl, got {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".jsonl.tmp")
+    rows.write_ndjson(tmp)
+    tmp.replace(out)  # atomic: a killed export never leaves a half file under the final name
+    cfg = {
+        "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "adapter": "lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "lora_target_linear": True,
+        "datasets": [{"path": str(out), "type": "alpaca", "split": "train"}],
+        "test_datasets": [{"path": str(out), "type": "alpaca", "split": "train"}],
+        "dataset_filter_note": "rows carry split=train|test; filter on it before training",
+        "sequence_len": 2048, "micro_batch_size": 2, "gradient_accumulation_steps": 8, "num_epochs": 2,
+        "learning_rate": 2e-4, "optimizer": "adamw_torch", "lr_scheduler": "cosine", "bf16": "auto",
+        "output_dir": f"./outputs/kforge-{mode}",
+    }
+    yaml_path = out.with_suffix(".axolotl.yaml")
+    yaml_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return {"path": str(out), "config": str(yaml_path), "rows": rows.height,
+            "train": int((rows["split"] == "train").sum()), "test": int((rows["split"] == "test").sum())}
+
+
+def validate_export(path: str | Path) -> list[str]:
+    """Problems with an export file: schema, empty fields, duplicates, split leakage."""
+    path = Path(path)
+    problems: list[str] = []
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            problems.append(f"line {i}: not JSON")
+    if not rows:
+        return problems + ["no rows"]
+    for i, r in enumerate(rows, start=1):
+        missing = [k for k in REQUIRED_KEYS if k not in r]
+        if missing:
+            problems.append(f"row {i}: missing {missing}")
+        elif not str(r["input"]).strip() or not str(r["output"]).strip():
+            problems.append(f"row {i}: empty input or output")
+    df = pl.DataFrame([{k: r.get(k) for k in ("id", "patch_id", "split", "date")} for r in rows])
+    if df["id"].n_unique() != df.height:
+        problems.append(f"{df.height - df['id'].n_unique()} duplicate ids")
+    if df["patch_id"].n_unique() != df.height:
+        problems.append(f"{df.height - df['patch_id'].n_unique()} duplicate patch ids (near-duplicates/backports)")
+    train, test = df.filter(pl.col("split") == "train"), df.filter(pl.col("split") == "test")
+    if train.height and test.height:
+        leaked = set(train["patch_id"]) & set(test["patch_id"])
+        if leaked:
+            problems.append(f"{len(leaked)} patch ids in both train and test")
+        if train["date"].max() > test["date"].min():  # type: ignore[operator]
+            problems.append("split is not by time: a train row is newer than a test row")
+    return problems

@@ -1,0 +1,185 @@
+"""The generation corpus: one row per commit with its diff, message and targets, split by time.
+
+Sources: the warehouse's ``commit_diffs`` (joined to ``commits`` for the author, to drop bots),
+or ``*.diffs.parquet`` files (with the sibling ``*.commits.parquet`` when present). Cleaning
+happens *before* splitting: bot commits and near-identical messages (same text once numbers,
+hex ids and whitespace are normalised; first occurrence kept) are dropped, and how many is
+reported. Reviewer feedback (accepted/edited messages for a diff) joins the training split only.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from kforge.errors import InputError
+from kforge.generation import labels
+from kforge.storage import Warehouse
+
+BOT = re.compile(r"(\[bot\]|\bbot@|-bot\b|dependabot|renovate|github-actions|noreply@github|patchwork-bot|\bautomation\b)", re.I)
+REQUIRED = ("repo", "sha", "author_date", "subject", "body", "diff")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class CorpusReport:
+    rows_in: int
+    bots: int
+    near_duplicates: int
+    empty: int
+    train: int
+    val: int
+    test: int
+    feedback_rows: int
+    train_end: str
+    test_start: str
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def _norm_message(subject: str, body: str) -> str:
+    text = f"{subject}\n{labels.strip_trailers(body)[:300]}".lower()
+    text = re.sub(r"\b[0-9a-f]{7,40}\b", "H", text)
+    text = re.sub(r"\d+", "0", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _check_columns(df: pl.DataFrame, where: str) -> None:
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise InputError(f"{where} lacks column(s) {', '.join(missing)}; expected the commit_diffs schema "
+                         f"({', '.join(REQUIRED)}, parent, ...)")
+
+
+def load_from_warehouse(wh: Warehouse) -> pl.DataFrame:
+    if not wh.has_table("commit_diffs"):
+        raise InputError("the warehouse has no commit_diffs table: materialize kernel_commits/commit_diffs "
+                         "(or run `kforge ingest` + the commit_diffs asset) first")
+    if wh.has_table("commits"):
+        df = wh.read("select d.*, c.author_email, c.author_name from commit_diffs d "
+                     "left join commits c on c.repo = d.repo and c.sha = d.sha")
+    else:
+        df = wh.read_table("commit_diffs")
+    _check_columns(df, "commit_diffs")
+    return df
+
+
+def load_from_parquet(files: list[Path]) -> pl.DataFrame:
+    frames = []
+    for f in files:
+        if not Path(f).exists():
+            raise InputError(f"{f}: no such file")
+        try:
+            df = pl.read_parquet(f)
+        except Exception as exc:
+            raise InputError(f"{f} is not a readable parquet file: {exc}") from None
+        _check_columns(df, str(f))
+        commits = Path(str(f).replace(".diffs.parquet", ".commits.parquet"))
+        if commits != Path(f) and commits.exists() and "author_email" not in df.columns:
+            authors = pl.read_parquet(commits, columns=["sha", "author_email", "author_name"])
+            df = df.join(authors, on="sha", how="left")
+        frames.append(df)
+    if not frames:
+        raise InputError("no diff files given")
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def feedback_examples(wh: Warehouse) -> pl.DataFrame:
+    """Accepted/edited generated messages with their diff, as extra training rows."""
+    if not wh.has_table("feedback_generation"):
+        return pl.DataFrame()
+    fb = wh.read("select * from feedback_generation where verdict in ('accept', 'edit') and diff is not null "
+                 "and length(diff) > 0")
+    if fb.height == 0:
+        return fb
+    msg = pl.when(pl.col("verdict") == "edit").then(pl.col("final_message")).otherwise(pl.col("generated_message"))
+    fb = fb.with_columns(msg.alias("message")).filter(pl.col("message").is_not_null())
+    parts = fb["message"].str.split_exact("\n\n", 1)
+    return pl.DataFrame({
+        "repo": "feedback", "sha": ("fb" + fb["feedback_id"].cast(pl.String)),
+        "parent": None, "author_date": fb["received_at"].dt.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+        "subject": parts.struct.field("field_0").str.strip_chars(),
+        "body": parts.struct.field("field_1").fill_null("").str.strip_chars(),
+        "diff": fb["diff"], "author_email": fb["reviewer"].fill_null(""), "author_name": "",
+    })
+
+
+def build_corpus(raw: pl.DataFrame, *, val_frac: float = 0.1, test_frac: float = 0.1,
+                 feedback: pl.DataFrame | None = None, max_rows: int = 0) -> tuple[pl.DataFrame, CorpusReport]:
+    """Clean, label and split by time. ``max_rows`` keeps the most recent rows (0 = all)."""
+    if not (0 < test_frac < 0.5 and 0 <= val_frac < 0.5):
+        raise InputError(f"bad split fractions val={val_frac} test={test_frac}: need 0<=val<0.5, 0<test<0.5")
+    _check_columns(raw, "corpus")
+    n_in = raw.height
+    df = raw.with_columns(
+        pl.col("author_date").str.to_datetime("%Y-%m-%dT%H:%M:%S%z", strict=False).dt.convert_time_zone("UTC").alias("ts"),
+        pl.col("subject").fill_null(""), pl.col("body").fill_null(""), pl.col("diff").fill_null(""),
+    )
+    for c in ("author_email", "author_name", "parent"):
+        if c not in df.columns:
+            df = df.with_columns(pl.lit(None, pl.String).alias(c))
+    empty_mask = (df["subject"].str.strip_chars() == "") | (df["diff"].str.strip_chars() == "") | df["ts"].is_null()
+    n_empty = int(empty_mask.sum())
+    df = df.filter(~empty_mask)
+    who = df["author_email"].fill_null("") + " " + df["author_name"].fill_null("")
+    bot_mask = who.str.contains(BOT.pattern) | df["subject"].str.contains(r"(?i)^(automated|auto-generated|\[bot\])")
+    n_bots = int(bot_mask.sum())
+    df = df.filter(~bot_mask).sort("ts", "sha")
+    df = df.with_columns(pl.Series("norm", [_norm_message(s, b) for s, b in zip(df["subject"], df["body"], strict=True)]))
+    before = df.height
+    df = df.unique(subset=["norm"], keep="first", maintain_order=True)
+    n_dup = before - df.height
+    if max_rows and df.height > max_rows:
+        df = df.tail(max_rows)
+    if df.height < 20:
+        raise InputError(f"only {df.height} usable commits after cleaning (need >= 20 to split by time)")
+    df = _label(df)
+    n = df.height
+    n_test = max(1, int(n * test_frac))
+    n_val = int(n * val_frac)
+    split = ["train"] * (n - n_test - n_val) + ["val"] * n_val + ["test"] * n_test
+    df = df.with_columns(pl.Series("split", split), pl.lit("commit").alias("source"))
+    n_fb = 0
+    if feedback is not None and feedback.height:
+        fb = _label(feedback.with_columns(
+            pl.col("author_date").str.to_datetime("%Y-%m-%dT%H:%M:%S%z", strict=False).dt.convert_time_zone("UTC").alias("ts"),
+            pl.lit("").alias("norm")))
+        fb = fb.with_columns(pl.lit("train").alias("split"), pl.lit("feedback").alias("source"))
+        n_fb = fb.height
+        df = pl.concat([df, fb.select(df.columns)], how="vertical_relaxed")
+    out = df.select("repo", "sha", "parent", "ts", "subject", "body", "diff", "prefix", "change_type", "complexity",
+                    "family", "issue", "split", "source")
+    train = out.filter((pl.col("split") == "train") & (pl.col("source") == "commit"))
+    test = out.filter(pl.col("split") == "test")
+    rep = CorpusReport(n_in, n_bots, n_dup, n_empty, int((out["split"] == "train").sum()),
+                       int((out["split"] == "val").sum()), test.height, n_fb,
+                       str(train["ts"].max()), str(test["ts"].min()))
+    return out, rep
+
+
+def _label(df: pl.DataFrame) -> pl.DataFrame:
+    prefixes = [labels.subject_prefix(s) for s in df["subject"]]
+    types = [labels.change_type(s, b) for s, b in zip(df["subject"], df["body"], strict=True)]
+    sizes = [labels.complexity(*labels.diff_lines(d)) for d in df["diff"]]
+    return df.with_columns(
+        pl.Series("prefix", prefixes, dtype=pl.String), pl.Series("change_type", types, dtype=pl.String),
+        pl.Series("complexity", sizes, dtype=pl.String),
+        pl.Series("family", [labels.family(p) for p in prefixes], dtype=pl.String),
+        pl.Series("issue", [labels.strip_trailers(b) for b in df["body"]], dtype=pl.String),
+    )
+
+
+def split_frames(corpus: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    return {s: corpus.filter(pl.col("split") == s) for s in SPLITS}
+
+
+def check_time_split(corpus: pl.DataFrame) -> tuple[bool, str]:
+    """Every commit row in val/test is no earlier than every commit row in train."""
+    c = corpus.filter(pl.col("source") == "commit")
+    tr, te = c.filter(pl.col("split") == "train")["ts"], c.filter(pl.col("split").is_in(["val", "test"]))["ts"]
+    if tr.len() == 0 or te.len() == 0:
+        return False, "empty train or held-out split"
+    ok = tr.max() <= te.min()
+    return bool(ok), f"train ends {tr.max()}, held-out starts {te.min()}"
