@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-
 from kforge.errors import InputError
 from kforge.mixins.catalogue import Catalogue
 from kforge.storage import Warehouse

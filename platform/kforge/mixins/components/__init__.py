@@ -11,7 +11,12 @@ from kforge.mixins.components.infrastructure import (
     MetricsMixin,
 )
 from kforge.mixins.components.nodes import NODE_TYPES
-from kforge.mixins.components.resilience import CircuitBreakerMixin, RateLimiterMixin, RetryMixin, TimeoutMixin
+from kforge.mixins.components.resilience import (
+    CircuitBreakerMixin,
+    RateLimiterMixin,
+    RetryMixin,
+    TimeoutMixin,
+)
 
 BUILTIN_MIXINS: dict[str, type[Mixin]] = {
     cls.__name__.removesuffix("Mixin"): cls

@@ -111,7 +111,7 @@ class TimeoutMixin(Mixin):
     async def aprocess(self, request: Request) -> Any:
         try:
             return await asyncio.wait_for(super().aprocess(request), self.env.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TimeoutError(f"request {request.rid} timed out") from None
 
     def invariants(self, env: Env, requests: list[Request]) -> list[str]:
