@@ -11,6 +11,8 @@ FEATURES = [
     "d_free_5", "d_free_15", "d_free_30", "d_avail_5", "d_avail_15", "d_avail_30",
     "avail_min_30", "d_frag_10", "frag_max_30", "fail_1", "fail_5", "fail_30",
     "stall_1", "stall_5", "stall_30", "compactions_30", "tte_30", "d_anon_30",
+    "usable_frac", "d_usable_10", "d_usable_30", "tte_usable", "accel_avail", "tte_5",
+    "d_anon_5", "accel_anon",
 ]
 
 
@@ -29,6 +31,7 @@ def window_features(samples: pl.DataFrame) -> pl.DataFrame:
         ((pl.col("free_pages") + pl.col("cache_pages")) / pl.col("total_pages")).alias("avail_frac"),
         (pl.col("anon_pages") / pl.col("total_pages")).alias("anon_frac"),
         (pl.col("largest_free_block").cast(pl.Float64) + 1).log(2).alias("largest_free_log2"),
+        (pl.col("free_pages") * (1 - pl.col("frag_index")) / pl.col("total_pages")).alias("usable_frac"),
     )
     df = df.with_columns(
         *[(pl.col("free_frac") - _lag("free_frac", k)).alias(f"d_free_{k}") for k in (5, 15, 30)],
@@ -44,9 +47,19 @@ def window_features(samples: pl.DataFrame) -> pl.DataFrame:
         _rsum("stall_ms", 30).alias("stall_30"),
         _rsum("compactions", 30).cast(pl.Float64).alias("compactions_30"),
         (pl.col("anon_frac") - _lag("anon_frac", 30)).alias("d_anon_30"),
+        (pl.col("anon_frac") - _lag("anon_frac", 5)).alias("d_anon_5"),
+        (pl.col("usable_frac") - _lag("usable_frac", 10)).alias("d_usable_10"),
+        (pl.col("usable_frac") - _lag("usable_frac", 30)).alias("d_usable_30"),
     )
-    decline = (-pl.col("d_avail_30") / 30).clip(lower_bound=1e-5)
-    return df.with_columns((pl.col("avail_frac") / decline).clip(0, 3600).alias("tte_30"))
+    df = df.with_columns((pl.col("d_avail_5") - _lag("d_avail_5", 5)).alias("accel_avail"),
+                         (pl.col("d_anon_5") - _lag("d_anon_5", 5)).alias("accel_anon"))
+
+    def tte(level: str, delta: str, k: int) -> pl.Expr:
+        return (pl.col(level) / (-pl.col(delta) / k).clip(lower_bound=1e-5)).clip(0, 3600)
+
+    return df.with_columns(tte("avail_frac", "d_avail_30", 30).alias("tte_30"),
+                           tte("avail_frac", "d_avail_5", 5).alias("tte_5"),
+                           tte("usable_frac", "d_usable_30", 30).alias("tte_usable"))
 
 
 def horizon_labels(samples: pl.DataFrame, events: pl.DataFrame, horizon_s: float) -> pl.DataFrame:
