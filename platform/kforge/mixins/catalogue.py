@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 import polars as pl
+
 from kforge.config import Paths
 from kforge.errors import InputError
 from kforge.mixins.components import BUILTIN_MIXINS, BUILTIN_NODES

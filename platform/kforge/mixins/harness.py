@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
+
 from kforge.mixins.catalogue import Catalogue
 from kforge.mixins.components.base import EXPECTED_ERRORS, NodeBase
 from kforge.mixins.scenarios import SCENARIOS, Scenario, build

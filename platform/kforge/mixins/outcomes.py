@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+
 from kforge.errors import InputError
 from kforge.mixins.catalogue import Catalogue
 from kforge.storage import Warehouse
@@ -207,6 +208,6 @@ def feedback_to_outcomes(feedback: pl.DataFrame) -> pl.DataFrame:
         rows.append({"mixins": [m for m in r["mixins"].split(",") if m], "node_type": r["node_type"],
                      "passed": r["outcome"] == "success", "conflict_reason": r.get("conflict_reason"),
                      "scenario": "production", "mode": r.get("mode") or "unknown",
-                     "observed_at": r.get("observed_at_ts") or r["received_at"],
+                     "observed_at": _when(r["observed_at"]) if r.get("observed_at") else r["received_at"],
                      "source": f"feedback:{r['feedback_id']}", "detail": r.get("notes") or ""})
     return trials_frame(rows, source="feedback")

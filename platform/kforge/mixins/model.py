@@ -1,0 +1,109 @@
+"""The compatibility model: LightGBM + random forest averaged, then Platt-calibrated on a slice of
+training pairs held out from both base models; per-prediction feature contributions (TreeSHAP from
+LightGBM) for explanations.
+
+Example::
+
+    m = CompatModel.fit(train_frame, feature_cols, seed=0)
+    m.predict_proba(test_frame)          # calibrated P(success)
+    m.explain(test_frame.head(1), k=5)   # [[(feature, value, contribution), ...]]
+"""
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+LGBM_PARAMS = {"n_estimators": 250, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 10,
+               "subsample": 0.9, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0, "verbose": -1,
+               "n_jobs": 1}
+RF_PARAMS = {"n_estimators": 200, "min_samples_leaf": 3, "max_features": "sqrt", "n_jobs": 2}
+
+
+def _matrix(frame: pl.DataFrame, cols: list[str]) -> np.ndarray:
+    present = [pl.col(c).cast(pl.Float64) if c in frame.columns else pl.lit(None, pl.Float64).alias(c) for c in cols]
+    return frame.select(present).to_numpy().astype(np.float64)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+@dataclass
+class CompatModel:
+    feature_cols: list[str]
+    lgbm: Any
+    rf: Any
+    calib: tuple[float, float]
+    fill: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, frame: pl.DataFrame, feature_cols: list[str], seed: int = 0, calib_fraction: float = 0.2,
+            group_col: str = "combination") -> "CompatModel":
+        from lightgbm import LGBMClassifier
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.linear_model import LogisticRegression
+
+        groups = sorted(frame[group_col].unique().to_list())
+        rng = random.Random(seed)
+        rng.shuffle(groups)
+        calib_groups = set(groups[: max(1, int(len(groups) * calib_fraction))])
+        is_cal = frame[group_col].is_in(sorted(calib_groups)).to_numpy()
+        y = frame["passed"].cast(pl.Int32).to_numpy()
+        if len(set(y[~is_cal])) < 2:
+            raise ValueError("training rows hold only one outcome class; observe more outcomes first")
+        X = _matrix(frame, feature_cols)
+        fill = {c: float(np.nanmedian(X[:, i])) if np.isfinite(X[:, i]).any() else 0.0
+                for i, c in enumerate(feature_cols)}
+        lgbm = LGBMClassifier(random_state=seed, **LGBM_PARAMS).fit(X[~is_cal], y[~is_cal])
+        rf = RandomForestClassifier(random_state=seed, **RF_PARAMS).fit(_filled(X[~is_cal], feature_cols, fill), y[~is_cal])
+        model = cls(feature_cols, lgbm, rf, (1.0, 0.0), fill,
+                    {"lgbm": LGBM_PARAMS, "rf": RF_PARAMS, "calib_fraction": calib_fraction, "seed": seed})
+        raw = model.raw_proba_matrix(X[is_cal])
+        if is_cal.sum() >= 20 and len(set(y[is_cal])) == 2:
+            lr = LogisticRegression(C=10.0).fit(_logit(raw).reshape(-1, 1), y[is_cal])
+            model.calib = (float(lr.coef_[0][0]), float(lr.intercept_[0]))
+        return model
+
+    def raw_proba_matrix(self, X: np.ndarray) -> np.ndarray:
+        p_gb = self.lgbm.predict_proba(X)[:, 1]
+        p_rf = self.rf.predict_proba(_filled(X, self.feature_cols, self.fill))[:, 1]
+        return (p_gb + p_rf) / 2
+
+    def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
+        raw = self.raw_proba_matrix(_matrix(frame, self.feature_cols))
+        a, b = self.calib
+        return 1 / (1 + np.exp(-(a * _logit(raw) + b)))
+
+    def explain(self, frame: pl.DataFrame, k: int = 5) -> list[list[tuple[str, float, float]]]:
+        """Top-``k`` features by |contribution| to the boosted model's log-odds, per row."""
+        X = _matrix(frame, self.feature_cols)
+        contrib = self.lgbm.predict(X, pred_contrib=True)
+        out = []
+        for i in range(X.shape[0]):
+            c = contrib[i, :-1]
+            top = np.argsort(-np.abs(c))[:k]
+            out.append([(self.feature_cols[j], _num(X[i, j]), float(c[j])) for j in top if c[j] != 0])
+        return out
+
+    def importances(self) -> dict[str, float]:
+        gain = self.lgbm.booster_.feature_importance(importance_type="gain")
+        total = float(gain.sum()) or 1.0
+        return {c: float(g) / total for c, g in zip(self.feature_cols, gain, strict=True)}
+
+
+def _num(v: float) -> float:
+    return float("nan") if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def _filled(X: np.ndarray, cols: list[str], fill: dict[str, float]) -> np.ndarray:
+    X = X.copy()
+    for i, c in enumerate(cols):
+        col = X[:, i]
+        col[~np.isfinite(col)] = fill.get(c, 0.0)
+    return X
