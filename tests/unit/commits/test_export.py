@@ -49,8 +49,8 @@ def test_filters(wh: Warehouse) -> None:
     mm = build_export(wh, "standard", ExportFilters(subsystems=["mm"]))
     assert mm.height > 0
     assert all(sub == "mm" or msg.startswith("mm:") for sub, msg in mm.select("subsystem", "input").iter_rows())
-    late = build_export(wh, "standard", ExportFilters(since="2020-01-01", until="2020-06-30"))
-    assert late["date"].min() >= "2020-01-01" and late["date"].max() <= "2020-06-30"
+    late = build_export(wh, "standard", ExportFilters(since="2019-03-01", until="2019-04-30"))
+    assert late.height > 0 and late["date"].min() >= "2019-03-01" and late["date"].max() <= "2019-04-30"
     assert build_export(wh, "standard", ExportFilters(limit=5)).height == 5
 
 
