@@ -10,6 +10,7 @@ the same held-out rows of three splits.
 """
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,27 +70,29 @@ def _score(name: str, train: pl.DataFrame, test: pl.DataFrame, cols: list[str], 
     return SplitResult(name, metrics, train.height, test.height, frame, checks), model
 
 
-def seen_pair_split(outcomes: pl.DataFrame, cat: Catalogue, seed: int = 0,
-                    frame: pl.DataFrame | None = None) -> tuple[SplitResult, CompatModel, pl.DataFrame]:
-    frame = frame if frame is not None else feature_frame(outcomes, cat)
+Build = Callable[..., pl.DataFrame]
+
+
+def seen_pair_split(outcomes: pl.DataFrame, build: Build, seed: int = 0) -> tuple[SplitResult, CompatModel, pl.DataFrame]:
+    frame = build(outcomes)
     cut = frame["observed_at"].sort()[int(frame.height * 0.7)]
     before = frame.filter(pl.col("observed_at") < cut)
     after = frame.filter(pl.col("observed_at") >= cut)
     seen_keys = before.select("combination", "node_type").unique()
     test = after.join(seen_keys, on=["combination", "node_type"], how="semi")
-    train = feature_frame(outcomes.filter(pl.col("observed_at") < cut), cat, mask_fraction=MASK_FRACTION, seed=seed)
+    train = build(outcomes.filter(pl.col("observed_at") < cut), mask_fraction=MASK_FRACTION, seed=seed)
     checks = {"split_by_time": bool(train["observed_at"].max() < test["observed_at"].min()),
               "test_large_enough": test.height >= MIN_TEST_ROWS}
     res, model = _score("seen_pair", train, test, feature_columns(frame), seed, checks)
     return res, model, frame
 
 
-def _weighted(outcomes: pl.DataFrame, cat: Catalogue, train_ids: set[int], seed: int) -> pl.DataFrame:
+def _weighted(outcomes: pl.DataFrame, build: Build, train_ids: set[int]) -> pl.DataFrame:
     w = outcomes["outcome_id"].is_in(sorted(train_ids)).cast(pl.Float64).to_numpy()
-    return feature_frame(outcomes, cat, weights=w)
+    return build(outcomes, weights=w)
 
 
-def unseen_pair_split(outcomes: pl.DataFrame, cat: Catalogue, seed: int = 0) -> SplitResult:
+def unseen_pair_split(outcomes: pl.DataFrame, build: Build, seed: int = 0) -> SplitResult:
     pairs = sorted(outcomes.filter(pl.col("set_size") == 2)["combination"].unique().to_list())
     rng = random.Random(seed)
     rng.shuffle(pairs)
@@ -97,9 +100,8 @@ def unseen_pair_split(outcomes: pl.DataFrame, cat: Catalogue, seed: int = 0) -> 
     held_sets = [set(p.split("+")) for p in held]
     contains_held = [any(h <= set(m) for h in held_sets) for m in outcomes["mixins"].to_list()]
     train_ids = {oid for oid, bad in zip(outcomes["outcome_id"].to_list(), contains_held, strict=True) if not bad}
-    frame = _weighted(outcomes, cat, train_ids, seed)
-    train = feature_frame(outcomes.filter(pl.col("outcome_id").is_in(sorted(train_ids))), cat,
-                          mask_fraction=MASK_FRACTION, seed=seed)
+    frame = _weighted(outcomes, build, train_ids)
+    train = build(outcomes.filter(pl.col("outcome_id").is_in(sorted(train_ids))), mask_fraction=MASK_FRACTION, seed=seed)
     test = frame.filter(pl.col("combination").is_in(sorted(held)))
     checks = {"pairs_disjoint": not (set(train["combination"].unique().to_list()) & held),
               "test_history_hidden": bool((test["h_pair_n"].fill_null(0) == 0).all()),
@@ -108,7 +110,7 @@ def unseen_pair_split(outcomes: pl.DataFrame, cat: Catalogue, seed: int = 0) -> 
     return res
 
 
-def unseen_mixin_split(outcomes: pl.DataFrame, cat: Catalogue, seed: int = 0, folds: int = 4) -> SplitResult:
+def unseen_mixin_split(outcomes: pl.DataFrame, build: Build, seed: int = 0, folds: int = 4) -> SplitResult:
     mixins = sorted({m for ms in outcomes["mixins"].to_list() for m in ms})
     rng = random.Random(seed + 1)
     rng.shuffle(mixins)
@@ -124,9 +126,8 @@ def unseen_mixin_split(outcomes: pl.DataFrame, cat: Catalogue, seed: int = 0, fo
                     if len(ms) == 2 and set(ms) & held and min(fold_of[m] for m in ms) == k}
         if not test_ids or not train_ids:
             continue
-        frame = _weighted(outcomes, cat, train_ids, seed)
-        train_out = outcomes.filter(pl.col("outcome_id").is_in(sorted(train_ids)))
-        train = feature_frame(train_out, cat, mask_fraction=MASK_FRACTION, seed=seed)
+        frame = _weighted(outcomes, build, train_ids)
+        train = build(outcomes.filter(pl.col("outcome_id").is_in(sorted(train_ids))), mask_fraction=MASK_FRACTION, seed=seed)
         test = frame.filter(pl.col("outcome_id").is_in(sorted(test_ids)))
         seen = {m for ms in train["mixins"].to_list() for m in ms}
         checks["mixins_unseen"] &= not (seen & held)
@@ -139,10 +140,14 @@ def unseen_mixin_split(outcomes: pl.DataFrame, cat: Catalogue, seed: int = 0, fo
     return SplitResult("unseen_mixin", metrics, int(np.mean([p.n_train for p in parts])), preds.height, preds, checks)
 
 
-def evaluate(outcomes: pl.DataFrame, cat: Catalogue, seed: int = 0) -> Evaluation:
-    seen, model, frame = seen_pair_split(outcomes, cat, seed)
-    splits = {"seen_pair": seen, "unseen_pair": unseen_pair_split(outcomes, cat, seed),
-              "unseen_mixin": unseen_mixin_split(outcomes, cat, seed)}
+def evaluate(outcomes: pl.DataFrame, cat: Catalogue, seed: int = 0,
+             build: Callable[..., pl.DataFrame] | None = None) -> Evaluation:
+    """All three splits. ``build(outcomes, weights=..., mask_fraction=..., seed=...)`` makes a
+    feature frame (default :func:`feature_frame` with this catalogue)."""
+    b = build or (lambda o, **kw: feature_frame(o, cat, **kw))
+    seen, model, frame = seen_pair_split(outcomes, b, seed)
+    splits = {"seen_pair": seen, "unseen_pair": unseen_pair_split(outcomes, b, seed),
+              "unseen_mixin": unseen_mixin_split(outcomes, b, seed)}
     return Evaluation(splits, model, frame, fit_strength(frame))
 
 

@@ -20,6 +20,7 @@ import polars as pl
 LGBM_PARAMS = {"n_estimators": 250, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 10,
                "subsample": 0.9, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0, "verbose": -1,
                "n_jobs": 1}
+CALIB_MODE = "time"   # calibration slice: the latest training rows ("time") or held-out pairs ("group")
 RF_PARAMS = {"n_estimators": 200, "min_samples_leaf": 3, "max_features": "sqrt", "n_jobs": 2}
 
 
@@ -49,11 +50,15 @@ class CompatModel:
         from sklearn.ensemble import RandomForestClassifier
         from sklearn.linear_model import LogisticRegression
 
-        groups = sorted(frame[group_col].unique().to_list())
-        rng = random.Random(seed)
-        rng.shuffle(groups)
-        calib_groups = set(groups[: max(1, int(len(groups) * calib_fraction))])
-        is_cal = frame[group_col].is_in(sorted(calib_groups)).to_numpy()
+        if CALIB_MODE == "time":
+            cut = frame["observed_at"].sort()[int(frame.height * (1 - calib_fraction))]
+            is_cal = (frame["observed_at"] >= cut).to_numpy()
+        else:
+            groups = sorted(frame[group_col].unique().to_list())
+            rng = random.Random(seed)
+            rng.shuffle(groups)
+            calib_groups = set(groups[: max(1, int(len(groups) * calib_fraction))])
+            is_cal = frame[group_col].is_in(sorted(calib_groups)).to_numpy()
         y = frame["passed"].cast(pl.Int32).to_numpy()
         if len(set(y[~is_cal])) < 2:
             raise ValueError("training rows hold only one outcome class; observe more outcomes first")
@@ -63,7 +68,8 @@ class CompatModel:
         lgbm = LGBMClassifier(random_state=seed, **LGBM_PARAMS).fit(X[~is_cal], y[~is_cal])
         rf = RandomForestClassifier(random_state=seed, **RF_PARAMS).fit(_filled(X[~is_cal], feature_cols, fill), y[~is_cal])
         model = cls(feature_cols, lgbm, rf, (1.0, 0.0), fill,
-                    {"lgbm": LGBM_PARAMS, "rf": RF_PARAMS, "calib_fraction": calib_fraction, "seed": seed})
+                    {"lgbm": LGBM_PARAMS, "rf": RF_PARAMS, "calib_fraction": calib_fraction, "calib_mode": CALIB_MODE,
+                     "seed": seed})
         raw = model.raw_proba_matrix(X[is_cal])
         if is_cal.sum() >= 20 and len(set(y[is_cal])) == 2:
             lr = LogisticRegression(C=10.0).fit(_logit(raw).reshape(-1, 1), y[is_cal])
