@@ -156,6 +156,15 @@ def run_trial(cat: Catalogue, order: list[str], node_type: str, scenario: str, s
                  (time.perf_counter() - t0) * 1000)
 
 
+def run_scenario(cat: Catalogue, order: list[str], node_type: str, sc: Scenario) -> tuple[str | None, str]:
+    """Run a hand-built scenario; returns (conflict reason or None, detail)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return _execute(cat, order, node_type, sc, loop)
+    finally:
+        loop.close()
+
+
 def _execute(cat: Catalogue, order: list[str], node_type: str, sc: Scenario,
              loop: asyncio.AbstractEventLoop) -> tuple[str | None, str]:
     try:
