@@ -76,3 +76,16 @@ def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
                 "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.org", **(env or {})}
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
                           env=full_env).stdout
+
+
+@pytest.fixture(autouse=True)
+def _reset_dagster_defs_state_storage():  # noqa: ANN202
+    """dagster's instance_for_test leaves its (disposed) defs-state storage in a context variable;
+    later definition loads in the same process then fail with 'undefined DagsterInstance weakref'."""
+    yield
+    try:
+        from dagster._core.storage.defs_state import base
+
+        base._current_storage.set(None)
+    except (ImportError, AttributeError):  # pragma: no cover
+        pass

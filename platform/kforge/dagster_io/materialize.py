@@ -36,9 +36,9 @@ def materialize_selection(paths: Paths, selection: str | None = None, data: str 
     os.environ["KFORGE_HOME"] = str(paths.home)
     if data:
         os.environ["KFORGE_DATA"] = data
+    inst = kforge_instance(paths)
     defs = build_definitions()
     graph = defs.resolve_asset_graph()
-    inst = kforge_instance(paths)
     sel = dg.AssetSelection.from_string(selection) if selection else dg.AssetSelection.all()
     keys = sel.resolve(graph)
     assets_defs = list(defs.assets or [])

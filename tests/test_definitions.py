@@ -1,0 +1,45 @@
+"""The whole graph loads, and the jobs, schedules and sensors users rely on exist."""
+
+import dagster as dg
+
+from jobs.definitions import build_definitions, domain_modules
+
+REQUIRED_GROUPS = {"kernel_commits"}
+REQUIRED_JOBS = {"ingest_repository_job", "refresh_commit_tables"}
+REQUIRED_SCHEDULES = {"nightly_ingest", "nightly_commit_tables"}
+REQUIRED_SENSORS = {"repository_sensor"}
+
+
+def test_definitions_load_and_name_what_users_need(kforge_home) -> None:
+    with dg.instance_for_test():
+        _check_definitions(build_definitions())
+
+
+def _check_definitions(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert REQUIRED_GROUPS <= groups
+    assert REQUIRED_JOBS <= {j.name for j in defs.jobs or []}
+    assert REQUIRED_SCHEDULES <= {s.name for s in defs.schedules or []}
+    assert REQUIRED_SENSORS <= {s.name for s in defs.sensors or []}
+    for s in defs.schedules or []:
+        assert s.execution_timezone, f"schedule {s.name} needs an explicit timezone"
+    assert {"warehouse", "mlflow", "git_repos", "data"} <= set(defs.resources or {})
+    assert defs.resolve_all_job_defs()
+
+
+def test_every_domain_module_exposes_defs_without_resources() -> None:
+    import importlib
+
+    for name in domain_modules():
+        module = importlib.import_module(name)
+        d = getattr(module, "defs", None)
+        assert isinstance(d, dg.Definitions), name
+        assert not d.resources, f"{name}: resources are bound once in jobs/definitions.py"
+
+
+def test_importing_definitions_opens_nothing(tmp_path, monkeypatch) -> None:
+    home = tmp_path / "untouched"
+    monkeypatch.setenv("KFORGE_HOME", str(home))
+    build_definitions()
+    assert not home.exists()
