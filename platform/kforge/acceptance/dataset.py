@@ -21,16 +21,9 @@ from datetime import UTC, datetime
 import polars as pl
 
 from kforge.errors import InputError
+from kforge.features.build import commit_event_times
 
 DAY = 86400
-
-
-def commit_event_times(chains: pl.DataFrame) -> pl.DataFrame:
-    """Per (repo, sha): the first time a later commit fixed or reverted it (from ``commit_chains``)."""
-    resolved = chains.filter(pl.col("target_sha").is_not_null() & (pl.col("target_sha") != pl.col("fix_sha")))
-    return (resolved.group_by("repo", pl.col("target_sha").alias("sha"))
-            .agg(pl.col("fix_ts").min().alias("event_ts"),
-                 (pl.col("kind") == "reverts").any().alias("reverted")))
 
 
 def commit_survival_frame(features: pl.DataFrame, chains: pl.DataFrame,
@@ -58,6 +51,7 @@ class Split:
     min_observation_days: int
     excluded_censored_train: int
     excluded_censored_test: int
+    train_labels: str = "as_of_cutoff"
 
     def describe(self) -> dict[str, object]:
         iso = lambda ts: datetime.fromtimestamp(ts, UTC).date().isoformat()  # noqa: E731
@@ -68,7 +62,7 @@ class Split:
             "train_positive_rate": float(self.train["y"].mean() or 0.0) if self.train.height else 0.0,
             "test_positive_rate": float(self.test["y"].mean() or 0.0) if self.test.height else 0.0,
             "excluded_censored_train": self.excluded_censored_train,
-            "excluded_censored_test": self.excluded_censored_test,
+            "excluded_censored_test": self.excluded_censored_test, "train_labels": self.train_labels,
         }
 
 
@@ -81,10 +75,16 @@ def parse_date(value: str) -> int:
 
 def time_split(frame: pl.DataFrame, cutoff_ts: int | None = None, test_end_ts: int | None = None,
                min_observation_days: int = 180, snapshot_ts: int | None = None,
-               test_fraction: float = 0.2) -> Split:
+               test_fraction: float = 0.2, train_labels: str = "as_of_cutoff") -> Split:
     """Train on rows before ``cutoff_ts`` (labels as of the cutoff), test on
     ``[cutoff_ts, test_end_ts)`` (labels as of the snapshot). ``cutoff_ts=None`` picks the time
-    that leaves ``test_fraction`` of the observable rows for testing."""
+    that leaves ``test_fraction`` of the observable rows for testing.
+
+    ``train_labels="snapshot"`` labels training rows with everything observed up to the snapshot
+    (the usual offline protocol, which uses fixes that landed after the cutoff); the default
+    ``"as_of_cutoff"`` is what a model trained at the cutoff could really have known."""
+    if train_labels not in ("as_of_cutoff", "snapshot"):
+        raise InputError(f"train_labels must be as_of_cutoff or snapshot, got {train_labels!r}")
     if frame.height == 0:
         raise InputError("no rows to split")
     if "t" not in frame.columns or "event_ts" not in frame.columns:
@@ -102,10 +102,11 @@ def time_split(frame: pl.DataFrame, cutoff_ts: int | None = None, test_end_ts: i
     if end <= cutoff_ts:
         raise InputError("the test window ends before it starts: check the split dates")
     before = frame.filter(pl.col("t") < cutoff_ts)
-    train = before.filter(pl.col("t") <= cutoff_ts - min_obs).with_columns(
-        (pl.col("event_ts").is_not_null() & (pl.col("event_ts") < cutoff_ts)).alias("y"))
+    label_at = cutoff_ts if train_labels == "as_of_cutoff" else snap + 1
+    train = before.filter(pl.col("t") <= min(cutoff_ts, snap) - min_obs).with_columns(
+        (pl.col("event_ts").is_not_null() & (pl.col("event_ts") < label_at)).alias("y"))
     window = frame.filter((pl.col("t") >= cutoff_ts) & (pl.col("t") < end))
     test = window.filter(pl.col("t") <= snap - min_obs).with_columns(
         (pl.col("event_ts").is_not_null() & (pl.col("event_ts") <= snap)).alias("y"))
     return Split(train.sort("t"), test.sort("t"), int(cutoff_ts), end, snap, min_observation_days,
-                 before.height - train.height, window.height - test.height)
+                 before.height - train.height, window.height - test.height, train_labels)

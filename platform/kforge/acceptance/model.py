@@ -1,5 +1,5 @@
-"""The acceptance ensemble: LightGBM + XGBoost on the features, a linear text model on hashed
-n-grams, and a logistic stack on out-of-fold predictions (time-ordered folds).
+"""The acceptance ensemble: LightGBM + XGBoost on the features, a logistic regression on the
+log-scaled features, a linear text model on hashed n-grams, and a logistic stack on out-of-fold predictions (time-ordered folds).
 
 * class imbalance: ``scale_pos_weight`` (GBMs) and ``class_weight="balanced"`` (text);
 * calibration: the stacker is a logistic regression fit on out-of-fold base predictions, i.e.
@@ -63,12 +63,24 @@ def text_pipeline() -> Any:
     )
 
 
+def _signed_log(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def linear() -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5, class_weight="balanced"))
+
+
 def lgbm(pos_weight: float, n_estimators: int = 400) -> Any:
     import lightgbm as lgb
 
     return lgb.LGBMClassifier(n_estimators=n_estimators, learning_rate=0.03, num_leaves=31, min_child_samples=40,
                               subsample=0.8, subsample_freq=1, colsample_bytree=0.7, reg_lambda=1.0,
-                              scale_pos_weight=pos_weight, random_state=SEED, n_jobs=2, verbose=-1)
+                              scale_pos_weight=pos_weight, random_state=SEED, n_jobs=1, verbose=-1)
 
 
 def xgb(pos_weight: float, n_estimators: int = 400) -> Any:
@@ -76,7 +88,7 @@ def xgb(pos_weight: float, n_estimators: int = 400) -> Any:
 
     return xgboost.XGBClassifier(n_estimators=n_estimators, learning_rate=0.04, max_depth=5, min_child_weight=5,
                                  subsample=0.8, colsample_bytree=0.7, reg_lambda=1.0, tree_method="hist",
-                                 scale_pos_weight=pos_weight, random_state=SEED, n_jobs=2, eval_metric="logloss")
+                                 scale_pos_weight=pos_weight, random_state=SEED, n_jobs=1, eval_metric="logloss")
 
 
 @dataclass
@@ -94,7 +106,7 @@ class AcceptanceEnsemble:
 
     @property
     def base_names(self) -> list[str]:
-        return ["lightgbm", "xgboost"] + (["text"] if self.text else [])
+        return ["lightgbm", "xgboost", "linear"] + (["text"] if self.text else [])
 
     def _fit_bases(self, df: pl.DataFrame, y: np.ndarray) -> dict[str, Any]:
         assert self.encoder is not None
@@ -103,6 +115,7 @@ class AcceptanceEnsemble:
         models: dict[str, Any] = {"lightgbm": lgbm(pw, self.n_estimators), "xgboost": xgb(pw, self.n_estimators)}
         models["lightgbm"].fit(x, y)
         models["xgboost"].fit(x, y)
+        models["linear"] = linear().fit(_signed_log(x[:, : len(self.numeric)]), y)
         if self.text:
             models["text"] = text_pipeline().fit(df[self.text].fill_null("").to_list(), y)
         return models
@@ -110,7 +123,8 @@ class AcceptanceEnsemble:
     def _base_logits(self, models: dict[str, Any], df: pl.DataFrame) -> np.ndarray:
         assert self.encoder is not None
         x = self.encoder.transform(df)
-        cols = [_logit(models["lightgbm"].predict_proba(x)[:, 1]), _logit(models["xgboost"].predict_proba(x)[:, 1])]
+        cols = [_logit(models["lightgbm"].predict_proba(x)[:, 1]), _logit(models["xgboost"].predict_proba(x)[:, 1]),
+                _logit(models["linear"].predict_proba(_signed_log(x[:, : len(self.numeric)]))[:, 1])]
         if self.text:
             cols.append(_logit(models["text"].predict_proba(df[self.text].fill_null("").to_list())[:, 1]))
         return np.column_stack(cols)

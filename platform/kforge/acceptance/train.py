@@ -31,6 +31,7 @@ class TrainConfig:
     min_test_rows: int = 200
     min_test_class: int = 20
     use_text: bool = True
+    train_labels: str = "as_of_cutoff"   # or "snapshot" (see dataset.time_split)
 
 
 @dataclass
@@ -58,7 +59,7 @@ def train_and_evaluate(frame: pl.DataFrame, spec: TargetSpec, cfg: TrainConfig,
                        pit_passed: bool | None = None) -> TrainResult:
     split = time_split(frame, parse_date(cfg.cutoff) if cfg.cutoff else None,
                        parse_date(cfg.test_end) if cfg.test_end else None, cfg.min_observation_days,
-                       test_fraction=cfg.test_fraction)
+                       test_fraction=cfg.test_fraction, train_labels=cfg.train_labels)
     train, test = split.train, split.test
     from kforge.errors import InputError
 
@@ -92,7 +93,8 @@ def evaluation_gates(split: Split, spec: TargetSpec, m: dict[str, float], cfg: T
     """The honest-evaluation checks; any failure blocks promotion."""
     tr, te = split.train, split.test
     max_tr, min_te = int(tr["t"].max()), int(te["t"].min())  # type: ignore[arg-type]
-    labels_asof = bool(tr.filter(pl.col("y") & (pl.col("event_ts") >= split.cutoff_ts)).height == 0)
+    labels_asof = (split.train_labels == "snapshot"
+                   or tr.filter(pl.col("y") & (pl.col("event_ts") >= split.cutoff_ts)).height == 0)
     time_ok = max_tr < min_te and max_tr < split.cutoff_ts <= min_te and labels_asof
     leaked = sorted(set(spec.feature_columns) & LABEL_COLUMNS)
     suspicious = [c for c in spec.numeric if _single_auc(te, c) > 0.97]

@@ -7,16 +7,18 @@ Example::
 
 import polars as pl
 
+from kforge.commits.chains import build_chains
 from kforge.errors import InputError
 from kforge.features.jit import JIT_COLUMNS, commit_frame, file_frame, file_history, jit_metrics
-from kforge.features.kernel import TRAILERS, area_features, message_features
+from kforge.features.kernel import TRAILERS, area_features, bug_history, message_features
 
 KERNEL_NUMERIC = [
     *(f"n_{t}" for t in TRAILERS), "n_fixes", "cc_stable", "is_revert", "n_cve", "body_len", "body_lines",
     "rationale_words", "subject_len", "subject_colons", "committer_differs", "days_author_to_commit",
     "subsystem_commits", "subsystem_commits_1y", "subsystem_fix_rate_1y", "files_recently_fixed",
-    "file_fixes_1y", "new_files", "header_files", "test_files", "doc_files", "author_prior_fixes",
-    "author_tenure_days",
+    "file_fixes_1y", "new_files", "header_files", "test_files", "doc_files", "la_code", "ld_code", "nf_code",
+    "la_code_new_files", "la_code_existing_files", "la_test", "la_doc", "la_build", "author_prior_fixes",
+    "author_tenure_days", "file_prior_bugs", "files_with_prior_bugs", "author_prior_bugs",
 ]
 NUMERIC_FEATURES = [*JIT_COLUMNS, *KERNEL_NUMERIC]
 CATEGORICAL_FEATURES = ["subsystem"]
@@ -42,9 +44,20 @@ def normalize_commits(commits: pl.DataFrame) -> pl.DataFrame:
     for col in (*TRAILERS, "cve_ids"):
         if col not in commits.columns:
             add.append(pl.lit([], pl.List(pl.String)).alias(col))
-    if commits["fixes"].dtype != pl.List(pl.Struct({"sha": pl.String, "subject": pl.String})):
-        pass  # extra struct fields (parquet's resolved/resolved_by) are harmless: only list.len() is used
     return commits.with_columns(add) if add else commits
+
+
+def _chain_ready(commits: pl.DataFrame) -> pl.DataFrame:
+    """The commits frame with ``fixes`` as list[struct{sha, subject}] (what the chain builder reads)."""
+    fx = pl.col("fixes").list.eval(pl.struct(pl.element().struct.field("sha"), pl.element().struct.field("subject")))
+    return commits.with_columns(fx.alias("fixes"))
+
+
+def commit_event_times(chains: pl.DataFrame) -> pl.DataFrame:
+    """Per (repo, sha): the first time a later commit fixed or reverted it."""
+    resolved = chains.filter(pl.col("target_sha").is_not_null() & (pl.col("target_sha") != pl.col("fix_sha")))
+    return (resolved.group_by("repo", pl.col("target_sha").alias("sha"))
+            .agg(pl.col("fix_ts").min().alias("event_ts"), (pl.col("kind") == "reverts").any().alias("reverted")))
 
 
 def files_from_commit_files(commits: pl.DataFrame, rules: object | None = None) -> pl.DataFrame:
@@ -60,8 +73,13 @@ def files_from_commit_files(commits: pl.DataFrame, rules: object | None = None) 
     return f.with_columns(rules.column(f["path"]))  # type: ignore[attr-defined]
 
 
-def build_patch_features(commits: pl.DataFrame, files: pl.DataFrame) -> pl.DataFrame:
-    """One row per non-merge commit: keys, ``t`` (committer_ts), features and ``text``."""
+def build_patch_features(commits: pl.DataFrame, files: pl.DataFrame,
+                         chains: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One row per non-merge commit: keys, ``t`` (committer_ts), features and ``text``.
+
+    ``chains`` (``commit_chains``; default: resolved from ``commits``) gives the bug-history
+    features, each counted at the time the fix landed.
+    """
     commits = normalize_commits(commits)
     base = commit_frame(commits)
     if base.height == 0:
@@ -70,11 +88,15 @@ def build_patch_features(commits: pl.DataFrame, files: pl.DataFrame) -> pl.DataF
     jit = jit_metrics(base, f)
     msg = message_features(commits)
     area = area_features(base, f)
+    if chains is None:
+        chains = build_chains(_chain_ready(commits))
+    bugs = bug_history(base, f, commit_event_times(chains))
     text = commits.select("repo", "sha", (pl.col("subject").fill_null("") + "\n" + pl.col("body").fill_null(""))
                           .str.slice(0, TEXT_CHARS).alias(TEXT_COLUMN))
     out = (jit.with_columns(pl.col("fix").cast(pl.Int8))
            .join(msg, on=["repo", "sha"], how="left")
            .join(area, on=["repo", "sha"], how="left")
+           .join(bugs, on=["repo", "sha"], how="left")
            .join(text, on=["repo", "sha"], how="left"))
     out = out.with_columns(
         [pl.col(c).cast(pl.Float64).fill_null(0.0) for c in NUMERIC_FEATURES]

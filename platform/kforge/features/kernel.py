@@ -41,6 +41,8 @@ def area_features(base: pl.DataFrame, f: pl.DataFrame) -> pl.DataFrame:
     ``f`` is the per-file history of :func:`kforge.features.jit.file_history`.
     """
     lines = (pl.col("added") + pl.col("deleted"))
+    code = pl.col("path").str.contains(r"\.(c|h|cc|cpp|hpp|s|S|py|rs|go)$") & ~pl.col("path").str.contains(
+        r"(?i)(^|/)(test|tests|selftests?|app/test[^/]*)/")
     main_sub = (f.group_by("repo", "sha", "subsystem").agg(lines.sum().alias("_l"))
                 .sort(["repo", "sha", "_l", "subsystem"], descending=[False, False, True, False])
                 .group_by("repo", "sha").first().select("repo", "sha", pl.col("subsystem")))
@@ -66,6 +68,17 @@ def area_features(base: pl.DataFrame, f: pl.DataFrame) -> pl.DataFrame:
         pl.col("path").str.contains(r"\.(h|hpp)$").sum().alias("header_files"),
         pl.col("path").str.contains(r"(?i)(^|/)(test|tests|selftests?)/").sum().alias("test_files"),
         pl.col("path").str.contains(r"(?i)^(doc|documentation)/|\.(rst|md|txt)$").sum().alias("doc_files"),
+        pl.col("added").filter(code).sum().alias("la_code"),
+        pl.col("deleted").filter(code).sum().alias("ld_code"),
+        code.sum().alias("nf_code"),
+        pl.col("added").filter(code & (pl.col("path_changes") == 0)).sum().alias("la_code_new_files"),
+        pl.col("added").filter(code & (pl.col("path_changes") > 0)).sum().alias("la_code_existing_files"),
+        pl.col("added").filter(pl.col("path").str.contains(r"(?i)(^|/)(test|tests|selftests?|app/test[^/]*)/"))
+        .sum().alias("la_test"),
+        pl.col("added").filter(pl.col("path").str.contains(r"(?i)^(doc|documentation)/|\.(rst|md|txt)$"))
+        .sum().alias("la_doc"),
+        pl.col("added").filter(pl.col("path").str.contains(r"(?i)(meson|makefile|kconfig|\.mk$|\.build$)"))
+        .sum().alias("la_build"),
     )
     author = ["repo", "author"]
     a = base.select("repo", "sha", "author", "t", "fix")
@@ -77,3 +90,20 @@ def area_features(base: pl.DataFrame, f: pl.DataFrame) -> pl.DataFrame:
             .join(files, on=["repo", "sha"], how="left")
             .join(a.select("repo", "sha", "author_prior_fixes", "author_tenure_days"), on=["repo", "sha"], how="left")
             .with_columns(pl.col("subsystem").fill_null("none")))
+
+
+def bug_history(base: pl.DataFrame, f: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """How often earlier work in the same files / by the same author needed a fix, counted at the
+    time the fix landed (``events``: repo, sha, event_ts = first later Fixes:/revert), so only
+    fixes that happened before the commit are seen."""
+    ev = events.select("repo", "sha", pl.col("event_ts").alias("et"))
+    fe = f.select("repo", "sha", "path").join(ev, on=["repo", "sha"], how="inner").rename({"et": "t"})
+    ff = sum_before(f.select("repo", "sha", "path", "t"), cumulative(fe, ["repo", "path"], pl.len()),
+                    ["repo", "path"], pl.col("t"), "path_bugs")
+    files = ff.group_by("repo", "sha").agg(pl.col("path_bugs").sum().alias("file_prior_bugs"),
+                                          (pl.col("path_bugs") > 0).sum().alias("files_with_prior_bugs"))
+    ae = base.select("repo", "sha", "author").join(ev, on=["repo", "sha"], how="inner").rename({"et": "t"})
+    a = sum_before(base.select("repo", "sha", "author", "t"), cumulative(ae, ["repo", "author"], pl.len()),
+                   ["repo", "author"], pl.col("t"), "author_prior_bugs")
+    return (base.select("repo", "sha").join(files, on=["repo", "sha"], how="left")
+            .join(a.select("repo", "sha", "author_prior_bugs"), on=["repo", "sha"], how="left"))

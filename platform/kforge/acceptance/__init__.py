@@ -1,0 +1,1 @@
+"""Acceptance models: commit survival (later fixed/reverted) and patch e-mail merge prediction."""
