@@ -1,0 +1,94 @@
+"""Evaluation splits, the model against its baselines, and the prediction service with its cache."""
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from kforge.config import Paths
+from kforge.errors import InputError
+from kforge.mixins.service import PredictionService
+from kforge.mixins.training import score_on, train
+
+
+def test_splits_are_honest(trained, outcomes):
+    s = trained.evaluation.splits
+    assert trained.checks["split_integrity"] and trained.checks["no_label_leakage"], trained.checks
+    seen = s["seen_pair"]
+    assert seen.checks["split_by_time"]
+    held = set(s["unseen_pair"].predictions["combination"].unique().to_list())
+    assert held and all(len(c.split("+")) == 2 for c in held)
+    assert s["unseen_pair"].checks["test_history_hidden"] and s["unseen_mixin"].checks["mixins_unseen"]
+    for split in s.values():
+        assert split.n_test > 0 and {"model", "beta_binomial", "rules"} <= set(split.metrics)
+        assert 0 <= split.metrics["model"]["brier"] <= 1
+
+
+def test_model_learns_what_the_baseline_cannot_for_unseen_pairs(trained):
+    m = trained.evaluation.splits["unseen_pair"].metrics
+    # the Beta-binomial only knows the node type's rate for an unseen pair; structure must add ranking power
+    assert m["model"]["roc_auc"] > m["beta_binomial"]["roc_auc"] + 0.1
+    assert m["model"]["roc_auc"] > 0.7
+
+
+def test_gate_scores_only_models_that_did_not_train_on_the_rows(trained):
+    scored = score_on(trained.predictor, trained.heldout)
+    assert scored is not None and scored["n"] == trained.heldout.height
+    early = trained.heldout.with_columns(observed_at=pl.col("observed_at") - pl.duration(days=3650))
+    assert score_on(trained.predictor, early) is None
+
+
+def test_leaky_feature_blocks_promotion(outcomes, catalogue):
+    result = train(outcomes, catalogue, seed=1, extra_features={"label_copy": lambda f: f["passed"].cast(pl.Float64)})
+    assert not result.checks["no_label_leakage"] and "no_label_leakage" in result.blocked_by()
+    assert "label_copy" in result.leakage.describe()
+
+
+def test_too_few_outcomes_is_a_clear_error(outcomes, catalogue):
+    with pytest.raises(ValueError, match="at least"):
+        train(outcomes.head(50), catalogue)
+
+
+@pytest.fixture()
+def service(trained, kforge_home: Path, catalogue) -> PredictionService:
+    return PredictionService(Paths.of(kforge_home), predictor=trained.predictor, version=7, catalogue=catalogue)
+
+
+def test_check_explains_and_caches_by_version(service, trained, kforge_home, catalogue):
+    p = service.check(["caching", "Retry"], "reducer")
+    assert 0 < p["probability"] < 1 and p["regime"] == "seen_pair" and not p["cached"]
+    assert p["top_features"] and all({"feature", "value", "contribution"} <= set(f) for f in p["top_features"])
+    assert service.check(["Retry", "Caching"], "REDUCER")["cached"]
+    assert service.cache.size(7) == 1
+    newer = PredictionService(Paths.of(kforge_home), predictor=trained.predictor, version=8, catalogue=catalogue)
+    assert not newer.check(["Retry", "Caching"], "REDUCER")["cached"]   # a new version never reads old entries
+    assert newer.cache.invalidate(keep_version=8) == 1 and newer.cache.size() == 1
+
+
+def test_validate_finds_an_order_that_composes(service):
+    v = service.validate(["Connection", "Repository", "Retry"], "EFFECT")
+    assert not v["composition"]["composes"]
+    order = v["composition"]["working_order"]
+    assert order.index("Repository") < order.index("Connection")
+    assert len(v["pairs"]) == 3 and 0 <= v["set_probability"] <= 1
+    assert any("cannot compose" in w for w in v["warnings"])
+
+
+def test_recommend_ranks_candidates(service):
+    r = service.recommend("EFFECT", ["resilience"], ["Caching"], top=3)
+    recs = r["recommendations"]
+    assert len(recs) == 3 and recs[0]["probability"] >= recs[-1]["probability"]
+    assert all(rec["add"][0] in {"Retry", "CircuitBreaker", "Timeout", "RateLimiter"} for rec in recs)
+    assert all(rec["confidence"] in {"high", "medium", "low"} and rec["reasons"] for rec in recs)
+
+
+@pytest.mark.parametrize("call,error", [
+    (lambda s: s.check(["Caching"], "EFFECT"), "at least 2"),
+    (lambda s: s.check(["Caching", "Retry", "Audit"], "EFFECT"), "exactly two"),
+    (lambda s: s.check(["Caching", "caching"], "EFFECT"), "listed twice"),
+    (lambda s: s.check(["Caching", "Retry"], "SINK"), "unknown node type"),
+    (lambda s: s.recommend("EFFECT", ["teleportation"]), "nothing in the catalogue provides"),
+    (lambda s: s.recommend("EFFECT", []), "at least one capability"),
+])
+def test_user_errors(service, call, error):
+    with pytest.raises(InputError, match=error):
+        call(service)
