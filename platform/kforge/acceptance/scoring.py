@@ -1,0 +1,89 @@
+"""Score commits or patch e-mails with a registered acceptance model (default: the champion).
+
+Input kinds (detected from the file):
+* commits: a parquet with the commit-table schema (``../shared/data/kernel/*.commits.parquet``,
+  nested ``files``); history features use the warehouse's stored commits of the same repository
+  plus the file itself, as of each commit's time;
+* e-mails: a parquet with the acceptance e-mail schema (``raw_email`` ...), or an mbox/.patch/.eml.
+Output: ``sha``/``email_id``, ``p_defect``/``p_merged``, ``top_features`` (XGBoost contributions).
+"""
+
+from pathlib import Path
+
+import polars as pl
+
+from kforge.acceptance.spec import TargetSpec, spec_for
+from kforge.errors import InputError
+from kforge.registry import Tracker
+from kforge.storage import Warehouse
+
+
+def detect_target(path: Path) -> str:
+    if path.suffix in (".mbox", ".patch", ".eml", ".mail"):
+        return "email"
+    if path.suffix != ".parquet":
+        raise InputError(f"{path}: unsupported input (use a .parquet commit/e-mail table or an .mbox/.patch file)")
+    cols = pl.read_parquet_schema(path)
+    if "raw_email" in cols:
+        return "email"
+    if "sha" in cols and "subject" in cols:
+        return "commit"
+    raise InputError(f"{path}: neither a commit table (sha, subject, files, ...) nor an e-mail table (raw_email, ...)")
+
+
+def commit_rows(path: Path, wh: Warehouse) -> pl.DataFrame:
+    from kforge.features.build import build_patch_features, files_from_commit_files, normalize_commits
+
+    try:
+        new = normalize_commits(pl.read_parquet(path))
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"{path} is not a readable parquet file: {exc}") from None
+    if "repo" not in new.columns:
+        new = new.with_columns(pl.lit(path.name.split(".")[0]).alias("repo"))
+    files = files_from_commit_files(new)
+    if wh.has_table("commits") and wh.has_table("file_changes"):
+        repos = new["repo"].unique().to_list()
+        old = wh.read_table("commits").filter(pl.col("repo").is_in(repos) & ~pl.col("sha").is_in(new["sha"].implode()))
+        if old.height:
+            old_files = wh.read_table("file_changes").join(old.select("repo", "sha"), on=["repo", "sha"], how="semi")
+            common = [c for c in new.columns if c in old.columns]
+            new = pl.concat([old.select(common), new.select(common)], how="vertical_relaxed")
+            files = pl.concat([old_files.select(files.columns), files], how="vertical_relaxed")
+    wanted = pl.read_parquet(path, columns=["sha"])["sha"]
+    return build_patch_features(new, files).filter(pl.col("sha").is_in(wanted.implode()))
+
+
+def email_rows(path: Path) -> pl.DataFrame:
+    from kforge.acceptance.email_features import email_frame
+    from kforge.mail.archive import read_patches
+
+    mails = read_patches(path) if path.suffix != ".parquet" else pl.read_parquet(path)
+    return email_frame(mails)
+
+
+def score_file(path: str | Path, wh: Warehouse, tracker: Tracker, target: str = "auto", alias: str = "champion",
+               top_k: int = 3) -> pl.DataFrame:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    target = detect_target(p) if target == "auto" else target
+    spec: TargetSpec = spec_for(target)
+    rows = commit_rows(p, wh) if target == "commit" else email_rows(p)
+    if rows.height == 0:
+        raise InputError(f"{p}: nothing to score (no non-merge commits / patch e-mails)")
+    model = load_model(tracker, spec, alias)
+    return pl.DataFrame({spec.id_col: rows[spec.id_col], spec.score_col: model.predict_proba(rows),
+                         "top_features": model.top_features(rows, top_k)})
+
+
+def load_model(tracker: Tracker, spec: TargetSpec, alias: str):  # noqa: ANN201
+    import mlflow.pyfunc
+
+    if tracker.champion(spec.model_name) is None and alias == "champion":
+        raise InputError(f"{spec.model_name} has no champion yet: train it (materialize the acceptance group, or "
+                         f"`kforge acceptance train --target {spec.target}`) or promote a version")
+    try:
+        loaded = mlflow.pyfunc.load_model(tracker.model_uri(spec.model_name, alias))
+    except Exception as exc:
+        raise InputError(f"cannot load {spec.model_name}@{alias}: {exc}") from None
+    return loaded.unwrap_python_model().model
