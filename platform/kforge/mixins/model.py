@@ -67,6 +67,7 @@ class CompatModel:
                 for i, c in enumerate(feature_cols)}
         lgbm = LGBMClassifier(random_state=seed, **LGBM_PARAMS).fit(X[~is_cal], y[~is_cal])
         rf = RandomForestClassifier(random_state=seed, **RF_PARAMS).fit(_filled(X[~is_cal], feature_cols, fill), y[~is_cal])
+        rf.set_params(n_jobs=1)   # single-row serving: a thread pool per call costs more than it saves
         model = cls(feature_cols, lgbm, rf, (1.0, 0.0), fill,
                     {"lgbm": LGBM_PARAMS, "rf": RF_PARAMS, "calib_fraction": calib_fraction, "calib_mode": CALIB_MODE,
                      "seed": seed})
