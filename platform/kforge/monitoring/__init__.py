@@ -3,7 +3,12 @@ input drift into append-only warehouse tables; build a report (JSON + plot) from
 
 from kforge.monitoring.drift import profile, psi
 from kforge.monitoring.log import (
-    get_reference, log_followed, log_outcomes, log_predictions, set_reference, summarize_inputs,
+    get_reference,
+    log_followed,
+    log_outcomes,
+    log_predictions,
+    set_reference,
+    summarize_inputs,
 )
 from kforge.monitoring.report import monitoring_report, plot_report, report_frame, write_json
 

@@ -84,7 +84,8 @@ class MemorySim:
 
     # -- copying (the recommender simulates actions on forks) -----------------------------------
     def fork(self) -> "MemorySim":
-        """An independent copy of the mutable state; the workload (the future) is shared."""
+        """An independent copy of the mutable state; the workload (the future) is shared. Copied
+        free sets may pop blocks in another order, so block placement (not demand) can differ."""
         new = object.__new__(MemorySim)
         new.__dict__.update(self.__dict__)
         b = object.__new__(BuddyAllocator)

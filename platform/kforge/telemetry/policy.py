@@ -16,7 +16,15 @@ import numpy as np
 
 from kforge.errors import InputError
 from kforge.telemetry.schedsim import (
-    CFS, N_FEATURES, RoundRobin, SchedSim, SchedWorkload, SRPTOracle, features, make_sched_workload, run_policy,
+    CFS,
+    N_FEATURES,
+    RoundRobin,
+    SchedSim,
+    SchedWorkload,
+    SRPTOracle,
+    features,
+    make_sched_workload,
+    run_policy,
 )
 
 
@@ -124,9 +132,11 @@ class PolicyConfig:
     seed: int = 0
 
 
-def _batches(data: list[tuple[np.ndarray, int]], batch: int, rng: np.random.Generator):  # noqa: ANN202
+def _pack(data: list[tuple[np.ndarray, int]], batch: int) -> list[tuple]:
+    """Pre-built padded tensors, batches of similar candidate counts (built once per fit)."""
     torch = _torch()
-    order = rng.permutation(len(data))
+    order = sorted(range(len(data)), key=lambda i: len(data[i][0]))
+    out = []
     for i in range(0, len(order), batch):
         chunk = [data[j] for j in order[i:i + batch]]
         m = max(len(x) for x, _ in chunk)
@@ -135,18 +145,21 @@ def _batches(data: list[tuple[np.ndarray, int]], batch: int, rng: np.random.Gene
         for b, (f, _) in enumerate(chunk):
             x[b, :len(f)] = f
             mask[b, :len(f)] = True
-        yield torch.from_numpy(x), torch.from_numpy(mask), torch.tensor([y for _, y in chunk])
+        out.append((torch.from_numpy(x), torch.from_numpy(mask), torch.tensor([y for _, y in chunk])))
+    return out
 
 
 def _fit(module, data: list, epochs: int, lr: float, seed: int) -> list[float]:  # noqa: ANN001
     torch = _torch()
     opt = torch.optim.Adam(module.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
+    batches = _pack(data, 256)
     losses = []
     module.train()
     for _ in range(epochs):
         tot, n = 0.0, 0
-        for x, mask, y in _batches(data, 256, rng):
+        for k in rng.permutation(len(batches)):
+            x, mask, y = batches[k]
             loss = torch.nn.functional.cross_entropy(module(x, mask), y)
             opt.zero_grad()
             loss.backward()

@@ -1,0 +1,93 @@
+import numpy as np
+import polars as pl
+import pytest
+from kforge.errors import InputError
+from kforge.telemetry.features import FEATURES, horizon_labels, window_features
+from kforge.telemetry.forecast import (
+    ForecastConfig,
+    build_dataset,
+    event_metrics,
+    threshold_for_fpr,
+    train_and_evaluate,
+)
+from kforge.telemetry.memsim import MemorySim, simulate, simulate_many
+from kforge.telemetry.recommend import ACTIONS, recommend
+from kforge.telemetry.traces import read_trace, write_trace
+from kforge.telemetry.workloads import make_workload
+
+
+def test_features_are_point_in_time():
+    s, _ = simulate("burst", 1, 120)
+    full = window_features(s)
+    cut = window_features(s.filter(pl.col("t_s") <= 60))
+    a = full.filter(pl.col("t_s") <= 60).select(FEATURES)
+    assert np.allclose(a.to_numpy(), cut.select(FEATURES).to_numpy(), equal_nan=True)
+
+
+def test_labels_look_forward_only():
+    s = pl.DataFrame({"run_id": ["r"] * 5, "t_s": [1.0, 2, 3, 4, 5]})
+    e = pl.DataFrame({"run_id": ["r"], "t_s": [4.5], "kind": ["oom_kill"]})
+    y = horizon_labels(s, e, 2.0)["y"].to_list()
+    assert y == [0, 0, 1, 1, 0]
+
+
+def test_threshold_respects_target_fpr():
+    rng = np.random.default_rng(0)
+    scores, y = rng.random(1000), np.zeros(1000, dtype=int)
+    thr = threshold_for_fpr(scores, y, 0.1)
+    assert (scores >= thr).mean() <= 0.1
+
+
+def test_event_metrics_lead_times():
+    ds = pl.DataFrame({"run_id": ["r"] * 30, "t_s": np.arange(1.0, 31.0), "y": [0] * 30})
+    ev = pl.DataFrame({"run_id": ["r"], "t_s": [25.5], "kind": ["oom_kill"]})
+    score = np.zeros(30)
+    score[17] = 1.0                                # alarm at t=18 -> 7.5 s ahead
+    m = event_metrics(ds, ev, score, 0.5, horizon_s=20, lead_s=5)
+    assert m["recall_at_lead"] == 1.0 and m["lead_times"] == [7.5]
+    score[17], score[22] = 0.0, 1.0                # alarm at t=23 -> 2.5 s ahead: too late
+    assert event_metrics(ds, ev, score, 0.5, 20, 5)["recall_at_lead"] == 0.0
+
+
+def test_forecaster_trains_on_held_out_seeds_and_rejects_overlap():
+    s, e = simulate_many(["leak", "fragmenting"], [0, 1, 2], 300)
+    ds = build_dataset(s, e, 20)
+    runs = sorted(ds["run_id"].unique().to_list())
+    fit = [r for r in runs if r.endswith("-0")]
+    cal = [r for r in runs if r.endswith("-1")]
+    test = [r for r in runs if r.endswith("-2")]
+    res = train_and_evaluate(ds, e, fit, cal, test, ForecastConfig(n_estimators=40))
+    assert 0 <= res.metrics["test_fpr"] <= 1 and res.metrics["test_rows"] == 600
+    with pytest.raises(InputError, match="overlap"):
+        train_and_evaluate(ds, e, fit, cal, fit, ForecastConfig(n_estimators=10))
+
+
+def test_recommender_returns_an_action_with_outcomes():
+    sim = MemorySim(make_workload("leak", 2, 200))
+    sim.run_until(1000)
+    action, outcomes = recommend(sim, lookahead_s=5)
+    assert action in ACTIONS and set(outcomes) == set(ACTIONS)
+    assert outcomes[action]["cost"] == min(o["cost"] for o in outcomes.values())
+    assert sim.tick == 1000                       # the real machine was not touched
+
+
+def test_trace_roundtrip_and_errors(tmp_path):
+    s, e = simulate("leak", 0, 600)
+    p = write_trace(s, e, tmp_path / "host1.jsonl")
+    s2, e2 = read_trace(p)
+    assert s2.height == s.height and s2["run_id"][0] == "host1"
+    assert (s2["free_pages"] == s["free_pages"]).all()
+    assert e2.height == e.filter(pl.col("kind") == "oom_kill").height
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"ts": 1, "meminfo": "MemFree: 10 kB"}\n{"ts": 2, "meminfo": "MemFree: 10 kB"}\n')
+    with pytest.raises(InputError, match="MemTotal"):
+        read_trace(bad)
+    bad.write_text("not json\n")
+    with pytest.raises(InputError, match="not valid JSON"):
+        read_trace(bad)
+    with pytest.raises(InputError, match="no such trace"):
+        read_trace(tmp_path / "missing.jsonl")
+    slow = tmp_path / "slow.jsonl"
+    slow.write_text("\n".join(f'{{"ts": {i * 10}, "meminfo": "MemTotal: 100 kB\\nMemFree: 50 kB"}}' for i in range(5)))
+    with pytest.raises(InputError, match="1 s apart"):
+        read_trace(slow)
