@@ -33,7 +33,8 @@ def ingested(kforge_home: Path, demo_repo: Path) -> dg.DagsterInstance:
     return instance
 
 
-def test_features_model_gate_and_registry(kforge_home: Path, ingested: dg.DagsterInstance) -> None:
+def test_features_model_gate_and_registry(kforge_home: Path, ingested: dg.DagsterInstance,
+                                         capsys: pytest.CaptureFixture) -> None:
     cfg = {"ops": {"acceptance_commit_model": {"config": {"n_estimators": 60, "n_folds": 2,
                                                            "min_observation_days": 30}}}}
     res = dg.materialize([patch_features, acceptance_commit_model], instance=ingested,
@@ -43,7 +44,6 @@ def test_features_model_gate_and_registry(kforge_home: Path, ingested: dg.Dagste
     assert checks["time_split"].passed and checks["no_future_features"].passed
     mats = {m.asset_key.to_user_string(): m.materialization.metadata for m in res.get_asset_materialization_events()}
     md = mats["acceptance_commit_model"]
-    print({k: v.value for k, v in md.items() if k.startswith(("gate", "n_", "split"))}, {c: (v.passed, v.metadata["detail"].value) for c, v in checks.items() if c != "point_in_time"})
     assert md["model_version"].value == 1
     tracker = Tracker(Paths.of(kforge_home))
     run = tracker.client().get_run(md["mlflow_run_id"].value)
@@ -58,6 +58,71 @@ def test_features_model_gate_and_registry(kforge_home: Path, ingested: dg.Dagste
     assert md["gate_promoted"].value == gates_ok
     wh = Warehouse(Paths.of(kforge_home).warehouse)
     assert wh.count("acceptance_predictions") == wh.count("patch_features")
+    _score_and_manage_models(kforge_home, wh, gates_ok, capsys)
+
+
+def _score_and_manage_models(home: Path, wh: Warehouse, promoted: bool, capsys: pytest.CaptureFixture) -> None:
+    import polars as pl
+    from kforge.cli.main import main
+
+    files = wh.read_table("file_changes").group_by("repo", "sha").agg(
+        pl.struct("path", "added", "deleted", "binary").alias("files"))
+    commits = wh.read_table("commits").sort("committer_ts").tail(25).join(files, on=["repo", "sha"], how="left")
+    src, out = home / "new.commits.parquet", home / "scores.parquet"
+    commits.write_parquet(src)
+    assert main(["--home", str(home), "acceptance", "score", "--input", str(src), "--output", str(out),
+                 "--alias", "challenger"]) == 0
+    scores = pl.read_parquet(out)
+    assert scores.columns == ["sha", "p_defect", "top_features"]
+    assert scores.height == commits.filter(~pl.col("is_merge")).height
+    assert scores["p_defect"].is_between(0, 1).all() and scores["top_features"].str.contains("=").all()
+    assert main(["--home", str(home), "acceptance", "score", "--input", str(home / "missing.parquet"),
+                 "--output", str(out)]) == 2
+    capsys.readouterr()
+    assert main(["--home", str(home), "models", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "kforge-acceptance-commit" in listing and "challenger" in listing
+    assert main(["--home", str(home), "models", "promote", "kforge-acceptance-commit", "1"]) == 0
+    assert Tracker(Paths.of(home)).champion("kforge-acceptance-commit").version == 1
+    assert main(["--home", str(home), "models", "rollback", "kforge-acceptance-commit"]) == 2  # nothing before v1
+    assert main(["--home", str(home), "models", "promote", "kforge-nope", "1"]) == 2
+
+
+def test_feedback_sensor_requests_runs_and_keeps_cursor(kforge_home: Path) -> None:
+    from kforge.acceptance.retrain import RetrainPolicy
+    from kforge.feedback import add_feedback
+
+    from jobs.acceptance import build_feedback_sensor
+
+    sensor = build_feedback_sensor(RetrainPolicy(min_new_rows=2), name="test_sensor")
+    wh = Warehouse(Paths.of(kforge_home).warehouse)
+    res = {"warehouse": WarehouseResource(home=str(kforge_home)), "mlflow": MlflowResource(home=str(kforge_home))}
+
+    def tick(cursor: str | None):  # noqa: ANN202
+        ctx = dg.build_sensor_context(cursor=cursor, resources=res)
+        return sensor(ctx), ctx.cursor
+
+    result, cursor = tick(None)
+    assert isinstance(result, dg.SkipReason) and "no new acceptance feedback" in result.skip_message
+    row = {"target": "commit", "repo": "demo", "item_id": "abcdef1", "outcome": "true"}
+    add_feedback("acceptance", row, wh)
+    result, cursor = tick(cursor)
+    assert isinstance(result, dg.SkipReason) and "1 new rows < 2" in result.skip_message
+    add_feedback("acceptance", {**row, "item_id": "abcdef2"}, wh)
+    result, cursor = tick(cursor)
+    assert isinstance(result, dg.RunRequest) and result.run_key == "acceptance-feedback-2"
+    assert cursor == '{"last_request_id": 2}'
+    result, cursor = tick(cursor)
+    assert isinstance(result, dg.SkipReason) and cursor == '{"last_request_id": 2}'
+
+
+def test_definitions_include_the_loop() -> None:
+    from jobs.definitions import build_definitions
+
+    defs = build_definitions()
+    assert defs.resolve_job_def("retrain_acceptance") is not None
+    assert defs.resolve_schedule_def("nightly_acceptance").execution_timezone == "UTC"
+    assert defs.resolve_sensor_def("acceptance_feedback_sensor") is not None
 
 
 def test_email_model_without_data_skips_with_reason(kforge_home: Path) -> None:

@@ -76,8 +76,10 @@ def log_and_gate(tracker: Tracker, res: TrainResult, *, run_name: str, dagster_r
         example = res.split.test.select(cols).head(5).to_pandas()
         wrapper = AcceptancePyfunc(res.model, spec.target, spec.score_col)
         signature = infer_signature(example, wrapper.predict(None, example))
-        mlflow.pyfunc.log_model(name="model", python_model=wrapper, signature=signature, input_example=example,
-                                pip_requirements=PIP_REQUIREMENTS)
+        saved = out_dir / "model"
+        mlflow.pyfunc.save_model(str(saved), python_model=wrapper, signature=signature, input_example=example,
+                                 pip_requirements=PIP_REQUIREMENTS)
+        mlflow.log_artifacts(str(saved), "model")  # runs:/<id>/model, what the registry version points at
         run_id = run.info.run_id
     version = tracker.register(run_id, "model", spec.model_name, tags={"target": spec.target, "data_version": dv})
     decision = tracker.gate(spec.model_name, version, metric="test_roc_auc",

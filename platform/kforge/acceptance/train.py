@@ -97,7 +97,7 @@ def evaluation_gates(split: Split, spec: TargetSpec, m: dict[str, float], cfg: T
                    or tr.filter(pl.col("y") & (pl.col("event_ts") >= split.cutoff_ts)).height == 0)
     time_ok = max_tr < min_te and max_tr < split.cutoff_ts <= min_te and labels_asof
     leaked = sorted(set(spec.feature_columns) & LABEL_COLUMNS)
-    suspicious = [c for c in spec.numeric if _single_auc(te, c) > 0.97]
+    suspicious = [c for c in spec.numeric if c in te.columns and _single_auc(te, c) > 0.97]
     pit_ok = pit_passed is not False
     future_ok = not leaked and not suspicious and pit_ok
     pos, n = int(m.get("test_positives", 0)), int(m.get("test_n", 0))

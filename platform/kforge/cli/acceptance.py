@@ -84,7 +84,7 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
 def cmd_evaluate(ctx: Ctx, args: argparse.Namespace) -> int:
     from kforge.acceptance.evaluate import SUITES
 
-    data = ctx.data or Path(__file__).resolve().parents[4].parent / "shared" / "data"
+    data = ctx.data or Path(__file__).resolve().parents[4] / "shared" / "data"
     if not (data / "kernel").is_dir():
         raise InputError(f"real data not found at {data}: pass --data DIR (laid out like ../shared/data)")
     names = list(SUITES) if args.suite == "all" else [args.suite]

@@ -44,7 +44,8 @@ def normalize_commits(commits: pl.DataFrame) -> pl.DataFrame:
     for col in (*TRAILERS, "cve_ids"):
         if col not in commits.columns:
             add.append(pl.lit([], pl.List(pl.String)).alias(col))
-    return commits.with_columns(add) if add else commits
+    commits = commits.with_columns(add) if add else commits
+    return commits.with_columns(pl.col("reverts_sha_raw", "reverts_subject_raw", "subject", "body").cast(pl.String))
 
 
 def _chain_ready(commits: pl.DataFrame) -> pl.DataFrame:

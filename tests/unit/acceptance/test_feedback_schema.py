@@ -1,0 +1,34 @@
+"""The "acceptance" feedback family: validated rows, all-or-nothing imports."""
+
+import json
+from pathlib import Path
+
+import kforge.acceptance.feedback  # noqa: F401 - registers the schema
+import pytest
+from kforge.errors import InputError
+from kforge.feedback import add_feedback, feedback_since, import_feedback
+
+
+def test_add_and_reject(warehouse) -> None:  # noqa: ANN001
+    add_feedback("acceptance", {"target": "commit", "repo": "dpdk", "item_id": "abcdef123", "outcome": "true"},
+                 warehouse)
+    with pytest.raises(InputError, match="must be one of commit, email"):
+        add_feedback("acceptance", {"target": "patch", "repo": "r", "item_id": "x", "outcome": "1"}, warehouse)
+    with pytest.raises(InputError, match="p_predicted must be within"):
+        add_feedback("acceptance", {"target": "email", "repo": "ltp", "item_id": "m1", "outcome": "0",
+                                    "p_predicted": "1.5"}, warehouse)
+    with pytest.raises(InputError, match="must be a sha"):
+        add_feedback("acceptance", {"target": "commit", "repo": "r", "item_id": "ab", "outcome": "1"}, warehouse)
+    assert feedback_since("acceptance", warehouse).height == 1
+
+
+def test_import_is_all_or_nothing(warehouse, tmp_path: Path) -> None:  # noqa: ANN001
+    good = {"target": "email", "repo": "ltp", "item_id": "m1", "outcome": True}
+    f = tmp_path / "fb.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in [good, {**good, "outcome": "maybe"}]))
+    with pytest.raises(InputError, match="line 2"):
+        import_feedback("acceptance", f, warehouse)
+    assert feedback_since("acceptance", warehouse).height == 0
+    f.write_text(json.dumps(good) + "\n" + json.dumps({**good, "item_id": "m2"}))
+    assert import_feedback("acceptance", f, warehouse) == 2
+    assert feedback_since("acceptance", warehouse, after_id=1)["item_id"].to_list() == ["m2"]

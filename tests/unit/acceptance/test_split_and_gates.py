@@ -1,0 +1,82 @@
+"""Censoring-aware time splits, evaluation gates and the retraining decision."""
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from kforge.acceptance.dataset import time_split
+from kforge.acceptance.retrain import RetrainPolicy, decide
+from kforge.acceptance.spec import COMMIT
+from kforge.acceptance.train import TrainConfig, evaluation_gates
+from kforge.errors import InputError
+
+DAY = 86400
+
+
+def _frame() -> pl.DataFrame:
+    t = np.arange(0, 1000) * DAY
+    event = [int(x + 400 * DAY) if i % 4 == 0 else None for i, x in enumerate(t)]
+    return pl.DataFrame({"sha": [f"s{i}" for i in range(1000)], "t": t, "event_ts": event},
+                        schema_overrides={"event_ts": pl.Int64})
+
+
+def test_split_excludes_censored_rows_and_labels_as_of_cutoff() -> None:
+    s = time_split(_frame(), cutoff_ts=500 * DAY, min_observation_days=100, snapshot_ts=1000 * DAY)
+    assert int(s.train["t"].max()) <= 400 * DAY            # younger than 100 days at the cutoff: excluded
+    assert s.excluded_censored_train == 99              # rows 401..499
+    # fixes that landed after the cutoff are not known to the training labels
+    assert s.train.filter(pl.col("y"))["event_ts"].max() < 500 * DAY
+    assert int(s.test["t"].min()) >= 500 * DAY and int(s.test["t"].max()) <= 900 * DAY
+    assert s.excluded_censored_test == 99
+    snap = time_split(_frame(), cutoff_ts=500 * DAY, min_observation_days=100, snapshot_ts=1000 * DAY,
+                      train_labels="snapshot")
+    assert snap.train["y"].sum() > s.train["y"].sum()
+
+
+def test_split_rejects_bad_inputs() -> None:
+    with pytest.raises(InputError, match="ends before it starts"):
+        time_split(_frame(), cutoff_ts=500 * DAY, test_end_ts=400 * DAY)
+    with pytest.raises(InputError, match="train_labels"):
+        time_split(_frame(), cutoff_ts=500 * DAY, train_labels="future")
+    with pytest.raises(InputError, match="too few"):
+        time_split(_frame().head(5), min_observation_days=1)
+
+
+def _metrics(model: float, la: float, lr: float, n: int = 500, pos: int = 80) -> dict[str, float]:
+    return {"test_roc_auc": model, "test_roc_auc_lines_added": la, "test_roc_auc_plain_lr": lr,
+            "test_n": float(n), "test_positives": float(pos)}
+
+
+def test_gates_block_on_baselines_size_and_leaks() -> None:
+    s = time_split(_frame().with_columns(pl.lit(1.0).alias("la")), cutoff_ts=500 * DAY, min_observation_days=100,
+                   snapshot_ts=1000 * DAY)
+    ok = evaluation_gates(s, COMMIT, _metrics(0.8, 0.7, 0.75), TrainConfig(), pit_passed=True)
+    assert all(v[0] for k, v in ok.items() if k != "no_future_features")
+    worse = evaluation_gates(s, COMMIT, _metrics(0.7, 0.72, 0.69), TrainConfig(), True)
+    assert not worse["beats_lines_added"][0] and worse["beats_plain_lr"][0]
+    small = evaluation_gates(s, COMMIT, _metrics(0.8, 0.7, 0.7, n=100, pos=3), TrainConfig(), True)
+    assert not small["test_size"][0]
+    assert not evaluation_gates(s, COMMIT, _metrics(0.8, 0.7, 0.7), TrainConfig(), False)["no_future_features"][0]
+
+
+def _feedback(ids: list[int], outcome: bool = True, p: float | None = None) -> pl.DataFrame:
+    return pl.DataFrame({"feedback_id": ids, "target": ["commit"] * len(ids), "item_id": [f"s{i}" for i in ids],
+                         "outcome": [outcome] * len(ids), "p_predicted": [p] * len(ids)},
+                        schema_overrides={"p_predicted": pl.Float64})
+
+
+def test_retrain_decision_count_drift_and_skip() -> None:
+    policy = RetrainPolicy(min_new_rows=5, max_brier_increase=0.1, min_drift_rows=3)
+    none = decide(None, _feedback([]), None, 0.1, policy)
+    assert not none.run and "no new" in none.reason
+    few = decide(None, _feedback([1, 2]), None, 0.1, policy)
+    assert not few.run and "2 new rows < 5" in few.reason and json.loads(few.cursor)["last_request_id"] == 0
+    many = decide(json.dumps({"last_request_id": 3}), _feedback(list(range(4, 10))), None, 0.1, policy)
+    assert many.run and many.run_key == "acceptance-feedback-9" and json.loads(many.cursor)["last_request_id"] == 9
+    # the champion said 0.05 for commits that were fixed: Brier 0.9 >> 0.1
+    drift = decide(None, _feedback([1, 2, 3], p=0.05), None, 0.1, policy)
+    assert drift.run and drift.run_key == "acceptance-drift-3"
+    preds = pl.DataFrame({"target": ["commit"] * 3, "item_id": ["s1", "s2", "s3"], "p": [0.95, 0.9, 0.97]})
+    calm = decide(None, _feedback([1, 2, 3]), preds, 0.1, policy)
+    assert not calm.run and "Brier 0.00" in calm.reason
