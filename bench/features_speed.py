@@ -1,0 +1,53 @@
+"""Patch-feature speed over a whole repository (default: DPDK, 45k commits) on this machine.
+
+Prints wall time per stage, peak RSS, and the feature step's ratio to the I/O floor (reading the
+parquet file) measured in the same run. Usage::
+
+    .venv/bin/python bench/features_speed.py [--data ../shared/data] [--repo dpdk] [--profile]
+"""
+
+import argparse
+import cProfile
+import json
+import pstats
+import resource
+import time
+from pathlib import Path
+
+import polars as pl
+from kforge.commits.chains import build_chains
+from kforge.features.build import _chain_ready, build_patch_features, files_from_commit_files
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--repo", default="dpdk")
+    ap.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
+    args = ap.parse_args()
+    path = Path(args.data) / "kernel" / f"{args.repo}.commits.parquet"
+    t0 = time.perf_counter()
+    commits = pl.read_parquet(path)
+    t1 = time.perf_counter()
+    files = files_from_commit_files(commits)
+    chains = build_chains(_chain_ready(commits))
+    t2 = time.perf_counter()
+    prof = cProfile.Profile() if args.profile else None
+    if prof:
+        prof.enable()
+    feats = build_patch_features(commits, files, chains)
+    if prof:
+        prof.disable()
+    t3 = time.perf_counter()
+    out = {"repo": args.repo, "commits": commits.height, "file_rows": files.height, "features": feats.width - 5,
+           "read_parquet_s": round(t1 - t0, 3), "files_and_chains_s": round(t2 - t1, 3),
+           "features_s": round(t3 - t2, 3), "features_per_read": round((t3 - t2) / max(t1 - t0, 1e-9), 2),
+           "commits_per_s": round(commits.height / (t3 - t2), 1),
+           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    print(json.dumps(out))
+    if prof:
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(12)
+
+
+if __name__ == "__main__":
+    main()
