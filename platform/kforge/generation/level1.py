@@ -1,11 +1,15 @@
 """Level 1: gradient boosting predicts subsystem, change type and complexity from a diff or an issue.
 
-Features are hashed tokens (file paths and their directories, identifiers on changed lines, or the
-issue's words) plus diff sizes. Subsystem classes are the ``top_k`` training prefixes plus
-``<other>``; when the booster says ``<other>`` the prediction falls back to a path vote (the most
-frequent training prefix of the deepest known directory the diff touches). Each head is
-calibrated by temperature scaling on the validation split (time-ordered, after train); the
-expected calibration error before/after is measured on test.
+* **subsystem** (hundreds of prefixes on real data): a candidate ranker. Candidates come from
+  votes learned on the training split: directory -> prefix (diff mode) or word -> prefix (issue
+  mode); a binary XGBoost scores each (input, candidate) pair from vote features and the best
+  candidate wins.
+* **change type / complexity**: multi-class XGBoost on a compact bag of tokens (paths,
+  directories, identifiers on changed lines, or the issue's words; the 400 most frequent in
+  train) plus diff sizes.
+
+Confidence is calibrated on the validation split (later than train, earlier than test): isotonic
+regression of the top score against correctness. ECE before/after is measured on test.
 """
 
 import math
@@ -16,24 +20,23 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import sparse
 
 from kforge.errors import InputError
 from kforge.generation import labels
 
-OTHER = "<other>"
 HEADS = ("subsystem", "change_type", "complexity")
+MODES = ("diff", "issue")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,40}")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_/.-]{1,40}")
 
 
 @dataclass
 class Level1Config:
-    top_k: int = 60
-    n_estimators: int = 60
+    n_estimators: int = 80
     max_depth: int = 6
-    learning_rate: float = 0.25
-    n_features: int = 2**12
+    learning_rate: float = 0.2
+    vocab: int = 400
+    candidates: int = 5
     n_jobs: int = 2
     seed: int = 7
 
@@ -43,220 +46,263 @@ def _dirs(path: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(len(parts), 0, -1)]
 
 
-def diff_tokens(diff: str, max_chars: int = 6000) -> str:
+def diff_tokens(diff: str, max_chars: int = 6000) -> list[str]:
     toks = []
     for p in labels.diff_paths(diff)[:30]:
-        toks.append("F:" + p)
-        toks += ["D:" + d for d in _dirs(p)]
-        toks += ["P:" + t for t in re.split(r"[/._-]", p) if t]
+        toks += ["D:" + d for d in _dirs(p)[:3]] + ["E:" + p.rsplit(".", 1)[-1]]
     changed = "\n".join(ln[1:] for ln in diff[:max_chars].splitlines()
                         if ln[:1] in "+-" and not ln.startswith(("+++", "---")))
-    toks += ["I:" + t for t in _IDENT.findall(changed)]
-    return " ".join(toks)
+    return toks + ["I:" + t for t in _IDENT.findall(changed)]
 
 
-def issue_tokens(text: str, max_chars: int = 3000) -> str:
-    return " ".join("W:" + w.lower() for w in _WORD.findall((text or "")[:max_chars]))
+def issue_tokens(text: str, max_chars: int = 3000) -> list[str]:
+    return ["W:" + w.lower().strip("./-") for w in _WORD.findall((text or "")[:max_chars])]
 
 
-class PathVote:
-    """Directory -> prefix counts from training commits (the fallback and a feature)."""
+class Vote:
+    """key -> prefix counts from training rows; keys are directories (diff) or words (issue)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
         self.table: dict[str, Counter] = defaultdict(Counter)
 
-    def fit(self, diffs: list[str], prefixes: list[str]) -> "PathVote":
-        for d, p in zip(diffs, prefixes, strict=True):
-            if not p:
-                continue
-            for d2 in {x for path in labels.diff_paths(d) for x in _dirs(path) + [path]}:
-                self.table[d2][p] += 1
+    def keys(self, item: str) -> list[list[str]]:
+        """Per file (diff) or per word (issue): keys from most to least specific."""
+        if self.mode == "diff":
+            return [[p] + _dirs(p) for p in labels.diff_paths(item)[:50]]
+        return [[w] for w in dict.fromkeys(issue_tokens(item))]
+
+    def fit(self, items: list[str], prefixes: list[str]) -> "Vote":
+        for it, p in zip(items, prefixes, strict=True):
+            if p:
+                for k in {k for ks in self.keys(it) for k in ks}:
+                    self.table[k][p] += 1
+        if self.mode == "issue":  # words present in most prefixes carry nothing
+            n = len({p for p in prefixes if p}) or 1
+            self.table = defaultdict(Counter, {k: c for k, c in self.table.items() if len(c) < max(3, n // 4)})
         return self
 
-    def predict(self, diff: str) -> tuple[str, float]:
+    def scores(self, item: str) -> Counter:
         votes: Counter = Counter()
-        for path in labels.diff_paths(diff):
-            for d in [path] + _dirs(path):
-                c = self.table.get(d)
+        for ks in self.keys(item):
+            for k in ks:
+                c = self.table.get(k)
                 if c and sum(c.values()) >= 2:
                     total = sum(c.values())
-                    for k, v in c.items():
-                        votes[k] += v / total
+                    for p, v in c.items():
+                        votes[p] += v / total
                     break
-        if not votes:
-            return "", 0.0
-        best, score = votes.most_common(1)[0]
-        return best, score / sum(votes.values())
+        return votes
 
 
-def _numeric(diffs: list[str] | None, n: int) -> np.ndarray:
-    if diffs is None:
-        return np.zeros((n, 3), dtype=np.float32)
-    rows = []
-    for d in diffs:
-        a, r = labels.diff_lines(d)
-        rows.append([math.log1p(a), math.log1p(r), math.log1p(len(labels.diff_paths(d)))])
-    return np.asarray(rows, dtype=np.float32)
+def _iso(conf: np.ndarray, correct: np.ndarray) -> Any:
+    from sklearn.isotonic import IsotonicRegression
+
+    if len(conf) < 10 or correct.min() == correct.max():
+        return None
+    return IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(conf, correct)
 
 
-def _softmax_t(p: np.ndarray, t: float) -> np.ndarray:
-    z = np.log(np.clip(p, 1e-9, 1.0)) / t
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def fit_temperature(p: np.ndarray, y: np.ndarray) -> float:
-    best_t, best_nll = 1.0, float("inf")
-    for t in np.exp(np.linspace(math.log(0.25), math.log(8.0), 60)):
-        q = _softmax_t(p, float(t))
-        nll = -float(np.mean(np.log(np.clip(q[np.arange(len(y)), y], 1e-12, 1.0))))
-        if nll < best_nll:
-            best_t, best_nll = float(t), nll
-    return best_t
-
-
-def ece(conf: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+def ece(conf: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
     edges = np.linspace(0, 1, bins + 1)
     total = 0.0
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        m = (conf > lo) & (conf <= hi)
+        m = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
         if m.any():
             total += m.mean() * abs(conf[m].mean() - correct[m].mean())
     return float(total)
 
 
 @dataclass
-class Head:
-    classes: list[str]
-    model: Any
-    temperature: float = 1.0
+class SubsystemRanker:
+    mode: str
+    vote: Vote
+    prior: dict[str, float]
+    model: Any = None
+    calib: Any = None
 
-    def proba(self, x: sparse.csr_matrix) -> np.ndarray:
-        p = np.zeros((x.shape[0], len(self.classes)))
-        if len(self.classes) == 1:
-            p[:, 0] = 1.0
-            return p
-        return _softmax_t(self.model.predict_proba(x), self.temperature)
+    def _candidates(self, item: str, k: int) -> tuple[list[str], np.ndarray]:
+        votes = self.vote.scores(item)
+        total = sum(votes.values()) or 1.0
+        cands = [p for p, _ in votes.most_common(k)]
+        rows = []
+        n_keys = len(self.vote.keys(item))
+        for rank, p in enumerate(cands):
+            rows.append([votes[p], votes[p] / total, rank, math.log1p(self.prior.get(p, 0.0)), n_keys,
+                         (votes[p] - votes[cands[1]]) / total if rank == 0 and len(cands) > 1 else 0.0,
+                         p.count("/")])
+        return cands, np.asarray(rows, dtype=np.float32).reshape(-1, 7)
+
+    def fit(self, items: list[str], truth: list[str], k: int, cfg: Level1Config) -> "SubsystemRanker":
+        import xgboost as xgb
+
+        xs, ys = [], []
+        for it, t in zip(items, truth, strict=True):
+            cands, x = self._candidates(it, k)
+            xs.append(x)
+            ys += [c == t for c in cands]
+        x = np.vstack(xs) if xs else np.zeros((0, 7), np.float32)
+        y = np.asarray(ys, dtype=int)
+        if len(set(y.tolist())) == 2:
+            self.model = xgb.XGBClassifier(n_estimators=cfg.n_estimators, max_depth=4, learning_rate=cfg.learning_rate,
+                                           tree_method="hist", n_jobs=cfg.n_jobs, random_state=cfg.seed)
+            self.model.fit(x, y)
+        return self
+
+    def predict(self, items: list[str], k: int) -> list[tuple[str, float]]:
+        out = []
+        for it in items:
+            cands, x = self._candidates(it, k)
+            if not cands:
+                out.append(("", 0.0))
+                continue
+            s = self.model.predict_proba(x)[:, 1] if self.model is not None else x[:, 1]
+            j = int(np.argmax(s))
+            out.append((cands[j], float(s[j])))
+        return out
+
+
+@dataclass
+class ClassHead:
+    classes: list[str]
+    model: Any = None
+    calib: Any = None
+
+    def predict(self, x: np.ndarray) -> list[tuple[str, float]]:
+        if self.model is None:
+            return [(self.classes[0], 1.0)] * len(x)
+        p = self.model.predict_proba(x)
+        return [(self.classes[int(j)], float(p[i, j])) for i, j in enumerate(p.argmax(axis=1))]
 
 
 @dataclass
 class Level1Model:
-    """Two feature modes (``diff`` and ``issue``), three heads each, plus the path vote."""
+    """Two feature modes (``diff`` and ``issue``) with three calibrated heads each."""
 
-    config: Level1Config
-    heads: dict[str, dict[str, Head]] = field(default_factory=dict)
-    path_vote: PathVote = field(default_factory=PathVote)
+    config: Level1Config = field(default_factory=Level1Config)
+    vocab: dict[str, dict[str, int]] = field(default_factory=dict)
+    rankers: dict[str, SubsystemRanker] = field(default_factory=dict)
+    heads: dict[str, dict[str, ClassHead]] = field(default_factory=dict)
 
-    def _x(self, mode: str, diffs: list[str] | None, issues: list[str] | None) -> sparse.csr_matrix:
-        from sklearn.feature_extraction.text import HashingVectorizer
+    def _tokens(self, mode: str, items: list[str]) -> list[list[str]]:
+        return [diff_tokens(d) if mode == "diff" else issue_tokens(d) for d in items]
 
-        hv = HashingVectorizer(n_features=self.config.n_features, token_pattern=r"\S+", lowercase=False,
-                               alternate_sign=False, norm="l2")
-        if mode == "diff":
-            assert diffs is not None
-            texts = []
-            for d in diffs:
-                cand, _ = self.path_vote.predict(d)
-                texts.append(diff_tokens(d) + (f" PV:{cand}" if cand else " PV:none"))
-            n = len(diffs)
-        else:
-            assert issues is not None
-            texts, n = [issue_tokens(t) for t in issues], len(issues)
-        return sparse.hstack([hv.transform(texts), sparse.csr_matrix(_numeric(diffs if mode == "diff" else None, n))]).tocsr()
+    def _x(self, mode: str, items: list[str]) -> np.ndarray:
+        voc = self.vocab[mode]
+        x = np.zeros((len(items), len(voc) + 3), dtype=np.float32)
+        for i, toks in enumerate(self._tokens(mode, items)):
+            for t in toks:
+                j = voc.get(t)
+                if j is not None:
+                    x[i, j] += 1.0
+            if mode == "diff":
+                a, r = labels.diff_lines(items[i])
+                x[i, -3:] = [math.log1p(a), math.log1p(r), math.log1p(len(labels.diff_paths(items[i])))]
+            else:
+                x[i, -3] = math.log1p(len(items[i]))
+        x[:, :-3] = np.log1p(x[:, :-3])
+        return x
 
-    def _targets(self, df: pl.DataFrame, head: str) -> list[str]:
-        if head == "subsystem":
-            return [p if p else OTHER for p in df["prefix"]]
-        return df[head].to_list()
+    @staticmethod
+    def _items(df: pl.DataFrame, mode: str) -> list[str]:
+        return df["diff" if mode == "diff" else "issue"].to_list()
 
     def fit(self, train: pl.DataFrame, val: pl.DataFrame) -> "Level1Model":
         import xgboost as xgb
 
         cfg = self.config
-        self.path_vote = PathVote().fit(train["diff"].to_list(), train["prefix"].to_list())
-        top = [p for p, _ in Counter(p for p in train["prefix"] if p).most_common(cfg.top_k)]
-        for mode in ("diff", "issue"):
-            xtr = self._x(mode, train["diff"].to_list(), train["issue"].to_list())
-            xva = self._x(mode, val["diff"].to_list(), val["issue"].to_list()) if val.height else None
+        prior = dict(Counter(p for p in train["prefix"] if p))
+        for mode in MODES:
+            items = self._items(train, mode)
+            counts = Counter(t for toks in self._tokens(mode, items) for t in set(toks))
+            self.vocab[mode] = {t: i for i, (t, _) in enumerate(counts.most_common(cfg.vocab))}
+            self.rankers[mode] = SubsystemRanker(mode, Vote(mode).fit(items, train["prefix"].to_list()), prior).fit(
+                items, train["prefix"].to_list(), cfg.candidates, cfg)
+            x = self._x(mode, items)
             self.heads[mode] = {}
-            for head in HEADS:
-                ytr = self._targets(train, head)
-                if head == "subsystem":
-                    ytr = [y if y in top else OTHER for y in ytr]
-                classes = sorted(set(ytr))
-                index = {c: i for i, c in enumerate(classes)}
-                model = None
+            for head in ("change_type", "complexity"):
+                classes = sorted(set(train[head].to_list()))
+                h = ClassHead(classes)
                 if len(classes) > 1:
-                    model = xgb.XGBClassifier(n_estimators=cfg.n_estimators, max_depth=cfg.max_depth,
-                                              learning_rate=cfg.learning_rate, tree_method="hist", n_jobs=cfg.n_jobs,
-                                              random_state=cfg.seed, max_bin=64, subsample=0.9)
-                    model.fit(xtr, np.asarray([index[y] for y in ytr]))
-                h = Head(classes, model)
-                if xva is not None and model is not None:
-                    yva = self._targets(val, head)
-                    if head == "subsystem":
-                        yva = [y if y in index else OTHER for y in yva]
-                    keep = np.asarray([y in index for y in yva])
-                    if keep.sum() >= 10:
-                        h.temperature = fit_temperature(model.predict_proba(xva)[keep],
-                                                        np.asarray([index[y] for y, k in zip(yva, keep, strict=True) if k]))
+                    idx = {c: i for i, c in enumerate(classes)}
+                    h.model = xgb.XGBClassifier(n_estimators=cfg.n_estimators, max_depth=cfg.max_depth,
+                                                learning_rate=cfg.learning_rate, tree_method="hist", n_jobs=cfg.n_jobs,
+                                                random_state=cfg.seed, subsample=0.9, colsample_bytree=0.5)
+                    h.model.fit(x, np.asarray([idx[c] for c in train[head]]))
                 self.heads[mode][head] = h
+        if val.height >= 10:
+            self._calibrate(val)
         return self
 
-    def predict(self, diffs: list[str] | None = None, issues: list[str] | None = None) -> list[dict[str, Any]]:
+    def _calibrate(self, val: pl.DataFrame) -> None:
+        for mode in MODES:
+            raw = self._raw(mode, self._items(val, mode))
+            for head in HEADS:
+                truth = val["prefix" if head == "subsystem" else head].to_list()
+                conf = np.asarray([r[head][1] for r in raw])
+                ok = np.asarray([r[head][0] == t for r, t in zip(raw, truth, strict=True)], dtype=float)
+                cal = _iso(conf, ok)
+                if head == "subsystem":
+                    self.rankers[mode].calib = cal
+                else:
+                    self.heads[mode][head].calib = cal
+
+    def _raw(self, mode: str, items: list[str]) -> list[dict[str, tuple[str, float]]]:
+        x = self._x(mode, items)
+        sub = self.rankers[mode].predict(items, self.config.candidates)
+        ct = self.heads[mode]["change_type"].predict(x)
+        cx = self.heads[mode]["complexity"].predict(x)
+        return [{"subsystem": s, "change_type": a, "complexity": b} for s, a, b in zip(sub, ct, cx, strict=True)]
+
+    def predict(self, diffs: list[str] | None = None, issues: list[str] | None = None,
+                calibrated: bool = True) -> list[dict[str, Any]]:
         """One dict per input: subsystem, change_type, complexity and a calibrated ``*_conf`` each."""
         if not self.heads:
             raise InputError("level-1 model is not trained")
+        if (diffs is None) == (issues is None):
+            raise InputError("give either diffs or issue texts")
         mode = "diff" if diffs is not None else "issue"
         items = diffs if diffs is not None else issues
-        if items is None:
-            raise InputError("give diffs or issue texts")
-        x = self._x(mode, diffs, issues)
-        out: list[dict[str, Any]] = [{} for _ in items]
-        for head in HEADS:
-            h = self.heads[mode][head]
-            p = h.proba(x)
-            best = p.argmax(axis=1)
-            for i, j in enumerate(best):
-                label, conf = h.classes[j], float(p[i, j])
-                if head == "subsystem" and label == OTHER:
-                    cand, purity = self.path_vote.predict(diffs[i]) if diffs is not None else ("", 0.0)
-                    label, conf = cand, conf * purity
-                out[i][head] = label
-                out[i][f"{head}_conf"] = conf
+        assert items is not None
+        out = []
+        for r in self._raw(mode, items):
+            row: dict[str, Any] = {}
+            for head in HEADS:
+                label, conf = r[head]
+                cal = self.rankers[mode].calib if head == "subsystem" else self.heads[mode][head].calib
+                if calibrated and cal is not None:
+                    conf = float(cal.predict([conf])[0])
+                row[head], row[f"{head}_conf"] = label, conf
+            out.append(row)
         return out
 
     def evaluate(self, test: pl.DataFrame, mode: str = "diff") -> dict[str, float]:
-        """Accuracy (+ ECE of the calibrated confidence) on held-out rows, with the majority baseline."""
-        preds = self.predict(diffs=test["diff"].to_list()) if mode == "diff" else self.predict(issues=test["issue"].to_list())
+        """Accuracy and ECE (raw and calibrated confidence) on held-out rows."""
+        items = self._items(test, mode)
+        cal = self.predict(**{f"{mode}s": items})
+        raw = self.predict(**{f"{mode}s": items}, calibrated=False)
         res: dict[str, float] = {}
         for head in HEADS:
-            truth = [t if t else "" for t in (test["prefix"] if head == "subsystem" else test[head]).to_list()]
-            correct = np.asarray([p[head] == t for p, t in zip(preds, truth, strict=True)], dtype=float)
-            conf = np.asarray([p[f"{head}_conf"] for p in preds])
-            res[f"{mode}_{head}_acc"] = float(correct.mean())
-            res[f"{mode}_{head}_ece"] = ece(conf, correct)
-        if mode == "diff":
-            pv = [self.path_vote.predict(d)[0] for d in test["diff"]]
-            res["diff_subsystem_pathvote_acc"] = float(np.mean([a == b for a, b in zip(pv, test["prefix"], strict=True)]))
+            truth = test["prefix" if head == "subsystem" else head].to_list()
+            ok = np.asarray([p[head] == t for p, t in zip(cal, truth, strict=True)], dtype=float)
+            res[f"{mode}_{head}_acc"] = float(ok.mean())
+            res[f"{mode}_{head}_ece_raw"] = ece(np.asarray([p[f"{head}_conf"] for p in raw]), ok)
+            res[f"{mode}_{head}_ece"] = ece(np.asarray([p[f"{head}_conf"] for p in cal]), ok)
         return res
 
     def predict_frame(self, df: Any) -> Any:
-        """pyfunc entry point: a frame with a ``diff`` or an ``issue`` column."""
+        """pyfunc-style entry point: a frame with a ``diff`` or an ``issue`` column."""
         import pandas as pd
 
-        cols = list(df.columns)
-        if "diff" in cols:
-            rows = self.predict(diffs=[str(x) for x in df["diff"]])
-        elif "issue" in cols:
-            rows = self.predict(issues=[str(x) for x in df["issue"]])
-        else:
-            raise InputError("level-1 input needs a 'diff' or an 'issue' column")
-        return pd.DataFrame(rows)
+        if "diff" in df.columns:
+            return pd.DataFrame(self.predict(diffs=[str(x) for x in df["diff"]]))
+        if "issue" in df.columns:
+            return pd.DataFrame(self.predict(issues=[str(x) for x in df["issue"]]))
+        raise InputError("level-1 input needs a 'diff' or an 'issue' column")
 
 
 def majority_baseline(train: pl.DataFrame, test: pl.DataFrame) -> dict[str, float]:
+    """The named simple baseline: always predict the most frequent training label."""
     res = {}
     for head, col in (("subsystem", "prefix"), ("change_type", "change_type"), ("complexity", "complexity")):
         top = Counter(train[col].to_list()).most_common(1)[0][0]

@@ -1,0 +1,168 @@
+"""One generation training run: level 1, the NNGen index, the level-2 LM (+ LoRA adapters per
+subsystem family), evaluated on the held-out test split together with the NNGen baseline."""
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from kforge.errors import InputError
+from kforge.generation import evaluate, prompts
+from kforge.generation.backbones import Backbone, ScratchBackbone, SmolBackbone
+from kforge.generation.bundle import Bundle
+from kforge.generation.corpus import split_frames
+from kforge.generation.level1 import Level1Config, Level1Model, majority_baseline
+from kforge.generation.lm import TinyLMConfig
+from kforge.generation.retrieval import RetrievalIndex
+from kforge.generation.train import TrainConfig, TrainResult, train
+
+
+@dataclass
+class GenerationConfig:
+    backbone: str = "scratch"              # scratch | smollm2
+    lm: TinyLMConfig = field(default_factory=TinyLMConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    level1: Level1Config = field(default_factory=Level1Config)
+    max_train_rows: int = 0                # 0 = all training rows become LM examples
+    patch_task_share: float = 0.3          # share of patch-drafting examples mixed into training
+    eval_rows: int = 200                   # test rows generated for metrics (all if fewer)
+    calib_rows: int = 100                  # validation rows used to calibrate the confidence
+    adapter_families: int = 2              # LoRA adapters for the N largest families (0 = none)
+    adapter_steps: int = 20
+    min_test_rows: int = 20
+
+    def validate(self) -> None:
+        if self.backbone not in ("scratch", "smollm2"):
+            raise InputError(f"backbone must be scratch or smollm2, got {self.backbone!r}")
+        if self.eval_rows < 1:
+            raise InputError("eval_rows must be >= 1")
+        self.train.validate()
+
+
+@dataclass
+class GenerationResult:
+    bundle: Bundle
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    history: TrainResult
+    samples: pl.DataFrame
+    adapters: dict[str, TrainResult]
+    test_shas: list[str]
+
+
+def build_examples(backbone: Backbone, rows: pl.DataFrame, index: RetrievalIndex, *, self_in_index: bool,
+                   patch_share: float = 0.0, seed: int = 7) -> list[prompts.Example]:
+    """Message examples (gold level-1 labels, two retrieved neighbours, never the row itself) and
+    a share of patch-drafting examples (issue text -> message + diff skeleton)."""
+    import random
+
+    rnd = random.Random(seed)
+    excl = None
+    if self_in_index:
+        pos = {s: i for i, s in enumerate(index.rows["sha"].to_list())}
+        excl = [pos.get(s, -1) for s in rows["sha"]]
+        excl = [e if e >= 0 else None for e in excl]  # type: ignore[misc]
+    nbs = index.query_diffs(rows["diff"].to_list(), rows["prefix"].to_list(), n=2, exclude_self=excl)
+    out = []
+    for r, nb in zip(rows.iter_rows(named=True), nbs, strict=True):
+        l1 = prompts.gold_l1(r)
+        out.append(prompts.message_example(backbone, r, l1, [n.subject for n in nb], backbone.max_len))
+        if patch_share and r["issue"] and len(r["issue"]) > 20 and rnd.random() < patch_share:
+            out.append(prompts.patch_example(backbone, r, l1, (nb[-1].subject, nb[-1].diff) if nb else None, backbone.max_len))
+    return out
+
+
+def make_backbone(cfg: GenerationConfig, train_rows: pl.DataFrame) -> Backbone:
+    if cfg.backbone == "smollm2":
+        return SmolBackbone.load_base(cfg.train.device, max_len=cfg.lm.max_len)
+    texts = [f"{s}\n\n{b}\n{prompts.diff_view(d, 1500)}" for s, b, d in
+             zip(train_rows["subject"], train_rows["body"], train_rows["diff"], strict=True)]
+    return ScratchBackbone.create(texts, cfg.lm, seed=cfg.train.seed)
+
+
+def run_generation(corpus: pl.DataFrame, cfg: GenerationConfig, workdir: Path,
+                   repo_paths: dict[str, Path] | None = None, log: Any = print) -> GenerationResult:
+    cfg.validate()
+    parts = split_frames(corpus)
+    train_rows, val, test = parts["train"], parts["val"], parts["test"]
+    if test.height < cfg.min_test_rows:
+        raise InputError(f"only {test.height} held-out test rows (< {cfg.min_test_rows}): too few to measure anything")
+    t0 = time.perf_counter()
+    level1 = Level1Model(cfg.level1).fit(train_rows, val)
+    m: dict[str, float] = {}
+    m |= {f"l1_{k}": v for k, v in level1.evaluate(test, "diff").items()}
+    m |= {f"l1_{k}": v for k, v in level1.evaluate(test, "issue").items()}
+    m |= {f"l1_{k}": v for k, v in majority_baseline(train_rows, test).items()}
+    m["time_level1_s"] = time.perf_counter() - t0
+    log(f"level 1 trained in {m['time_level1_s']:.1f}s")
+
+    index = RetrievalIndex().fit(train_rows)
+    backbone = make_backbone(cfg, train_rows)
+    lm_rows = train_rows.tail(cfg.max_train_rows) if cfg.max_train_rows else train_rows
+    t1 = time.perf_counter()
+    examples = build_examples(backbone, lm_rows, index, self_in_index=True, patch_share=cfg.patch_task_share,
+                              seed=cfg.train.seed)
+    m["time_examples_s"] = time.perf_counter() - t1
+    if cfg.backbone == "smollm2":
+        from kforge.generation.adapters import with_lora
+
+        backbone = with_lora(backbone)
+    hist = train(backbone, examples, cfg.train)
+    log(f"LM: {hist.steps_done} steps, loss {hist.first_loss():.3f} -> {hist.last_loss():.3f}, {hist.tokens_per_s:.0f} tok/s")
+    m |= {"train_loss_first": hist.first_loss(), "train_loss_last": hist.last_loss(), "train_tokens_per_s": hist.tokens_per_s,
+          "train_seconds": hist.seconds, "train_peak_mem_mb": hist.peak_mem_mb, "train_steps": float(hist.steps_done),
+          "train_examples": float(len(examples))}
+
+    calib_rows = val.tail(cfg.calib_rows)
+    calib = None
+    if calib_rows.height >= 5:
+        d = evaluate.draft_messages(backbone, level1, index, calib_rows["diff"].to_list())
+        ok = [evaluate.acceptable(h, r) for h, r in zip(d.subjects, calib_rows["subject"], strict=True)]
+        calib = evaluate.fit_confidence(d.mean_logprob, ok)
+    eval_rows = test.head(cfg.eval_rows)
+    test_examples = build_examples(backbone, eval_rows, index, self_in_index=False)
+    t2 = time.perf_counter()
+    res, samples = evaluate.evaluate_messages(backbone, level1, index, eval_rows, test_examples, calib)
+    m |= {f"test_{k}": v for k, v in res.items()}
+    m["time_eval_s"] = time.perf_counter() - t2
+    m |= {f"test_{k}": v for k, v in evaluate.evaluate_patches(backbone, level1, index, eval_rows.head(16), repo_paths or {}).items()}
+
+    adapters: dict[str, TrainResult] = {}
+    adir = workdir / "bundle" / "adapters"
+    if cfg.adapter_families:
+        from kforge.generation.adapters import peft_available, save_adapter, train_adapter
+
+        if peft_available():
+            fams = [f for f, n in Counter(train_rows["family"].to_list()).most_common(cfg.adapter_families) if n >= 5]
+            for fam in fams:
+                fam_rows = lm_rows.filter(pl.col("family") == fam)
+                ex = build_examples(backbone, fam_rows, index, self_in_index=True)
+                acfg = TrainConfig(**{**cfg.train.__dict__, "steps": cfg.adapter_steps, "checkpoint_dir": "", "warmup": 2})
+                base = backbone
+                if hasattr(base.model, "merge_and_unload"):
+                    from kforge.generation.adapters import merge
+
+                    base = merge(backbone)
+                tuned, ah = train_adapter(base, ex, acfg)
+                save_adapter(tuned, adir / fam, {"family": fam, "examples": len(ex), "loss_first": ah.first_loss(),
+                                                  "loss_last": ah.last_loss()})
+                adapters[fam] = ah
+                log(f"adapter {fam}: loss {ah.first_loss():.3f} -> {ah.last_loss():.3f}")
+        else:
+            log("peft not installed: no LoRA adapters trained")
+    if hasattr(backbone.model, "merge_and_unload"):  # SmolLM2: the run's LoRA is folded for the bundle
+        from kforge.generation.adapters import merge
+
+        backbone = merge(backbone)
+    params = {"backbone": cfg.backbone, **{f"lm_{k}": v for k, v in cfg.lm.as_dict().items()},
+              **{f"train_{k}": v for k, v in cfg.train.__dict__.items()},
+              **{f"level1_{k}": v for k, v in cfg.level1.__dict__.items()},
+              "eval_rows": eval_rows.height, "train_rows": train_rows.height, "val_rows": val.height, "test_rows": test.height,
+              "n_params": sum(p.numel() for p in backbone.model.parameters())}
+    bundle = Bundle(level1, index, backbone, calib, {"params": params, "families_with_adapters": sorted(adapters)},
+                    adir if adapters else None)
+    bundle.save(workdir / "bundle")
+    return GenerationResult(bundle, m, params, hist, samples, adapters, eval_rows["sha"].to_list())
