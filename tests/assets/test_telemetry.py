@@ -5,11 +5,11 @@ import json
 import dagster as dg
 import pytest
 import torch
+from kforge.dagster_io import DataResource, MlflowResource, WarehouseResource
 
 import assets.monitoring as mon
 import assets.telemetry as tel
 import jobs.telemetry as tj
-from kforge.dagster_io import DataResource, MlflowResource, WarehouseResource
 
 torch.set_num_threads(1)
 

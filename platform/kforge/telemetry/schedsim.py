@@ -258,7 +258,7 @@ def _features(s: SchedSim, cands: list[int]) -> np.ndarray:
     f[:, 4] = np.exp(-(now - s.last_ran_end[idx]) / 5.0)
     f[:, 5] = (idx == (s.running if s.running is not None else -1))
     f[:, 6] = np.log1p(cpu)
-    f[:, 7] = np.log1p(now - s.wl.arrival[idx])
+    f[:, 7] = np.log1p(np.maximum(now - s.wl.arrival[idx], 0.0))
     f[:, 8] = np.log1p(np.where(f[:, 5] > 0, 0.0, now - s.ready_since[idx]))
     f[:, 9] = np.log1p(s.burst_run[idx])
     f[:, 10] = np.log1p(s.burst_idx[idx])
