@@ -83,7 +83,8 @@ def suite_jit(data: Path, n_estimators: int) -> dict[str, object]:
 
     rows = {}
     for project, published in PUBLISHED_LAPREDICT.items():
-        df = pl.read_csv(data / "jit_anchors" / f"{project}_k_feature.csv").sort("date")
+        df = pl.read_csv(data / "jit_anchors" / f"{project}_k_feature.csv").rename({"entrophy": "entropy"}, strict=False)
+        df = df.with_columns(pl.col(JIT_COLUMNS).cast(pl.Float64)).sort("date")
         cut = int(df.height * 0.8)
         tr, te = df[:cut], df[cut:]
         ytr, yte = tr["bug"].to_numpy(), te["bug"].to_numpy()

@@ -4,6 +4,7 @@ import argparse
 import json
 from pathlib import Path
 
+import kforge.acceptance.feedback  # noqa: F401 - registers "acceptance" for `kforge feedback add/import`
 from kforge.cli.common import Ctx
 from kforge.errors import InputError
 
