@@ -42,7 +42,7 @@ def make_pipeline(kind: str, seed: int = 0) -> Any:
         return Pipeline([("x", cols), ("clf", LogisticRegression(C=20.0, max_iter=3000, class_weight="balanced"))])
     if kind == "hashed":
         def hv(**kw: Any) -> Any:
-            return mk(HashingVectorizer(n_features=2**18, alternate_sign=False, norm=None, **kw),
+            return mk(HashingVectorizer(n_features=2**15, alternate_sign=False, norm=None, **kw),
                       TfidfTransformer(sublinear_tf=True))
         cols = ColumnTransformer([
             ("hw", hv(token_pattern=tok, ngram_range=(1, 2)), "head"),

@@ -17,40 +17,48 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-_PREFIX = re.compile(r"^(?:<\d+>)?(?:\s*\[\s*\d+\.\d+\])?(?:\s*\[\s*([TC]\d+)\])?\s?")
+_PREFIX = re.compile(r"^(?:\*\* \d+ printk messages dropped \*\*\s*)?(?:<\d+>)?(?:\s*\[\s*\d+\.\d+\])?"
+                     r"(?:\s*\[\s*([TC]\d+)\])?\s?")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 # (marker name, regex on a prefix-stripped line). Order matters only for ties on the same line.
 OOPS_MARKERS: list[tuple[str, re.Pattern[str]]] = [(n, re.compile(p)) for n, p in [
+    ("kasan-invalid-free", r"KASAN: (double-free|invalid-free)"),
+    ("kasan-null-deref", r"KASAN: null-ptr-deref"),
+    ("kasan-wild", r"KASAN: (wild|user)-memory-access"),
+    ("kasan-uaf", r"KASAN: (slab-)?use-after-free"),
+    ("kasan-oob", r"KASAN: (slab-|stack-|global-|vmalloc-)?out-of-bounds"),
     ("kasan", r"BUG: KASAN: |^\s*KASAN: "),
+    ("kmsan-infoleak", r"KMSAN: kernel-(usb-)?infoleak"),
     ("kmsan", r"BUG: KMSAN: |^\s*KMSAN: "),
     ("kcsan", r"BUG: KCSAN: "),
     ("kfence", r"BUG: KFENCE: "),
     ("ubsan", r"UBSAN: "),
     ("memory-leak", r"BUG: memory leak"),
     ("null-deref", r"BUG: unable to handle kernel NULL pointer dereference|"
-                   r"Unable to handle kernel NULL pointer dereference"),
-    ("page-fault", r"BUG: unable to handle (kernel )?(page fault|paging request)|Unable to handle kernel (paging request|access)"),
+                   r"Unable to handle kernel NULL pointer dereference|BUG: kernel NULL pointer dereference"),
+    ("page-fault", r"BUG: unable to handle (kernel|page fault)|Unable to handle kernel (paging request|access)"),
     ("soft-lockup", r"BUG: soft lockup|watchdog: BUG: soft lockup"),
     ("sleep-atomic", r"BUG: (sleeping function called from invalid context|scheduling while atomic)"),
-    ("stack-guard", r"BUG: stack guard page|kernel stack overflow|Kernel stack overflow"),
+    ("stack-guard", r"BUG: (TASK )?stack guard page|kernel stack overflow|Kernel stack overflow"),
     ("bad-page", r"BUG: Bad page (state|map)"),
     ("list-corruption", r"list_(add|del) corruption|BUG: corrupted list"),
-    ("bug-other", r"BUG: [A-Za-z_]"),
+    ("lockdep-bug", r"BUG: (spinlock|rwlock) \w+|BUG: using \w+\(\) in preemptible|BUG: Invalid wait context"),
+    ("bug-other", r"(^|[\s:\[])BUG: [A-Za-z_]"),
     ("lockdep-deadlock", r"possible (circular|recursive) locking dependency|possible deadlock|"
-                         r"WARNING: possible (circular|recursive) locking"),
+                         r"possible irq lock inversion|WARNING: possible (circular|recursive) locking"),
     ("lockdep-inconsistent", r"inconsistent lock state|inconsistent \{.*\} -> \{.*\} usage"),
     ("lockdep-other", r"suspicious RCU usage|WARNING: bad unlock balance|WARNING: held lock freed|"
                       r"WARNING: lock held when returning|WARNING: nested lock|trying to register non-static key|"
-                      r"(BUG|WARNING): (lock held|locking bug)|DEBUG_LOCKS_WARN_ON"),
+                      r"WARNING: locking bug|DEBUG_LOCKS_WARN_ON|still has locks held|Nested lock was not taken"),
     ("rcu-stall", r"rcu_(sched|preempt|bh)? ?(self-)?detected( expedited)? stall|"
                   r"INFO: rcu_\w+ (self-)?detected|rcu: INFO: rcu_\w+ (self-)?detected|detected stalls on CPU"),
-    ("task-hung", r"INFO: task .* blocked for more than|task .* blocked for more than \d+ seconds"),
+    ("task-hung", r"INFO: task .* blocked for more than|task .* blocked for more than \d+ seconds|INFO: task .* can't die"),
     ("refcount", r"refcount_t: (underflow|overflow|addition on 0|saturated|decrement hit 0)|refcount_warn_saturate"),
-    ("odebug", r"ODEBUG: "),
-    ("warning", r"WARNING: CPU: \d+ PID: \d+|WARNING: .* at .*|WARNING: "),
-    ("gpf", r"general protection fault"),
-    ("kernel-bug", r"kernel BUG at|------------\[ cut here \]------------.*BUG"),
+    ("odebug", r"ODEBUG: \w+ (active|not available|destroy|free)"),
+    ("warning", r"WARNING: CPU: \d+ PID: \d+ at|WARNING: .* at [\w/.-]+\.[ch]:\d+|------------\[ cut here \]|WARNING: kernel stack"),
+    ("gpf", r"general protection fault(, probably for non-canonical|:\s*[0-9a-f]{4} \[#|\s*$)"),
+    ("kernel-bug", r"kernel BUG at"),
     ("double-fault", r"PANIC: double fault"),
     ("divide-error", r"divide error: "),
     ("invalid-opcode", r"invalid opcode: "),
@@ -58,7 +66,7 @@ OOPS_MARKERS: list[tuple[str, re.Pattern[str]]] = [(n, re.compile(p)) for n, p i
     ("panic", r"Kernel panic - not syncing|kernel panic|ASSERT FAILED"),
     ("netdev-hang", r"unregister_netdevice: waiting for"),
     ("executor", r"SYZFAIL|SYZFATAL|executor failed|executor \d+ failed"),
-    ("rust-panic", r"panicked at |attempt to (add|subtract|multiply|shift) with overflow"),
+    ("rust-panic", r"panicked at |attempt to (add|subtract|multiply|shift \w+) with overflow"),
     ("go-runtime", r"^fatal error: |^panic: |runtime error: "),
     ("info-other", r"^INFO: (Freed|Allocated) in"),
     ("reboot", r"unexpected kernel reboot|Rebooting in \d+ seconds|reboot: Restarting system"),
