@@ -92,3 +92,12 @@ def test_recommend_ranks_candidates(service):
 def test_user_errors(service, call, error):
     with pytest.raises(InputError, match=error):
         call(service)
+
+
+def test_fast_forest_path_equals_sklearn(trained):
+    import numpy as np
+    from kforge.mixins.model import _filled, _matrix
+
+    m = trained.predictor.model
+    X = _filled(_matrix(trained.heldout.head(50), m.feature_cols), m.feature_cols, m.fill)
+    assert np.allclose(m.rf_proba(X), m.rf.predict_proba(X)[:, 1])
