@@ -147,7 +147,7 @@ def train(backbone: Backbone, examples: list[Example], cfg: TrainConfig) -> Trai
             with _autocast(cfg):
                 loss = lm_loss(backbone.logits(ids, mask), labels) / cfg.grad_accum
             scaler.scale(loss).backward()
-            total += float(loss)
+            total += float(loss.detach())
             ntok += int(mask.sum())
         scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(params, 1.0)

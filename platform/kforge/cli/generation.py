@@ -1,0 +1,153 @@
+"""Commands for the generation group: ``kforge generate message|patch`` and ``kforge train generation``."""
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from kforge.cli.common import Ctx
+from kforge.errors import InputError
+
+
+def _family_subparsers(sub: argparse._SubParsersAction, name: str, help_: str) -> argparse._SubParsersAction:
+    """``kforge NAME FAMILY ...`` may be shared by several families: reuse the parser if it exists."""
+    parser = sub.choices.get(name)
+    if parser is None:
+        parser = sub.add_parser(name, help=help_)
+        nested = parser.add_subparsers(dest=f"{name}_family", metavar="FAMILY")
+        nested.required = True
+        return nested
+    for action in parser._actions:  # another family registered it first
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise RuntimeError(f"`kforge {name}` exists without family subcommands")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    gen = sub.add_parser("generate", help="draft a commit message from a diff, or a patch from an issue")
+    gsub = gen.add_subparsers(dest="what", metavar="WHAT")
+    gsub.required = True
+    p = gsub.add_parser("message", help="commit message for a diff (format-patch-style output)")
+    p.add_argument("--diff", required=True, metavar="FILE", help="unified diff (git diff / git format-patch output)")
+    _model_args(p)
+    p.set_defaults(func=cmd_message)
+    p = gsub.add_parser("patch", help="message + diff skeleton drafted from an issue description")
+    p.add_argument("--issue", required=True, metavar="TEXT", help="issue text, or @FILE to read it from a file")
+    p.add_argument("--subsystem", default=None, help="force the subsystem instead of predicting it")
+    _model_args(p)
+    p.set_defaults(func=cmd_patch)
+
+    tsub = _family_subparsers(sub, "train", "train a model family outside Dagster")
+    t = tsub.add_parser("generation", help="train level 1, NNGen and the level-2 LM, evaluate, register, gate")
+    t.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    t.add_argument("--backbone", choices=("scratch", "smollm2"), default="scratch")
+    t.add_argument("--diffs", nargs="*", default=None, metavar="FILE.parquet",
+                   help="*.diffs.parquet files (default: the warehouse's commit_diffs table)")
+    t.add_argument("--max-rows", type=int, default=0, help="keep the most recent N cleaned commits (0 = all)")
+    t.add_argument("--steps", type=int, default=300)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--grad-accum", type=int, default=1)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--amp", action="store_true", help="mixed precision (bf16 / fp16 with loss scaling)")
+    t.add_argument("--d-model", type=int, default=192)
+    t.add_argument("--layers", type=int, default=3)
+    t.add_argument("--vocab", type=int, default=4096)
+    t.add_argument("--max-len", type=int, default=384)
+    t.add_argument("--eval-rows", type=int, default=200)
+    t.add_argument("--adapters", type=int, default=2, help="LoRA adapters for the N largest subsystem families")
+    t.add_argument("--max-minutes", type=float, default=0.0)
+    t.add_argument("--checkpoint-dir", default=None, help="checkpoint here; an existing checkpoint is resumed")
+    t.add_argument("--no-resume", action="store_true")
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--no-register", action="store_true", help="train and evaluate only")
+    t.set_defaults(func=cmd_train)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle", default=None, help="a local bundle directory instead of the registry")
+    p.add_argument("--alias", default="champion", help="registry alias to load (falls back to challenger)")
+    p.add_argument("--json", action="store_true", help="print JSON (text, subsystem, confidence, neighbours)")
+
+
+def _load(ctx: Ctx, args: argparse.Namespace):  # noqa: ANN202
+    from kforge.generation.bundle import Bundle
+
+    if args.bundle:
+        return Bundle.load(Path(args.bundle)), f"bundle {args.bundle}"
+    from kforge.generation.tracking import LM_NAME, champion_bundle
+
+    tracker = ctx.tracker()
+    for alias in dict.fromkeys([args.alias, "challenger"]):
+        got = champion_bundle(tracker, LM_NAME, alias)
+        if got is not None:
+            note = "" if alias == args.alias else f" (no {args.alias}; using {alias})"
+            if note:
+                print(f"kforge: note: {LM_NAME} has no {args.alias!r} version; using {alias!r}", file=sys.stderr)
+            return got[0], f"{LM_NAME} v{got[1]} @{alias}{note}"
+    raise InputError(f"no trained generation model: run `kforge train generation` or materialize the generation group "
+                     f"(registry {ctx.paths.tracking_uri()} has no {LM_NAME})")
+
+
+def _emit(gen, args: argparse.Namespace) -> int:  # noqa: ANN001
+    if args.json:
+        print(json.dumps({"text": gen.text, "subsystem": gen.subsystem, "subsystem_confidence": gen.subsystem_conf,
+                          "confidence": gen.confidence, "neighbours": gen.neighbours, "adapter": gen.adapter}))
+    else:
+        sys.stdout.write(gen.text)
+    return 0
+
+
+def cmd_message(ctx: Ctx, args: argparse.Namespace) -> int:
+    from kforge.generation.service import generate_message, read_diff
+
+    diff = read_diff(args.diff)
+    bundle, source = _load(ctx, args)
+    return _emit(generate_message(bundle, diff, source), args)
+
+
+def cmd_patch(ctx: Ctx, args: argparse.Namespace) -> int:
+    from kforge.generation.service import generate_patch
+
+    issue = args.issue
+    if issue.startswith("@"):
+        f = Path(issue[1:])
+        if not f.exists():
+            raise InputError(f"{f}: no such file")
+        issue = f.read_text(errors="replace")
+    bundle, source = _load(ctx, args)
+    return _emit(generate_patch(bundle, issue, args.subsystem, source), args)
+
+
+def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from kforge.generation.corpus import build_corpus, feedback_examples, load_from_parquet, load_from_warehouse
+    from kforge.generation.lm import TinyLMConfig
+    from kforge.generation.pipeline import GenerationConfig, run_generation
+    from kforge.generation.train import TrainConfig
+    from kforge.registry import data_version
+
+    wh = ctx.warehouse()
+    raw = load_from_parquet([Path(f) for f in args.diffs]) if args.diffs else load_from_warehouse(wh)
+    corpus, rep = build_corpus(raw, feedback=feedback_examples(wh), max_rows=args.max_rows)
+    print(json.dumps({"corpus": rep.as_dict()}), flush=True)
+    cfg = GenerationConfig(
+        backbone=args.backbone,
+        lm=TinyLMConfig(vocab_size=args.vocab, d_model=args.d_model, n_layers=args.layers, max_len=args.max_len),
+        train=TrainConfig(steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
+                          device=args.device, amp=args.amp, max_minutes=args.max_minutes, threads=args.threads,
+                          checkpoint_dir=args.checkpoint_dir or "", resume=not args.no_resume),
+        eval_rows=args.eval_rows, adapter_families=args.adapters)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_generation(corpus, cfg, Path(tmp), log=lambda s: print(s, file=sys.stderr, flush=True))
+        out: dict[str, object] = {"metrics": result.metrics}
+        if not args.no_register:
+            from kforge.generation.tracking import gate, log_run
+
+            tracker = ctx.tracker()
+            logged = log_run(tracker, result, data_version=data_version(corpus.drop("ts")), asset_key="cli:train generation")
+            decision = gate(tracker, logged, result, corpus.filter(pl.col("split") == "test"))
+            out |= {"run_id": logged.run_id, "lm_version": logged.lm_version, "gate": decision.as_metadata()}
+    print(json.dumps(out, default=float, indent=1))
+    return 0
