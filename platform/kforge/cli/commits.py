@@ -33,11 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_demo_repo)
 
 
-def _add_partition(ctx: Ctx, name: str) -> None:
-    """Make the repository visible as a Dagster partition of the ingestion assets."""
-    from kforge.dagster_io.instance import add_repository_partition
+def _add_partition(ctx: Ctx, name: str, report: dict[str, object]) -> None:
+    """Make the repository a Dagster partition of the ingestion assets and record the run there."""
+    from kforge.dagster_io.instance import add_repository_partition, report_ingestion
 
     add_repository_partition(ctx.paths, name)
+    report_ingestion(ctx.paths, name, report)
 
 
 def cmd_ingest(ctx: Ctx, args: argparse.Namespace) -> int:
@@ -50,7 +51,7 @@ def cmd_ingest(ctx: Ctx, args: argparse.Namespace) -> int:
     wh = ctx.warehouse()
     for path in args.paths:
         report = ingest_repository(path, wh, name=args.name, ref=args.ref, rules=rules, detect_renames=args.detect_renames)
-        _add_partition(ctx, report.repo)
+        _add_partition(ctx, report.repo, report.as_dict())
         print(json.dumps(report.as_dict()))
     return 0
 
