@@ -18,6 +18,8 @@ class PredictionCache:
         self.path = Path(paths.models_cache) / "mixins" / "predictions.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        self._con.execute("pragma journal_mode=wal")      # readers never block the writer
+        self._con.execute("pragma synchronous=normal")    # a lost cache entry is recomputed, not data loss
         self._con.execute("create table if not exists predictions (version integer, key text, value text, "
                           "primary key (version, key))")
         self._con.commit()
