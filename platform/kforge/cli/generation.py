@@ -122,7 +122,12 @@ def cmd_patch(ctx: Ctx, args: argparse.Namespace) -> int:
 def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
     import polars as pl
 
-    from kforge.generation.corpus import build_corpus, feedback_examples, load_from_parquet, load_from_warehouse
+    from kforge.generation.corpus import (
+        build_corpus,
+        feedback_examples,
+        load_from_parquet,
+        load_from_warehouse,
+    )
     from kforge.generation.lm import TinyLMConfig
     from kforge.generation.pipeline import GenerationConfig, run_generation
     from kforge.generation.train import TrainConfig

@@ -76,7 +76,7 @@ def message_prompt(codec: Codec, diff: str, l1: dict[str, Any], neighbours: list
             codec.marker("<size>") + codec.encode(" " + str(l1.get("complexity", ""))) +
             codec.marker("<ctx>") + codec.encode("\n".join(neighbours)[:400]) + codec.marker("<msg>"))
     diff_ids = codec.encode(diff_view(diff))[: max(budget - len(tail) - 1, 8)]
-    return codec.marker("<diff>") + diff_ids + tail
+    return _fit(codec.marker("<diff>") + diff_ids + tail, budget)
 
 
 def patch_prompt(codec: Codec, issue: str, l1: dict[str, Any], neighbour: tuple[str, str] | None, budget: int) -> list[int]:
@@ -87,7 +87,12 @@ def patch_prompt(codec: Codec, issue: str, l1: dict[str, Any], neighbour: tuple[
             codec.marker("<type>") + codec.encode(" " + str(l1.get("change_type", ""))) +
             codec.marker("<ctx>") + codec.encode(ctx)[:200] + codec.marker("<patch>"))
     issue_ids = codec.encode(issue.strip())[: max(budget - len(tail) - 1, 8)]
-    return codec.marker("<issue>") + issue_ids + tail
+    return _fit(codec.marker("<issue>") + issue_ids + tail, budget)
+
+
+def _fit(prompt: list[int], budget: int) -> list[int]:
+    """Keep the first marker and the last ``budget - 1`` tokens (the conditioning and the task marker)."""
+    return prompt if len(prompt) <= budget else prompt[:1] + prompt[len(prompt) - budget + 1:]
 
 
 def gold_l1(row: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +101,7 @@ def gold_l1(row: dict[str, Any]) -> dict[str, Any]:
 
 def message_example(codec: Codec, row: dict[str, Any], l1: dict[str, Any], neighbours: list[str], max_len: int,
                     max_target: int = 96, max_body: int = 400) -> Example:
-    target = codec.encode(_target_message(row["subject"], row["body"], max_body))[:max_target] + [codec.eos_id]
+    target = codec.encode(_target_message(row["subject"], row["body"], max_body))[:min(max_target, max_len // 2)] + [codec.eos_id]
     prompt = message_prompt(codec, row["diff"], l1, neighbours, max_len - len(target))
     return Example(prompt + target, len(prompt))
 
@@ -104,6 +109,6 @@ def message_example(codec: Codec, row: dict[str, Any], l1: dict[str, Any], neigh
 def patch_example(codec: Codec, row: dict[str, Any], l1: dict[str, Any], neighbour: tuple[str, str] | None,
                   max_len: int, max_target: int = 160) -> Example:
     text = _target_message(row["subject"], labels.strip_trailers(row["body"]), 200) + "\n---\n" + diff_skeleton(row["diff"])
-    target = codec.encode(text)[:max_target] + [codec.eos_id]
+    target = codec.encode(text)[:min(max_target, max_len // 2)] + [codec.eos_id]
     prompt = patch_prompt(codec, row["issue"], l1, neighbour, max_len - len(target))
     return Example(prompt + target, len(prompt))
