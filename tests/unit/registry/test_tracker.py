@@ -1,0 +1,79 @@
+"""MLflow tracking + registry: standard tags, challenger on register, the promotion gate, rollback."""
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from kforge.config import Paths
+from kforge.errors import InputError
+from kforge.registry import Tracker, data_version
+
+
+def _log_dummy(tracker: Tracker, score: float) -> str:
+    import mlflow
+
+    with tracker.run("unit", "dummy", dagster_run_id="r1", asset_key="dummy_model", data_version="dv") as run:
+        mlflow.log_metric("test_auc", score)
+        mlflow.log_text("model", "model/MLmodel")
+        return run.info.run_id
+
+
+def test_run_tags_and_gate_and_rollback(kforge_home: Path) -> None:
+    tracker = Tracker(Paths.of(kforge_home))
+    run1 = _log_dummy(tracker, 0.7)
+    tags = tracker.client().get_run(run1).data.tags
+    for key in ("dagster_run_id", "asset_key", "data_version", "git_sha"):
+        assert tags[key], key
+    assert tracker.client().get_experiment_by_name("kforge/unit") is not None
+
+    v1 = tracker.register(run1, "model", "kforge-unit")
+    assert int(tracker.client().get_model_version_by_alias("kforge-unit", "challenger").version) == v1
+    d1 = tracker.gate("kforge-unit", v1, metric="auc", challenger_score=0.7, champion_score=None)
+    assert d1.promoted and d1.reason == "no champion yet"
+    assert int(tracker.champion("kforge-unit").version) == v1
+
+    # a worse challenger never replaces the champion
+    v2 = tracker.register(_log_dummy(tracker, 0.6), "model", "kforge-unit")
+    d2 = tracker.gate("kforge-unit", v2, metric="auc", challenger_score=0.6, champion_score=0.7)
+    assert not d2.promoted and int(tracker.champion("kforge-unit").version) == v1
+    assert tracker.client().get_model_version("kforge-unit", str(v2)).tags["gate_decision"] == "rejected"
+
+    # better but blocked by a failed evaluation check: not promoted
+    v3 = tracker.register(_log_dummy(tracker, 0.9), "model", "kforge-unit")
+    d3 = tracker.gate("kforge-unit", v3, metric="auc", challenger_score=0.9, champion_score=0.7,
+                      blocked_by=["beats_baseline"])
+    assert not d3.promoted and "beats_baseline" in d3.reason
+
+    # better and clean: promoted; the old champion is kept for rollback
+    d4 = tracker.gate("kforge-unit", v3, metric="auc", challenger_score=0.9, champion_score=0.7)
+    assert d4.promoted and int(tracker.champion("kforge-unit").version) == v3
+    assert tracker.rollback("kforge-unit") == v1
+    assert int(tracker.champion("kforge-unit").version) == v1
+
+    # lower-is-better metrics (e.g. Brier)
+    d5 = tracker.gate("kforge-unit", v2, metric="brier", challenger_score=0.10, champion_score=0.12,
+                      higher_is_better=False)
+    assert d5.promoted
+
+    listing = tracker.list_models()
+    assert set(listing["version"].to_list()) == {v1, v2, v3}
+    assert "champion" in listing.filter(pl.col("version") == v2)["aliases"][0]
+
+
+def test_promote_and_rollback_errors(kforge_home: Path) -> None:
+    tracker = Tracker(Paths.of(kforge_home))
+    v1 = tracker.register(_log_dummy(tracker, 0.5), "model", "kforge-unit2")
+    with pytest.raises(InputError, match="no version 99"):
+        tracker.promote("kforge-unit2", 99)
+    with pytest.raises(InputError, match="no previous champion"):
+        tracker.rollback("kforge-unit2")
+    tracker.promote("kforge-unit2", v1)
+    assert int(tracker.champion("kforge-unit2").version) == v1
+
+
+def test_data_version_is_order_insensitive_and_content_sensitive() -> None:
+    a = pl.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]})
+    assert data_version(a) == data_version(a.reverse())
+    assert data_version(a) != data_version(a.with_columns(pl.col("x") + 1))
+    assert data_version(a.head(0)) == "empty"
