@@ -113,7 +113,8 @@ def add_feedback(family: str, row: dict[str, Any], warehouse: Warehouse, source:
     return _write(schema, [schema.validate(row, warehouse)], warehouse, source)
 
 
-def _read_rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+def _read_rows(path: Path) -> Iterable[tuple[int, dict[str, Any] | str]]:
+    """(line number, row) or (line number, error message) for every non-empty line."""
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.suffix == ".csv":
@@ -130,10 +131,9 @@ def _read_rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{i}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise InputError(f"{path}:{i}: expected a JSON object per line")
-        yield i, obj
+            yield i, f"not valid JSON ({exc.msg})"
+            continue
+        yield i, obj if isinstance(obj, dict) else "expected a JSON object per line"
 
 
 def import_feedback(family: str, path: str | Path, warehouse: Warehouse) -> int:
@@ -141,6 +141,9 @@ def import_feedback(family: str, path: str | Path, warehouse: Warehouse) -> int:
     schema = get_schema(family)
     good, errors = [], []
     for line, row in _read_rows(Path(path)):
+        if isinstance(row, str):
+            errors.append(f"line {line}: {row}")
+            continue
         try:
             good.append(schema.validate(row, warehouse))
         except InputError as exc:
