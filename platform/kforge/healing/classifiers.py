@@ -32,14 +32,15 @@ def make_pipeline(kind: str, seed: int = 0) -> Any:
     tok = r"(?u)\b[A-Za-z_][A-Za-z0-9_\-]+\b"
     if kind == "tfidf_lr":
         cols = ColumnTransformer([("raw", TfidfVectorizer(token_pattern=tok, max_features=50000, sublinear_tf=True), "raw")])
-        return Pipeline([("x", cols), ("clf", LogisticRegression(C=10.0, max_iter=2000))])
+        return Pipeline([("x", cols), ("clf", LogisticRegression(max_iter=500))])
     if kind == "linear":
         cols = ColumnTransformer([
             ("hw", TfidfVectorizer(token_pattern=tok, ngram_range=(1, 2), sublinear_tf=True), "head"),
-            ("hc", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, max_features=60000), "head"),
+            ("hc", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, max_features=30000), "head"),
             ("cw", TfidfVectorizer(token_pattern=tok, sublinear_tf=True, max_features=20000), "context"),
-        ], transformer_weights={"hw": 1.0, "hc": 1.0, "cw": 0.5})
-        return Pipeline([("x", cols), ("clf", LogisticRegression(C=20.0, max_iter=3000, class_weight="balanced"))])
+            ("rl", TfidfVectorizer(token_pattern=r"\S+"), "rule"),
+        ], transformer_weights={"hw": 1.0, "hc": 1.0, "cw": 0.5, "rl": 1.0})
+        return Pipeline([("x", cols), ("clf", _sgd(seed))])
     if kind == "hashed":
         def hv(**kw: Any) -> Any:
             return mk(HashingVectorizer(n_features=2**15, alternate_sign=False, norm=None, **kw),
@@ -48,20 +49,30 @@ def make_pipeline(kind: str, seed: int = 0) -> Any:
             ("hw", hv(token_pattern=tok, ngram_range=(1, 2)), "head"),
             ("hc", hv(analyzer="char_wb", ngram_range=(3, 5)), "head"),
             ("cw", hv(token_pattern=tok), "context"),
-        ], transformer_weights={"hw": 1.0, "hc": 1.0, "cw": 0.5})
-        return Pipeline([("x", cols), ("clf", LogisticRegression(C=20.0, max_iter=3000, class_weight="balanced"))])
+            ("rl", hv(token_pattern=r"\S+"), "rule"),
+        ], transformer_weights={"hw": 1.0, "hc": 1.0, "cw": 0.5, "rl": 1.0})
+        return Pipeline([("x", cols), ("clf", _sgd(seed))])
     if kind == "gbm":
         from lightgbm import LGBMClassifier
 
         cols = ColumnTransformer([
             ("hw", TfidfVectorizer(token_pattern=tok, ngram_range=(1, 2), max_features=1500, min_df=2), "head"),
             ("cw", TfidfVectorizer(token_pattern=tok, max_features=500, min_df=2), "context"),
+            ("rl", TfidfVectorizer(token_pattern=r"\S+"), "rule"),
         ])
         gbm = LGBMClassifier(n_estimators=60, learning_rate=0.15, num_leaves=15, min_child_samples=3,
                              colsample_bytree=0.5, subsample=0.8, subsample_freq=1, class_weight="balanced",
                              reg_lambda=1.0, random_state=seed, verbose=-1, n_jobs=1)
         return Pipeline([("x", cols), ("clf", gbm)])
     raise ValueError(f"unknown model kind {kind!r}")
+
+
+def _sgd(seed: int) -> Any:
+    """A linear logistic model by SGD: one-vs-rest, fast on many classes and features."""
+    from sklearn.linear_model import SGDClassifier
+
+    return SGDClassifier(loss="log_loss", alpha=2e-5, max_iter=60, tol=1e-4, class_weight="balanced",
+                         random_state=seed, average=True)
 
 
 def _proba(model: Any, X: Any, classes: list[str]) -> np.ndarray:

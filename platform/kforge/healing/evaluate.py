@@ -19,7 +19,7 @@ import numpy as np
 
 from kforge.healing.baselines import ExceptionTypeBaseline, dozen_regexes
 from kforge.healing.classifiers import UNKNOWN, _group_folds, make_pipeline
-from kforge.healing.features import frame_of, record
+from kforge.healing.features import frame_of, record, rule_tokens
 from kforge.healing.hybrid import MODES, reconcile_all
 from kforge.healing.model import fit_label
 from kforge.healing.rules import RuleEngine, match_texts
@@ -45,10 +45,12 @@ def evaluate_task(rows: list[dict[str, Any]], kind: str, labels: tuple[str, ...]
     """Metrics per label and system, plus per-fold chosen modes and sizes."""
     rules = rules or RuleEngine.default()
     recs = [record(r) for r in rows]
-    X = frame_of(recs)
     text_col = "log" if kind == "kernel" else "traceback"
     matches = [rules.match_text(kind, match_texts(kind, str(r.get(text_col) or ""), rec["parsed"]))
                for r, rec in zip(rows, recs, strict=True)]
+    for rec, m in zip(recs, matches, strict=True):
+        rec["rule"] = rule_tokens(m)
+    X = frame_of(recs)
     groups = np.array([str(r.get(group, i)) for i, r in enumerate(rows)])
     exc_types = [rec["parsed"].short_type if kind == "python" else rec["parsed"].marker for rec in recs]
     folds = _group_folds(groups, n_folds)

@@ -74,4 +74,13 @@ def frame_of(records: list[dict[str, Any]]) -> Any:
     """A pandas frame with the model fields (what the sklearn pipelines consume)."""
     import pandas as pd
 
-    return pd.DataFrame({f: [r[f] for r in records] for f in (*FIELDS, "raw")})
+    return pd.DataFrame({f: [r.get(f, "") or "rule_none" if f == "rule" else r[f] for r in records]
+                         for f in (*FIELDS, "rule", "raw")})
+
+
+def rule_tokens(match: Any) -> str:
+    """The rule engine's verdict as model input: the rule id and every label it implies."""
+    if match is None:
+        return "rule_none"
+    labels = " ".join(f"{k}={v}".replace(" ", "_") for k, v in match.rule.labels.items())
+    return f"rule_{match.rule.id} {labels}"

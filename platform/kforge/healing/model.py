@@ -21,7 +21,7 @@ import numpy as np
 
 from kforge.errors import InputError
 from kforge.healing.classifiers import UNKNOWN, CalibratedEnsemble, fit_calibrated
-from kforge.healing.features import frame_of, kind_of, record
+from kforge.healing.features import frame_of, kind_of, raw_text, record, rule_tokens
 from kforge.healing.hybrid import choose_mode, reconcile
 from kforge.healing.rules import RuleEngine, RuleMatch, match_texts
 
@@ -66,8 +66,10 @@ class HealingModel:
             if not idx:
                 continue
             sub = [recs[i] for i in idx]
-            X = frame_of(sub)
             matches = [self._rule(r) for r in sub]
+            for rec, m in zip(sub, matches, strict=True):
+                rec["rule"] = rule_tokens(m)
+            X = frame_of(sub)
             per_label: dict[str, list[tuple[str, float, str]]] = {}
             for label, lm in self.models.get(kind, {}).items():
                 proba = lm.ensemble.predict_proba(X)
@@ -139,10 +141,11 @@ def train_bundle(tasks: dict[str, tuple[list[dict[str, Any]], tuple[str, ...], s
     model = HealingModel(rules)
     for kind, (rows, labels, group) in tasks.items():
         recs = [record(r) for r in rows]
-        X = frame_of(recs)
         groups = np.array([str(r.get(group, i)) for i, r in enumerate(rows)])
-        matches = [rules.match_text(kind, match_texts(kind, rec["raw"] if kind == "python" else str(r.get("log", "")),
-                                                      rec["parsed"])) for rec, r in zip(recs, rows, strict=True)]
+        matches = [rules.match_text(kind, match_texts(kind, raw_text(r), rec["parsed"])) for rec, r in zip(recs, rows, strict=True)]
+        for rec, m in zip(recs, matches, strict=True):
+            rec["rule"] = rule_tokens(m)
+        X = frame_of(recs)
         model.models[kind] = {}
         for label in labels:
             keep = np.array([r.get(label) not in (None, "") for r in rows])
