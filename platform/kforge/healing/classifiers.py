@@ -27,7 +27,8 @@ def make_pipeline(kind: str, seed: int = 0) -> Any:
     from sklearn.compose import ColumnTransformer
     from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer, TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline, make_pipeline as mk
+    from sklearn.pipeline import Pipeline
+    from sklearn.pipeline import make_pipeline as mk
 
     tok = r"(?u)\b[A-Za-z_][A-Za-z0-9_\-]+\b"
     if kind == "tfidf_lr":

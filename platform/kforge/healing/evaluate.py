@@ -16,7 +16,6 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-
 from kforge.healing.baselines import ExceptionTypeBaseline, dozen_regexes
 from kforge.healing.classifiers import UNKNOWN, _group_folds, make_pipeline
 from kforge.healing.features import frame_of, record, rule_tokens
@@ -60,7 +59,7 @@ def evaluate_task(rows: list[dict[str, Any]], kind: str, labels: tuple[str, ...]
         y = np.array([str(r.get(label)) for r in rows], dtype=object)
         rl = [m.rule.labels.get(label) if m else None for m in matches]
         rc = [m.rule.confidence if m else 0.0 for m in matches]
-        pred: dict[str, np.ndarray] = defaultdict(lambda: np.full(len(y), UNKNOWN, dtype=object))
+        pred: dict[str, np.ndarray] = defaultdict(lambda n=len(y): np.full(n, UNKNOWN, dtype=object))
         chosen: list[str] = []
         for tr, te in folds:
             Xtr, Xte = X.iloc[tr].reset_index(drop=True), X.iloc[te].reset_index(drop=True)

@@ -15,7 +15,6 @@ evaluation then reports every mode on held-out rows, so the choice is measured, 
 from collections.abc import Sequence
 
 import numpy as np
-
 from kforge.healing.classifiers import UNKNOWN, WRONG_COST
 
 MODES = ("rules_only", "ml_only", "ml_fallback", "arbitration", "ensemble")

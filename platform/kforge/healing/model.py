@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from kforge.errors import InputError
 from kforge.healing.classifiers import UNKNOWN, CalibratedEnsemble, fit_calibrated
 from kforge.healing.features import frame_of, kind_of, raw_text, record, rule_tokens

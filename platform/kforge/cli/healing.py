@@ -1,0 +1,121 @@
+"""``kforge healing ...``: classify, explain, evaluate, suggest-rules, train."""
+
+import argparse
+import json
+from pathlib import Path
+
+from kforge.cli.common import Ctx
+from kforge.errors import InputError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("healing", help="error/crash classification, rules, fix strategies")
+    hs = p.add_subparsers(dest="healing_cmd", metavar="ACTION")
+    hs.required = True
+    c = hs.add_parser("classify", help="classify errors: JSONL rows with id + log or traceback")
+    c.add_argument("--input", required=True, metavar="FILE.jsonl")
+    c.add_argument("--output", required=True, metavar="FILE.jsonl")
+    c.add_argument("--model", default=None, help="a saved model file (default: the registry's champion)")
+    c.set_defaults(func=cmd_classify)
+    e = hs.add_parser("explain", help="explain one error (a file with a kernel log or a Python traceback)")
+    e.add_argument("file")
+    e.add_argument("--model", default=None)
+    e.set_defaults(func=cmd_explain)
+    v = hs.add_parser("evaluate", help="grouped held-out evaluation on the real data (needs --data)")
+    v.add_argument("--kind", choices=("kernel", "python", "all"), default="all")
+    v.add_argument("--folds", type=int, default=5)
+    v.add_argument("--extras", action="store_true", help="also template mining, bandit replay and fix effectiveness")
+    v.set_defaults(func=cmd_evaluate)
+    s = hs.add_parser("suggest-rules", help="propose rules for errors no rule matches")
+    s.add_argument("--input", default=None, metavar="FILE.jsonl", help="errors (default: the real training files or the corpus)")
+    s.add_argument("--label", default=None, help="label field used to measure precision")
+    s.add_argument("--max", type=int, default=20)
+    s.set_defaults(func=cmd_suggest)
+    t = hs.add_parser("train", help="train, log to MLflow and pass the champion/challenger gate")
+    t.set_defaults(func=cmd_train)
+
+
+def _model(ctx: Ctx, path: str | None):  # noqa: ANN202
+    from kforge.healing.model import HealingModel
+    from kforge.healing.release import load_champion
+
+    if path:
+        return HealingModel.load(path)
+    model = load_champion(ctx.tracker())
+    if model is None:
+        raise InputError("no healing model yet: run `kforge healing train` (or materialize the healing group), or pass --model")
+    return model
+
+
+def cmd_classify(ctx: Ctx, args: argparse.Namespace) -> int:
+    from kforge.healing.datasets import read_jsonl
+
+    rows = [r for _, r in read_jsonl(args.input)]
+    if not rows:
+        raise InputError(f"{args.input}: no rows")
+    out = _model(ctx, args.model).classify(rows)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.output, "w") as fh:
+        for r in out:
+            fh.write(json.dumps(r, default=str) + "\n")
+    print(f"classified {len(out)} rows -> {args.output}")
+    return 0
+
+
+def cmd_explain(ctx: Ctx, args: argparse.Namespace) -> int:
+    from kforge.healing.explain import explain_text
+
+    path = Path(args.file)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    model = None
+    try:
+        model = _model(ctx, args.model)
+    except InputError:
+        model = None
+    print(explain_text(path.read_text(errors="replace"), model))
+    return 0
+
+
+def cmd_evaluate(ctx: Ctx, args: argparse.Namespace) -> int:
+    from kforge.healing.report import run_evaluation
+
+    if ctx.data is None or not (ctx.data / "healing").exists():
+        raise InputError("evaluation needs the real data: pass --data DIR (laid out like ../shared/data) or set KFORGE_DATA")
+    print(run_evaluation(ctx.data, args.kind, args.folds, args.extras))
+    return 0
+
+
+def cmd_suggest(ctx: Ctx, args: argparse.Namespace) -> int:
+    from kforge.healing.corpus import run_corpus
+    from kforge.healing.datasets import KERNEL, PYTHON, load_task, read_jsonl
+    from kforge.healing.rules import RuleEngine
+    from kforge.healing.suggest import suggest_rules
+
+    if args.input:
+        rows = [r for _, r in read_jsonl(args.input)]
+    elif ctx.data is not None and (ctx.data / "healing").exists():
+        rows = load_task(ctx.data, KERNEL) + load_task(ctx.data, PYTHON)
+    else:
+        rows = run_corpus()
+    for s in suggest_rules(rows, RuleEngine.default(), args.label, max_rules=args.max):
+        print(json.dumps(s))
+    return 0
+
+
+def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from kforge.feedback import feedback_since
+    from kforge.healing.release import train_and_register
+    from kforge.healing.training import build_tasks, corpus_tables
+    from kforge.registry import data_version
+
+    rows, _ = corpus_tables()
+    fb = feedback_since("healing", ctx.warehouse())
+    tasks = build_tasks(ctx.data, rows, fb)
+    dv = data_version(pl.DataFrame({"id": [str(r.get("id")) for t in tasks.values() for r in t[0]]}))
+    rel = train_and_register(ctx.tracker(), tasks, dv)
+    print(json.dumps({"version": rel.version, "promoted": rel.gate.promoted, "reason": rel.gate.reason,
+                      **{k: round(v, 4) for k, v in rel.metrics.items()}}))
+    return 0

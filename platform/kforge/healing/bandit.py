@@ -1,0 +1,89 @@
+"""Fix-strategy selection: Thompson sampling over strategies, per error class (the context).
+
+Each (error class, strategy) has a Beta posterior; its prior borrows the strategy's success
+counts over all classes (``prior_weight`` pseudo-observations), so a new class starts from what
+the strategy does elsewhere. :func:`replay` simulates the policy on recorded outcomes and reports
+regret against always choosing the best strategy of the class (hindsight) and against random.
+"""
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ThompsonBandit:
+    prior_weight: float = 2.0
+    seed: int = 0
+    counts: dict[tuple[str, str], list[float]] = field(default_factory=lambda: defaultdict(lambda: [0.0, 0.0]))
+    totals: dict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0.0, 0.0]))
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def _posterior(self, context: str, arm: str) -> tuple[float, float]:
+        s, f = self.totals[arm]
+        rate = (s + 1.0) / (s + f + 2.0)
+        cs, cf = self.counts[(context, arm)]
+        return 1.0 + self.prior_weight * rate + cs, 1.0 + self.prior_weight * (1 - rate) + cf
+
+    def choose(self, context: str, arms: Sequence[str]) -> str:
+        draws = {a: self.rng.betavariate(*self._posterior(context, a)) for a in arms}
+        return max(draws, key=draws.__getitem__)
+
+    def mean(self, context: str, arm: str) -> float:
+        a, b = self._posterior(context, arm)
+        return a / (a + b)
+
+    def update(self, context: str, arm: str, success: bool) -> None:
+        self.counts[(context, arm)][0 if success else 1] += 1
+        self.totals[arm][0 if success else 1] += 1
+
+    def fit(self, outcomes: Sequence[dict[str, Any]]) -> "ThompsonBandit":
+        for o in outcomes:
+            self.update(str(o["error_class"]), str(o["strategy"]), bool(o["success"]))
+        return self
+
+
+def replay(outcomes: Sequence[dict[str, Any]], steps: int = 2000, seeds: Sequence[int] = (0, 1, 2, 3, 4)) -> dict[str, float]:
+    """Replay recorded outcomes: each step draws an error (with >= 2 tried strategies), the policy
+    picks one of them and receives that recorded outcome."""
+    table: dict[str, dict[str, bool]] = defaultdict(dict)
+    cls: dict[str, str] = {}
+    for o in outcomes:
+        table[o["error_id"]][o["strategy"]] = bool(o["success"])
+        cls[o["error_id"]] = str(o["error_class"])
+    errors = [e for e, arms in table.items() if len(arms) >= 2]
+    if not errors:
+        return {"errors": 0.0}
+    # always-best: the strategy with the highest success rate in the error's class (in hindsight)
+    rate: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for e in errors:
+        for a, ok in table[e].items():
+            rate[(cls[e], a)][0] += int(ok)
+            rate[(cls[e], a)][1] += 1
+    best = {e: max(table[e], key=lambda a, e=e: rate[(cls[e], a)][0] / rate[(cls[e], a)][1]) for e in errors}
+    res: dict[str, list[float]] = defaultdict(list)
+    for seed in seeds:
+        rng = random.Random(1000 + seed)
+        bandit = ThompsonBandit(seed=seed)
+        r_ts = r_rand = r_best = 0.0
+        for _ in range(steps):
+            e = rng.choice(errors)
+            arms = sorted(table[e])
+            a = bandit.choose(cls[e], arms)
+            ok = table[e][a]
+            bandit.update(cls[e], a, ok)
+            r_ts += ok
+            r_rand += sum(table[e].values()) / len(arms)     # expected reward of a uniform choice
+            r_best += table[e][best[e]]
+        res["thompson"].append(r_ts / steps)
+        res["random"].append(r_rand / steps)
+        res["always_best"].append(r_best / steps)
+        res["regret_thompson"].append(r_best - r_ts)
+        res["regret_random"].append(r_best - r_rand)
+    out = {k: sum(v) / len(v) for k, v in res.items()}
+    out.update({"errors": float(len(errors)), "steps": float(steps)})
+    return out

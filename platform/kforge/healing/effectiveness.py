@@ -1,0 +1,72 @@
+"""P(fix works | error class, strategy, context), learned from fix outcomes.
+
+Features: strategy, error class, exception type and their strategy crosses, one-hot, into a
+regularised logistic regression. Evaluated on grouped folds (by program/error, so one error's
+outcomes never straddle train and test) against the old constant 0.7 and the per-strategy base
+rate of the training folds.
+"""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from kforge.healing.baselines import CONSTANT_FIX_SUCCESS
+
+
+def _features(o: dict[str, Any]) -> dict[str, float]:
+    s, c, t = str(o["strategy"]), str(o["error_class"]), str(o.get("exc_type", ""))
+    return {f"s={s}": 1.0, f"c={c}": 1.0, f"t={t}": 1.0, f"s={s}|c={c}": 1.0, f"s={s}|t={t}": 1.0}
+
+
+class FixEffectiveness:
+    def __init__(self, C: float = 1.0) -> None:
+        from sklearn.feature_extraction import DictVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        self.vec = DictVectorizer()
+        self.clf = LogisticRegression(C=C, max_iter=1000)
+        self.constant: float | None = None
+
+    def fit(self, outcomes: Sequence[dict[str, Any]]) -> "FixEffectiveness":
+        y = np.array([bool(o["success"]) for o in outcomes])
+        if len(set(y.tolist())) < 2:
+            self.constant = float(y.mean()) if len(y) else CONSTANT_FIX_SUCCESS
+            return self
+        self.clf.fit(self.vec.fit_transform([_features(o) for o in outcomes]), y)
+        return self
+
+    def predict(self, outcomes: Sequence[dict[str, Any]]) -> np.ndarray:
+        if self.constant is not None:
+            return np.full(len(outcomes), self.constant)
+        return self.clf.predict_proba(self.vec.transform([_features(o) for o in outcomes]))[:, 1]
+
+
+def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    out = {"brier": float(np.mean((p - y) ** 2)), "log_loss": float(log_loss(y, p, labels=[0, 1]))}
+    out["auc"] = float(roc_auc_score(y, p)) if len(set(y.tolist())) == 2 and len(set(p.round(6).tolist())) > 1 else 0.5
+    return out
+
+
+def evaluate_effectiveness(outcomes: Sequence[dict[str, Any]], n_folds: int = 5) -> dict[str, dict[str, float]]:
+    from sklearn.model_selection import GroupKFold
+
+    rows = list(outcomes)
+    y = np.array([float(bool(o["success"])) for o in rows])
+    groups = np.array([str(o.get("program") or o["error_id"]) for o in rows])
+    n = min(n_folds, len(set(groups.tolist())))
+    preds = {k: np.zeros(len(rows)) for k in ("model", "constant_0.7", "strategy_rate")}
+    for tr, te in GroupKFold(n_splits=n).split(np.zeros(len(rows)), groups=groups):
+        train = [rows[i] for i in tr]
+        preds["model"][te] = FixEffectiveness().fit(train).predict([rows[i] for i in te])
+        preds["constant_0.7"][te] = CONSTANT_FIX_SUCCESS
+        by: dict[str, list[float]] = defaultdict(list)
+        for o in train:
+            by[str(o["strategy"])].append(float(bool(o["success"])))
+        prior = float(np.mean([float(bool(o["success"])) for o in train]))
+        preds["strategy_rate"][te] = [float(np.mean(by[str(rows[i]["strategy"])])) if by[str(rows[i]["strategy"])] else prior
+                                      for i in te]
+    return {k: {**_metrics(y, p), "n": float(len(rows)), "success_rate": float(y.mean())} for k, p in preds.items()}

@@ -1,0 +1,94 @@
+"""``kforge healing evaluate``: every measurement of the healing group in one report."""
+
+from collections import defaultdict
+from pathlib import Path
+
+from kforge.healing.datasets import KERNEL, PYTHON, load_task, read_jsonl
+from kforge.healing.evaluate import evaluate_task, format_report
+from kforge.healing.kernel_log import parse_kernel_log
+
+
+def guilty_file_scores(data_dir: Path) -> dict[str, float]:
+    rows = [r for _, r in read_jsonl(data_dir / "healing" / "syzkaller_guilty_file.jsonl")]
+    got = ok = 0
+    for r in rows:
+        f = parse_kernel_log(r["report"]).guilty_file
+        got += bool(f)
+        ok += f == r["guilty_file"]
+    return {"n": len(rows), "precision": ok / max(got, 1), "recall": ok / max(len(rows), 1)}
+
+
+def template_scores(data_dir: Path) -> dict[str, float]:
+    from kforge.healing.templates import Drain, grouping_accuracy
+
+    by: dict[str, list[dict]] = defaultdict(list)
+    for _, r in read_jsonl(data_dir / "healing" / "loghub_2k.train.jsonl.gz"):
+        by[r["system"]].append(r)
+    out = {}
+    for system, rows in sorted(by.items()):
+        pred = Drain().fit([r["content"] for r in rows])
+        out[system] = grouping_accuracy([r["event_template"] for r in rows], pred)
+    out["average"] = sum(out.values()) / len(out)
+    return out
+
+
+def homeostasis_scores(data_dir: Path) -> dict[str, float]:
+    """Rules rebuilt from the train examples' patterns, matched on the dev examples (first match wins)."""
+    import re
+
+    train = [r for _, r in read_jsonl(data_dir / "healing" / "homeostasis_rule_examples.train.jsonl")]
+    dev = [r for _, r in read_jsonl(data_dir / "healing" / "homeostasis_rule_examples.dev.jsonl")]
+    rules: dict[tuple[str, str], list[tuple[re.Pattern[str], str, str]]] = defaultdict(list)
+    seen = set()
+    for r in train + dev:
+        key = (r["language"], r["rule_id"])
+        if key in seen or not r.get("pattern"):
+            continue
+        seen.add(key)
+        try:
+            rules[r["language"]].append((re.compile(r["pattern"], re.I), r["rule_id"], r["root_cause"]))
+        except re.error:
+            continue
+    ok_rule = ok_rc = 0
+    for r in dev:
+        hit = next(((rid, rc) for rx, rid, rc in rules[r["language"]] if rx.search(r["text"])), None)
+        ok_rule += bool(hit and hit[0] == r["rule_id"])
+        ok_rc += bool(hit and hit[1] == r["root_cause"])
+    return {"n_dev": len(dev), "rule_id_match": ok_rule / len(dev), "root_cause_match": ok_rc / len(dev)}
+
+
+def corpus_scores() -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    from kforge.healing.bandit import replay
+    from kforge.healing.effectiveness import evaluate_effectiveness
+    from kforge.healing.training import corpus_tables
+
+    _, outcomes = corpus_tables()
+    return replay(outcomes), evaluate_effectiveness(outcomes)
+
+
+def run_evaluation(data_dir: Path, kind: str = "all", folds: int = 5, extras: bool = False) -> str:
+    parts = []
+    for task in (KERNEL, PYTHON):
+        if kind not in ("all", task.kind):
+            continue
+        rows = load_task(data_dir, task)
+        parts.append(format_report(evaluate_task(rows, task.kind, task.labels, task.group, n_folds=folds)))
+    if kind in ("all", "kernel"):
+        g = guilty_file_scores(data_dir)
+        parts.append(f"== parameter extraction: guilty file on {g['n']} reports: precision {g['precision']:.3f} "
+                     f"recall {g['recall']:.3f}")
+    if extras:
+        t = template_scores(data_dir)
+        parts.append("== template mining (Drain-style) on loghub_2k, grouping accuracy: average "
+                     f"{t.pop('average'):.3f} (Drain published 0.865)\n   " + " ".join(f"{k}={v:.3f}" for k, v in t.items()))
+        h = homeostasis_scores(data_dir)
+        parts.append(f"== Homeostasis rules (first match) on {h['n_dev']} dev examples: rule id {h['rule_id_match']:.3f}, "
+                     f"root cause {h['root_cause_match']:.3f}")
+        rep, eff = corpus_scores()
+        parts.append("== strategy bandit replay on corpus fix outcomes (mean reward per step; regret over "
+                     f"{int(rep.get('steps', 0))} steps, {int(rep.get('errors', 0))} errors):\n   "
+                     + " ".join(f"{k}={v:.3f}" for k, v in rep.items() if k not in ('steps', 'errors')))
+        parts.append("== fix effectiveness (grouped by program):\n" + "\n".join(
+            f"   {k:<14} brier={v['brier']:.3f} log_loss={v['log_loss']:.3f} auc={v['auc']:.3f} (n={int(v['n'])}, "
+            f"success rate {v['success_rate']:.3f})" for k, v in eff.items()))
+    return "\n".join(parts)

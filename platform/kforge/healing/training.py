@@ -1,0 +1,67 @@
+"""What the ``healing`` assets and ``kforge healing`` commands run: build the labelled tasks
+(real data when a data directory is given, else the embedded corpus + feedback) and train."""
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from kforge.healing.corpus import load_programs, run_corpus
+from kforge.healing.datasets import CORPUS_LABELS, KERNEL, PYTHON, load_task
+from kforge.healing.fixes import GENERIC, STRATEGIES, fix_outcomes
+from kforge.healing.rules import RuleEngine
+
+
+def corpus_tables(engine: RuleEngine | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(error rows, fix outcome rows) from actually running the shipped programs."""
+    engine = engine or RuleEngine.default()
+    programs = load_programs()
+    rows = run_corpus(programs)
+
+    def candidates(row: dict[str, Any]) -> list[str]:
+        m = engine.match_row(row)
+        row["error_class"] = m.rule.id if m else "unmatched"
+        return sorted({*(m.rule.strategies if m else ()), GENERIC, *STRATEGIES})
+
+    outcomes = fix_outcomes(programs, rows, candidates)
+    return rows, outcomes
+
+
+def feedback_labels(fb: pl.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """Label feedback as extra training rows per kind (one row per (error, label))."""
+    out: dict[str, list[dict[str, Any]]] = {"kernel": [], "python": []}
+    if fb.height == 0:
+        return out
+    for r in fb.filter(pl.col("kind") == "label").iter_rows(named=True):
+        kind = "kernel" if r.get("log") else "python"
+        row = {"id": r.get("error_id") or f"fb-{r['feedback_id']}", r["label"]: r["value"],
+               "log" if kind == "kernel" else "traceback": r.get("log") or r.get("traceback"),
+               "group": f"fb-{r['feedback_id']}"}
+        out[kind].append(row)
+    return out
+
+
+def feedback_outcomes(fb: pl.DataFrame) -> list[dict[str, Any]]:
+    if fb.height == 0:
+        return []
+    return [{"error_id": r.get("error_id") or f"fb-{r['feedback_id']}", "program": r.get("error_id") or f"fb-{r['feedback_id']}",
+             "error_class": r["error_class"], "exc_type": "", "strategy": r["strategy"], "success": bool(r["success"])}
+            for r in fb.filter(pl.col("kind") == "fix").iter_rows(named=True)]
+
+
+def build_tasks(data_dir: Path | None, corpus_rows: list[dict[str, Any]],
+                fb: pl.DataFrame | None = None) -> dict[str, tuple[list[dict[str, Any]], tuple[str, ...], str]]:
+    """kind -> (rows, labels, group column). Real data when ``data_dir/healing`` exists."""
+    extra = feedback_labels(fb if fb is not None else pl.DataFrame())
+    tasks: dict[str, tuple[list[dict[str, Any]], tuple[str, ...], str]] = {}
+    if data_dir is not None and (data_dir / "healing" / KERNEL.file).exists():
+        rows = [{**r, "group": r[KERNEL.group]} for r in load_task(data_dir, KERNEL)]
+        tasks["kernel"] = (rows + extra["kernel"], KERNEL.labels, "group")
+    if data_dir is not None and (data_dir / "healing" / PYTHON.file).exists():
+        rows = [{**r, "group": r[PYTHON.group]} for r in load_task(data_dir, PYTHON)]
+        tasks["python"] = (rows + extra["python"], PYTHON.labels, "group")
+    else:
+        rows = [{**r, "group": r["program"]} for r in corpus_rows]
+        tasks["python"] = (rows + extra["python"], CORPUS_LABELS, "group")
+    if "kernel" not in tasks and extra["kernel"]:
+        tasks["kernel"] = (extra["kernel"], KERNEL.labels, "group")
+    return tasks
