@@ -122,7 +122,8 @@ def suite_cross(data: Path, n_estimators: int) -> dict[str, object]:
     for held in ("btrfs-progs", "bpftool"):
         train = pl.concat([f for r, f in frames.items() if r != held], how="vertical_relaxed")
         snap = int(train["t"].max())  # type: ignore[arg-type]
-        tr = time_split(train, cutoff_ts=snap + 1, min_observation_days=180, train_labels="snapshot").train
+        tr = time_split(train, cutoff_ts=snap + 1, test_end_ts=snap + 2, min_observation_days=180,
+                        train_labels="snapshot").train
         te = frames[held]
         te_snap = int(te["t"].max())  # type: ignore[arg-type]
         te = te.filter(pl.col("t") <= te_snap - 180 * 86400).with_columns(pl.col("event_ts").is_not_null().alias("y"))
