@@ -22,7 +22,8 @@ CATEGORIES = ("infrastructure", "resilience", "business", "data_access", "custom
 PRIOR = (1.0, 1.0)  # Beta(1, 1) smoothing of every historical rate
 HIST_COLS = ("h_pair_n", "h_pair_rate", "h_combo_n", "h_combo_rate", "h_mixin_min_rate", "h_mixin_mean_rate",
              "h_mixin_min_n", "h_mixin_unseen", "h_mixin_node_min_rate", "h_mixin_node_mean_rate", "h_subpair_min_rate",
-             "h_node_rate")
+             "h_node_rate", "h_pair_post")
+POST_STRENGTH = 4.0   # pseudo-observations of the node-type rate in the h_pair_post shrinkage
 BASELINE_COLS = ("hb_pair_s", "hb_node_n", "hb_node_s")   # raw counts for the Beta-binomial, not model inputs
 
 
@@ -165,6 +166,9 @@ def history_frame(outcomes: pl.DataFrame, weights: pl.Series | None = None,
     out = out.with_columns(
         pl.when(pl.col("h_pair_n") > 0).then(pl.col("h_pair_rate")).otherwise(None).alias("h_pair_rate"),
         pl.when(pl.col("h_combo_n") > 0).then(pl.col("h_combo_rate")).otherwise(None).alias("h_combo_rate"))
+    out = out.with_columns(
+        h_pair_post=(pl.when(pl.col("h_pair_n") > 0).then(pl.col("pair_s")).otherwise(0.0)
+                     + POST_STRENGTH * pl.col("h_node_rate")) / (pl.col("h_pair_n") + POST_STRENGTH))
     out = out.with_columns(hb_pair_s=pl.when(pl.col("h_pair_n") > 0).then(pl.col("pair_s")).otherwise(0.0),
                            hb_node_n=pl.col("node_n"), hb_node_s=pl.col("node_s"))
     return out.select("outcome_id", *HIST_COLS, *BASELINE_COLS)

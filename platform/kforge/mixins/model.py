@@ -1,5 +1,6 @@
-"""The compatibility model: LightGBM + random forest averaged, then Platt-calibrated on a slice of
-training pairs held out from both base models; per-prediction feature contributions (TreeSHAP from
+"""The compatibility model: LightGBM + random forest averaged, then calibrated by a logistic stacker
+(ensemble logit, the pair's shrunk observed rate, log observation count) fitted on the latest slice
+of training rows that both base models did not see; per-prediction feature contributions (TreeSHAP from
 LightGBM) for explanations.
 
 Example::
@@ -48,7 +49,7 @@ class CompatModel:
     feature_cols: list[str]
     lgbm: Any
     rf: Any
-    calib: tuple[float, float]
+    calib: tuple[float, ...]          # stacking weights: logit(ensemble), logit(pair posterior), log1p(n), bias
     fill: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -77,14 +78,25 @@ class CompatModel:
         lgbm = LGBMClassifier(random_state=seed, **LGBM_PARAMS).fit(X[~is_cal], y[~is_cal])
         rf = RandomForestClassifier(random_state=seed, **RF_PARAMS).fit(_filled(X[~is_cal], feature_cols, fill), y[~is_cal])
         rf.set_params(n_jobs=1)   # single-row serving: a thread pool per call costs more than it saves
-        model = cls(feature_cols, lgbm, rf, (1.0, 0.0), fill,
+        model = cls(feature_cols, lgbm, rf, (1.0, 0.0, 0.0, 0.0), fill,
                     {"lgbm": LGBM_PARAMS, "rf": RF_PARAMS, "calib_fraction": calib_fraction, "calib_mode": CALIB_MODE,
                      "seed": seed})
-        raw = model.raw_proba_matrix(X[is_cal])
         if is_cal.sum() >= 20 and len(set(y[is_cal])) == 2:
-            lr = LogisticRegression(C=10.0).fit(_logit(raw).reshape(-1, 1), y[is_cal])
-            model.calib = (float(lr.coef_[0][0]), float(lr.intercept_[0]))
+            Z = model._stack_inputs(X[is_cal])
+            lr = LogisticRegression(C=10.0).fit(Z, y[is_cal])
+            model.calib = (*(float(c) for c in lr.coef_[0]), float(lr.intercept_[0]))
         return model
+
+    def _stack_inputs(self, X: np.ndarray) -> np.ndarray:
+        """Calibration-stage inputs: the ensemble's logit, the pair's shrunk observed rate and how many
+        observations back it (so the calibrator learns when to trust history over structure)."""
+        raw = self.raw_proba_matrix(X)
+        cols = {c: i for i, c in enumerate(self.feature_cols)}
+        post = X[:, cols["h_pair_post"]] if "h_pair_post" in cols else np.full(X.shape[0], 0.5)
+        n = X[:, cols["h_pair_n"]] if "h_pair_n" in cols else np.zeros(X.shape[0])
+        post = np.where(np.isfinite(post), post, 0.5)
+        n = np.where(np.isfinite(n), n, 0.0)
+        return np.column_stack([_logit(raw), _logit(post), np.log1p(n)])
 
     def raw_proba_matrix(self, X: np.ndarray) -> np.ndarray:
         p_gb = self.lgbm.predict_proba(X)[:, 1]
@@ -103,9 +115,9 @@ class CompatModel:
         return total / len(self.rf.estimators_)
 
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
-        raw = self.raw_proba_matrix(_matrix(frame, self.feature_cols))
-        a, b = self.calib
-        return 1 / (1 + np.exp(-(a * _logit(raw) + b)))
+        Z = self._stack_inputs(_matrix(frame, self.feature_cols))
+        w = np.asarray(self.calib[:-1])
+        return 1 / (1 + np.exp(-(Z @ w + self.calib[-1])))
 
     def explain(self, frame: pl.DataFrame, k: int = 5) -> list[list[tuple[str, float, float]]]:
         """Top-``k`` features by |contribution| to the boosted model's log-odds, per row."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from kforge.mixins.features import HIST_COLS, PRIOR
+from kforge.mixins.features import HIST_COLS, POST_STRENGTH, PRIOR
 from kforge.mixins.outcomes import combination_key
 
 Counts = dict[tuple[str, ...], tuple[float, float]]
@@ -62,5 +62,6 @@ class HistorySnapshot:
             "h_node_rate": (node[1] + PRIOR[0]) / (node[0] + PRIOR[0] + PRIOR[1]),
             "hb_pair_s": pair[1] if pair else 0.0, "hb_node_n": node[0], "hb_node_s": node[1],
         }
+        out["h_pair_post"] = (out["hb_pair_s"] + POST_STRENGTH * out["h_node_rate"]) / (out["h_pair_n"] + POST_STRENGTH)
         assert set(HIST_COLS) <= set(out)
         return out
