@@ -29,6 +29,8 @@ class CorpusConfig(dg.Config):
 
 
 @dg.asset(group_name=GROUP, deps=["commit_diffs", "commits"],
+          check_specs=[dg.AssetCheckSpec("split_by_time", asset="generation_corpus"),
+                       dg.AssetCheckSpec("test_set_large_enough", asset="generation_corpus")],
           description="Cleaned generation corpus (bots and near-duplicate messages dropped), split by time.")
 def generation_corpus(config: CorpusConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()

@@ -4,6 +4,7 @@ messages (accept/edit/reject) accumulates or their acceptance rate drops."""
 import dagster as dg
 from kforge.dagster_io import WarehouseResource
 from kforge.feedback import feedback_since
+from kforge.generation import feedback as _schema  # noqa: F401 - registers the 'generation' feedback schema
 
 retrain_generation = dg.define_asset_job("retrain_generation", selection=dg.AssetSelection.groups("generation"),
                                          description="Rebuild the generation corpus and retrain level 1, NNGen and the LM.")

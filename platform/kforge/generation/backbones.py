@@ -100,6 +100,7 @@ class ScratchBackbone(Backbone):
     def generate(self, prompts: list[list[int]], max_new_tokens: int = 48, no_repeat_ngram: int = 3) -> list[tuple[list[int], float]]:
         """Greedy decoding with a KV cache (no n-gram of size ``no_repeat_ngram`` repeats)."""
         self.model.eval()
+        max_new_tokens = min(max_new_tokens, self.max_len // 2)
         prompts = [p[-(self.max_len - max_new_tokens):] for p in prompts]
         ids, mask = _left_pad(prompts, self.pad_id, self.device())
         caches: list[dict[str, torch.Tensor]] = [{} for _ in range(self.config.n_layers)]
@@ -211,6 +212,7 @@ class SmolBackbone(Backbone):
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], max_new_tokens: int = 48) -> list[tuple[list[int], float]]:
         self.model.eval()
+        max_new_tokens = min(max_new_tokens, self.max_len // 2)
         ids, mask = _left_pad([p[-(self.max_len - max_new_tokens):] for p in prompts], self.pad_id, self.device())
         out = self.model.generate(input_ids=ids, attention_mask=mask.long(), max_new_tokens=max_new_tokens, do_sample=False,
                                   no_repeat_ngram_size=3, return_dict_in_generate=True, output_scores=True,

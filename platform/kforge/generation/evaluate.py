@@ -38,7 +38,7 @@ def draft_messages(backbone: Backbone, level1: Level1Model, index: RetrievalInde
     l1 = level1.predict(diffs=diffs)
     nbs = index.query_diffs(diffs, [p["subsystem"] for p in l1], n=n_ctx)
     subs, texts, lps = [], [], []
-    budget = backbone.max_len - max_new_tokens
+    budget = backbone.max_len - min(max_new_tokens, backbone.max_len // 2)
     for i in range(0, len(diffs), batch_size):
         batch = [prompts.message_prompt(backbone, d, l1[j], [n.subject for n in nbs[j]], budget)
                  for j, d in enumerate(diffs[i:i + batch_size], start=i)]
@@ -58,7 +58,7 @@ def draft_patches(backbone: Backbone, level1: Level1Model, index: RetrievalIndex
             l1[i]["subsystem"], l1[i]["subsystem_conf"] = s, 1.0
     nbs = index.query_issues(issues, [p["subsystem"] for p in l1], n=1)
     texts, lps = [], []
-    budget = backbone.max_len - max_new_tokens
+    budget = backbone.max_len - min(max_new_tokens, backbone.max_len // 2)
     for i in range(0, len(issues), batch_size):
         batch = [prompts.patch_prompt(backbone, t, l1[j], (nbs[j][0].subject, nbs[j][0].diff) if nbs[j] else None, budget)
                  for j, t in enumerate(issues[i:i + batch_size], start=i)]

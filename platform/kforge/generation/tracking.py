@@ -96,11 +96,14 @@ def log_run(tracker: Tracker, result: GenerationResult, *, data_version: str, da
                 out = model(torch.as_tensor(example))
             out = out.logits if hasattr(out, "logits") else out
             sig = infer_signature(example, out.numpy())
-            mlflow.pytorch.log_model(model, name="lm", pip_requirements=_PIP, signature=sig, input_example=example,
-                                     extra_files=extra)
-            mlflow.pyfunc.log_model(name="level1", python_model=Level1Pyfunc(),
-                                    artifacts={"level1": str(bdir / "level1.pkl")}, pip_requirements=_PIP,
-                                    input_example=pl.DataFrame({"diff": ["diff --git a/x.c b/x.c\n+int a;\n"]}).to_pandas())
+            # saved locally, then logged under the run so runs:/<id>/lm is what the registry points at
+            mlflow.pytorch.save_model(model, str(t / "lm"), pip_requirements=_PIP, signature=sig, input_example=example,
+                                      extra_files=extra, export_model=False, serialization_format="pickle")
+            mlflow.log_artifacts(str(t / "lm"), "lm")
+            mlflow.pyfunc.save_model(str(t / "level1"), python_model=Level1Pyfunc(),
+                                     artifacts={"level1": str(bdir / "level1.pkl")}, pip_requirements=_PIP,
+                                     input_example=pl.DataFrame({"diff": ["diff --git a/x.c b/x.c\n+int a;\n"]}).to_pandas())
+            mlflow.log_artifacts(str(t / "level1"), "level1")
         run_id = run.info.run_id
     adapters = {}
     if b.adapters_dir is not None:

@@ -1,6 +1,5 @@
 import polars as pl
 import pytest
-
 from kforge.errors import InputError
 from kforge.generation import labels, metrics
 from kforge.generation.corpus import build_corpus, check_time_split, load_from_parquet

@@ -1,7 +1,6 @@
 import polars as pl
 import pytest
 import torch
-
 from kforge.errors import InputError
 from kforge.generation import prompts
 from kforge.generation.backbones import ScratchBackbone

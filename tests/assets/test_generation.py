@@ -1,0 +1,107 @@
+"""Materialize the generation group on a tiny corpus, then check the registry, the CLI and the sensor."""
+
+import json
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "generation"))
+from conftest import make_rows  # noqa: E402
+from kforge.config import Paths  # noqa: E402
+from kforge.dagster_io import MlflowResource, WarehouseResource  # noqa: E402
+from kforge.storage import Warehouse  # noqa: E402
+
+from assets.generation import generation_corpus, generation_models  # noqa: E402
+from jobs.generation import generation_feedback_sensor  # noqa: E402
+
+RUN_CFG = {"ops": {"generation_corpus": {"config": {"val_frac": 0.15, "test_frac": 0.15}},
+                   "generation_models": {"config": {"steps": 30, "d_model": 48, "n_layers": 1, "vocab_size": 500,
+                                                    "max_len": 192, "eval_rows": 20, "level1_estimators": 10,
+                                                    "adapter_families": 1}}}}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    torch.set_num_threads(1)
+    h = tmp_path_factory.mktemp("kforge")
+    wh = Warehouse(Paths.of(h).ensure().warehouse)
+    rows = make_rows(300)
+    wh.replace("commit_diffs", rows.drop("author_email", "author_name"))
+    wh.replace("commits", rows.select("repo", "sha", "author_email", "author_name"))
+    res = {"warehouse": WarehouseResource(home=str(h)), "mlflow": MlflowResource(home=str(h))}
+    result = dg.materialize([generation_corpus, generation_models], resources=res, run_config=RUN_CFG,
+                            instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    return h, result, res
+
+
+def test_group_materializes_registers_and_checks(home):
+    h, result, _ = home
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["split_by_time"].passed and checks["test_set_large_enough"].passed
+    assert checks["loss_fell"].passed
+    assert checks["beats_majority_baseline"].passed
+    assert "beats_nngen_baseline" in checks  # honest: may fail for a 30-step model
+    md = result.asset_materializations_for_node("generation_models")
+    lm = next(m for m in md if m.asset_key.path == ["generation_lm"]).metadata
+    assert lm["model_version"].value == 1
+    from kforge.registry import Tracker
+
+    client = Tracker(Paths.of(h)).client()
+    mv = client.get_model_version("kforge-generation-lm", "1")
+    run = client.get_run(mv.run_id)
+    assert run.data.tags["asset_key"] == "generation_lm" and run.data.tags["data_version"] != "unknown"
+    for k in ("test_lm_bleu_norm", "test_nngen_bleu_norm", "test_lm_bleu_moses", "test_lm_rouge_l",
+              "test_lm_prefix_acc", "test_lm_perplexity"):
+        assert k in run.data.metrics
+    import mlflow
+
+    info = mlflow.models.get_model_info("models:/kforge-generation-lm/1")
+    assert "pytorch" in info.flavors
+    model = mlflow.pytorch.load_model("models:/kforge-generation-lm/1")
+    assert model(torch.tensor([[1, 2, 3]])).shape[-1] > 100
+    assert client.get_registered_model("kforge-generation-level1")
+    assert client.search_registered_models("name LIKE 'kforge-generation-lora-%'")
+
+
+def test_cli_generates_and_rejects_bad_input(home, tmp_path, capsys):
+    h, _, _ = home
+    from kforge.cli.main import main
+
+    diff = tmp_path / "x.diff"
+    diff.write_text(make_rows(20, seed=11)["diff"][0])
+    assert main(["--home", str(h), "generate", "message", "--diff", str(diff), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["text"].startswith("From ") and "Subject: [PATCH]" in out["text"] and out["neighbours"]
+    assert 0.0 <= out["confidence"] <= 1.0
+    assert main(["--home", str(h), "generate", "patch", "--issue", "ice rx queue leaks on reset", "--subsystem", "net/ice"]) == 0
+    assert "X-Kforge-Subsystem: net/ice" in capsys.readouterr().out
+    bad = tmp_path / "bad.diff"
+    bad.write_text("hello")
+    assert main(["--home", str(h), "generate", "message", "--diff", str(bad)]) == 2
+    assert main(["--home", str(h), "generate", "message", "--diff", str(tmp_path / "nope")]) == 2
+    assert main(["--home", str(tmp_path / "empty"), "generate", "patch", "--issue", "x"]) == 2
+    assert "no trained generation model" in capsys.readouterr().err
+
+
+def test_feedback_sensor(home):
+    h, _, res = home
+    from kforge.errors import InputError
+    from kforge.feedback import add_feedback
+
+    wh = Warehouse(Paths.of(h).warehouse)
+    ctx = dg.build_sensor_context(cursor=None, resources={"warehouse": res["warehouse"]})
+    assert isinstance(generation_feedback_sensor(ctx), dg.SkipReason)
+    with pytest.raises(InputError, match="final_message"):
+        add_feedback("generation", {"verdict": "edit", "generated_message": "x: y"}, wh)
+    for _ in range(6):
+        add_feedback("generation", {"verdict": "reject", "generated_message": "x: y"}, wh)
+    ctx = dg.build_sensor_context(cursor=None, resources={"warehouse": res["warehouse"]})
+    req = generation_feedback_sensor(ctx)
+    assert isinstance(req, dg.RunRequest) and req.tags["trigger"] == "acceptance_drift"
+    assert ctx.cursor == "6" and req.run_key == "generation-feedback-6"
+    ctx = dg.build_sensor_context(cursor="6", resources={"warehouse": res["warehouse"]})
+    assert isinstance(generation_feedback_sensor(ctx), dg.SkipReason)
