@@ -147,3 +147,20 @@ def test_kill_9_during_ingestion_then_rerun_matches_clean_run(demo_repo: Path, t
     assert killed >= 1, "the ingestion finished before it could be killed; make the repo bigger"
     for t in TABLES:
         assert got[t].equals(expected[t]), t
+
+
+def test_huge_diff_is_counted_and_truncated_in_diffs(tmp_path: Path) -> None:
+    from kforge.git.diffs import extract_diffs
+
+    repo = tmp_path / "r"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "big.txt").write_text("".join(f"line {i}\n" for i in range(200_000)))
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "x: add a huge generated file")
+    wh = Warehouse(tmp_path / "w.duckdb")
+    r = ingest_repository(repo, wh)
+    assert r.commits_added == 1
+    assert wh.read("select lines_added from commits")["lines_added"][0] == 200_000
+    diffs, failed = extract_diffs(repo, "r", [r.head], max_bytes=65536)
+    assert not failed and diffs["truncated"][0] and len(diffs["diff"][0].encode()) <= 65536
+    assert diffs["diff_bytes_full"][0] > 1_000_000
