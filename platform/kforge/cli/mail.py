@@ -39,7 +39,10 @@ def cmd_ingest_list(ctx: Ctx, args: argparse.Namespace) -> int:
         ref_path = Path(args.reference)
         if not ref_path.exists():
             raise InputError(f"--reference {ref_path}: no such file")
-        ref = pl.read_parquet(ref_path)
+        try:
+            ref = pl.read_parquet(ref_path)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise InputError(f"--reference {ref_path} is not a readable parquet file: {exc}") from None
         if not {"archive_commit", "merged_commit"} <= set(ref.columns):
             raise InputError(f"--reference {ref_path} needs columns archive_commit and merged_commit")
         report["agreement"] = agreement(matched, ref)

@@ -69,3 +69,25 @@ def test_patch_id_recovers_a_reworded_merge(tmp_path: Path) -> None:
                          .then(pl.col("merged_commit")).alias("merged_commit"))
     rep = agreement(matched, ref)
     assert rep["recall_of_reference"] == 1.0 and rep["patch_id_only_merges"] == 1
+
+
+def test_ingest_list_cli(tmp_path: Path, kforge_home: Path, capsys: pytest.CaptureFixture) -> None:
+    from kforge.cli.main import main
+    from kforge.config import Paths
+    from kforge.storage import Warehouse
+
+    repo = tmp_path / "p"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "a.c").write_text("int a;\n")
+    _git(repo, "add", "a.c")
+    _git(repo, "commit", "-qm", "lib: first")
+    (repo / "a.c").write_text("int a;\nint b;\n")
+    _git(repo, "commit", "-qam", "lib: add b")
+    mbox = tmp_path / "l.mbox"
+    mbox.write_text(_git(repo, "format-patch", "--stdout", "-1", "HEAD"))
+    assert main(["ingest-list", str(mbox), "--project", str(repo)]) == 0
+    assert '"matched": 1' in capsys.readouterr().out
+    assert Warehouse(Paths.of(kforge_home).warehouse).count("mail_patches") == 1
+    assert main(["ingest-list", str(mbox), "--project", str(tmp_path / "missing")]) == 2
+    assert main(["ingest-list", str(mbox), "--project", str(repo), "--reference", str(mbox)]) == 2
