@@ -46,6 +46,11 @@ def email_patch_ids(mails: pl.DataFrame) -> pl.DataFrame:
 
 
 def match_emails(mails: pl.DataFrame, project: Path, since: str = "") -> pl.DataFrame:
+    """``since`` defaults to 30 days before the oldest e-mail: older commits cannot be their merges."""
+    if not since and mails.height:
+        from datetime import UTC, datetime
+
+        since = datetime.fromtimestamp(max(int(mails["ts"].min()) - 30 * 86400, 0), UTC).date().isoformat()  # type: ignore[arg-type]
     commits = project_commits(project, since)
     pid = commit_patch_ids(project, since).join(commits.select("sha", "committer_ts", "author_email"), on="sha")
     epid = email_patch_ids(mails)
