@@ -86,7 +86,9 @@ def register_schema(schema: FeedbackSchema) -> FeedbackSchema:
 
 
 def schemas() -> dict[str, FeedbackSchema]:
-    from kforge.feedback import schemas as _builtin  # noqa: F401 - registers the families' schemas
+    import importlib
+
+    importlib.import_module("kforge.feedback.schemas")  # registers the families' schemas
 
     return dict(_REGISTRY)
 

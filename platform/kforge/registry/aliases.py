@@ -50,7 +50,20 @@ def get_alias(client: Any, name: str, alias: str) -> Any | None:
 
 
 def register_challenger(client: Any, run_id: str, artifact_path: str, name: str, tags: dict[str, str]) -> int:
+    """Register a model version and give it the ``challenger`` alias.
+
+    ``artifact_path`` is either a path inside the run's artifacts (``model``) or a full model URI
+    as returned by MLflow 3's ``log_model`` (``model_info.model_uri``, e.g. ``models:/m-...``).
+    """
     from mlflow.exceptions import MlflowException
+
+    if ":/" in artifact_path:
+        import mlflow
+
+        mv = mlflow.register_model(artifact_path, name, tags=tags)
+        version = int(mv.version)
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        return version
 
     try:
         client.get_registered_model(name)

@@ -77,3 +77,25 @@ def test_data_version_is_order_insensitive_and_content_sensitive() -> None:
     assert data_version(a) == data_version(a.reverse())
     assert data_version(a) != data_version(a.with_columns(pl.col("x") + 1))
     assert data_version(a.head(0)) == "empty"
+
+
+def test_register_a_logged_model_uri_and_load_it_by_alias(kforge_home: Path) -> None:
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    tracker = Tracker(Paths.of(kforge_home))
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    model = LogisticRegression().fit(X, [0, 0, 1, 1])
+    with tracker.run("unit", "sk") as run:
+        info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"], input_example=X[:2])
+    v = tracker.register(run.info.run_id, info.model_uri, "kforge-unit3")
+    loaded = mlflow.pyfunc.load_model(tracker.model_uri("kforge-unit3", "challenger"))
+    assert list(loaded.predict(X)) == [0, 0, 1, 1]
+    assert v == 1
+
+
+def test_feedback_families_are_registered() -> None:
+    from kforge.feedback import schemas
+
+    assert "mixins" in schemas()
