@@ -69,10 +69,13 @@ def cmd_explain(ctx: Ctx, args: argparse.Namespace) -> int:
     if not path.exists():
         raise InputError(f"{path}: no such file")
     model = None
-    try:
-        model = _model(ctx, args.model)
-    except InputError:
-        model = None
+    if args.model or ctx.paths.mlflow_db.exists():
+        try:
+            model = _model(ctx, args.model)
+        except InputError:
+            if args.model:
+                raise
+            model = None
     print(explain_text(path.read_text(errors="replace"), model))
     return 0
 

@@ -40,7 +40,7 @@ def kernel_fields(crash: KernelCrash) -> dict[str, str]:
            f"guilty_{crash.guilty.function}" if crash.guilty else "guilty_none",
            "has_alloc_stack" if crash.alloc_stack else "", "has_free_stack" if crash.free_stack else "",
            "corrupted_trace" if crash.corrupted else "", f"nframes_{min(len(crash.frames), 10)}"]
-    return {"head": head, "context": " ".join(x for x in ctx if x)}
+    return {"head": head, "context": " ".join(["ctx_kernel", *(x for x in ctx if x)])}
 
 
 def python_fields(err: PyError) -> dict[str, str]:
@@ -54,7 +54,7 @@ def python_fields(err: PyError) -> dict[str, str]:
            f"userfunc_{uf.function}" if uf else "",
            " ".join(_WORDS.findall(uf.code))[:300] if uf and uf.code else "",
            "cell" if uf and uf.file.startswith(("Cell", "<ipython")) else "script"]
-    return {"head": head, "context": " ".join(x for x in ctx if x)}
+    return {"head": head, "context": " ".join(["ctx_python", *(x for x in ctx if x)])}
 
 
 def record(row: dict[str, Any]) -> dict[str, Any]:

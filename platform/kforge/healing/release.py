@@ -73,7 +73,15 @@ def train_and_register(tracker: Any, tasks: dict[str, tuple[list[dict[str, Any]]
     kind0 = "kernel" if "kernel" in tasks else "python"
     gate_metric = f"test_{kind0}_{PRIMARY[kind0]}_accuracy"
     n_test = len(tests[kind0][0])
+    base = baseline_accuracy(train_tasks[kind0][0], tests[kind0][0], PRIMARY[kind0])
+    metrics[f"baseline_tfidf_lr_{kind0}_{PRIMARY[kind0]}_accuracy"] = base
+    train_groups = {str(r.get(train_tasks[kind0][2])) for r in train_tasks[kind0][0]}
+    metrics["group_overlap"] = float(sum(str(r.get(tasks[kind0][2])) in train_groups for r in tests[kind0][0]))
     blocked = []
+    if metrics.get(gate_metric, 0.0) < base:
+        blocked.append(f"does not beat the TF-IDF+LR baseline ({metrics.get(gate_metric, 0.0):.3f} < {base:.3f})")
+    if metrics["group_overlap"]:
+        blocked.append("held-out groups overlap the training groups")
     if n_test < MIN_TEST_ROWS:
         blocked.append(f"held-out set too small ({n_test} < {MIN_TEST_ROWS})")
     if gate_metric not in metrics:
@@ -106,6 +114,20 @@ def train_and_register(tracker: Any, tasks: dict[str, tuple[list[dict[str, Any]]
     decision = tracker.gate(MODEL_NAME, version, metric=gate_metric, challenger_score=metrics.get(gate_metric, 0.0),
                             champion_score=champion_score, blocked_by=blocked)
     return Release(model, metrics, run_id, version, decision, blocked, n_test)
+
+
+def baseline_accuracy(train: list[dict[str, Any]], test: list[dict[str, Any]], label: str) -> float:
+    """TF-IDF + logistic regression on the raw text, same split: the named baseline."""
+    from kforge.healing.classifiers import make_pipeline
+    from kforge.healing.features import frame_of, record
+
+    tr = [r for r in train if r.get(label) not in (None, "")]
+    te = [r for r in test if r.get(label) not in (None, "")]
+    if not te or len({str(r[label]) for r in tr}) < 2:
+        return 0.0
+    m = make_pipeline("tfidf_lr").fit(frame_of([record(r) for r in tr]), [str(r[label]) for r in tr])
+    pred = m.predict(frame_of([record(r) for r in te]))
+    return float(np.mean([p == str(r[label]) for p, r in zip(pred, te, strict=True)]))
 
 
 def load_champion(tracker: Any) -> HealingModel | None:

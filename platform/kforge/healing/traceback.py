@@ -181,7 +181,7 @@ def parse_traceback(text: str) -> PyError:
             cur["line"] = cur.get("line") or m["line"]
             cur["code"] = m["code"].strip()
             continue
-        if cur is not None and "code" not in cur and _PY_FRAME.match(lines[i - 1] if i else ""):
+        if cur is not None and "code" not in cur and ln.startswith(" ") and _PY_FRAME.match(lines[i - 1] if i else ""):
             cur["code"] = s
             continue
         m = _EXC_LINE.match(s)

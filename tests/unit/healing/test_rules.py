@@ -1,0 +1,52 @@
+import json
+
+import pytest
+from kforge.errors import InputError
+from kforge.healing.rules import RuleEngine, load_homeostasis, load_rules
+
+
+def test_default_rules_load_and_match_both_kinds():
+    eng = RuleEngine.default()
+    assert {r.kind for r in eng.rules} >= {"kernel", "python"}
+    m = eng.match_row({"id": 1, "traceback": "Traceback (most recent call last):\n  File \"a.py\", line 1, in <module>\nKeyError: 'price'"})
+    assert m.rule.id == "py-keyerror" and m.params == {"key": "price"}
+    m = eng.match_row({"id": 2, "log": "[ 1.0] BUG: KASAN: slab-out-of-bounds in foo+0x1/0x2\n[ 1.1] Write of size 4 at addr ffff"})
+    assert m.rule.labels["crash_class"] == "kasan-out-of-bounds" and m.rule.id == "kasan-oob-write"
+    assert eng.match_row({"id": 3, "log": "just booting"}) is None
+
+
+@pytest.mark.parametrize("rule, msg", [
+    ({"pattern": "x"}, "missing 'id'"),
+    ({"id": "a"}, "missing or empty 'pattern'"),
+    ({"id": "a", "pattern": "("}, "invalid regex"),
+    ({"id": "a", "pattern": "x", "confidence": 2}, "confidence must be in"),
+    ({"id": "a", "pattern": "x", "kind": "java"}, "kind must be"),
+    ({"id": "a", "pattern": "(?P<k>x)", "capture": ["nope"]}, "not named groups"),
+])
+def test_bad_rules_are_clear(tmp_path, rule, msg):
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps({"rules": [rule]}))
+    with pytest.raises(InputError, match=msg):
+        load_rules(p)
+
+
+def test_yaml_rules_and_duplicates(tmp_path):
+    p = tmp_path / "r.yaml"
+    p.write_text("rules:\n  - {id: a, pattern: 'Boom (?P<what>\\w+)', capture: [what], kind: python, field: error}\n")
+    eng = RuleEngine(load_rules(p))
+    assert eng.match_text("python", {"error": "ValueError: Boom now"}).params == {"what": "now"}
+    p.write_text("rules:\n  - {id: a, pattern: x}\n  - {id: a, pattern: y}\n")
+    with pytest.raises(InputError, match="duplicate"):
+        load_rules(p)
+    with pytest.raises(InputError, match="no such rule file"):
+        load_rules(tmp_path / "missing.json")
+
+
+def test_homeostasis_format(tmp_path):
+    p = tmp_path / "h.json"
+    p.write_text(json.dumps({"name": "py", "rules": [{"id": "keyerror_missing", "pattern": "KeyError: '(.*)'",
+                                                     "type": "KeyError", "root_cause": "dict_key_not_found",
+                                                     "suggestion": "use .get", "confidence": "high", "severity": "medium"}]}))
+    rules = load_homeostasis(p)
+    assert rules[0].confidence == 0.9 and rules[0].labels["root_cause"] == "dict_key_not_found"
+    assert RuleEngine(rules).match_text("python", {"text": "KeyError: 'a'"}).rule.id == "keyerror_missing"
