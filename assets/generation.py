@@ -50,7 +50,7 @@ def generation_corpus(config: CorpusConfig, warehouse: WarehouseResource) -> dg.
 class GenerationTrainConfig(dg.Config):
     backbone: str = Field(default="scratch", description="scratch (BPE + small transformer) or smollm2 (LoRA on SmolLM2-135M).")
     device: str = Field(default="cpu", description="cpu or cuda.")
-    steps: int = Field(default=150, description="Optimizer steps for the LM.")
+    steps: int = Field(default=60, description="Optimizer steps for the LM (CPU smoke default; use `kforge train generation` or a GPU for real runs).")
     batch_size: int = Field(default=8, description="Sequences per micro-batch.")
     grad_accum: int = Field(default=1, description="Micro-batches per optimizer step.")
     amp: bool = Field(default=False, description="Mixed precision (bf16 on CPU/Ampere+, fp16 + loss scaling otherwise).")

@@ -34,16 +34,20 @@ class Drafts:
 
 
 def draft_messages(backbone: Backbone, level1: Level1Model, index: RetrievalIndex, diffs: list[str],
-                   max_new_tokens: int = 32, batch_size: int = 16, n_ctx: int = 2) -> Drafts:
+                   max_new_tokens: int = 32, batch_size: int = 16, n_ctx: int = 2, force_prefix: bool = True) -> Drafts:
+    """Subject + body per diff. With ``force_prefix`` the subject starts with level 1's subsystem
+    (``"net/ice:"`` is appended to the prompt; the LM writes the rest)."""
     l1 = level1.predict(diffs=diffs)
     nbs = index.query_diffs(diffs, [p["subsystem"] for p in l1], n=n_ctx)
     subs, texts, lps = [], [], []
-    budget = backbone.max_len - min(max_new_tokens, backbone.max_len // 2)
+    budget = backbone.max_len - min(max_new_tokens, backbone.max_len // 2) - 8
+    heads = [f"{p['subsystem']}:" if force_prefix and p["subsystem"] else "" for p in l1]
     for i in range(0, len(diffs), batch_size):
         batch = [prompts.message_prompt(backbone, d, l1[j], [n.subject for n in nbs[j]], budget)
+                 + (backbone.encode(heads[j]) if heads[j] else [])
                  for j, d in enumerate(diffs[i:i + batch_size], start=i)]
-        for ids, lp in backbone.generate(batch, max_new_tokens):
-            text = backbone.decode(ids).strip()
+        for j, (ids, lp) in enumerate(backbone.generate(batch, max_new_tokens), start=i):
+            text = (heads[j] + backbone.decode(ids)).strip()
             texts.append(text)
             subs.append(text.split("\n", 1)[0].strip())
             lps.append(lp)

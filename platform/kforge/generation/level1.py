@@ -266,21 +266,23 @@ class Level1Model:
         assert items is not None
         out = []
         for r in self._raw(mode, items):
-            row: dict[str, Any] = {}
-            for head in HEADS:
-                label, conf = r[head]
-                cal = self.rankers[mode].calib if head == "subsystem" else self.heads[mode][head].calib
-                if calibrated and cal is not None:
-                    conf = float(cal.predict([conf])[0])
-                row[head], row[f"{head}_conf"] = label, conf
-            out.append(row)
+            row = {k: v for head in HEADS for k, v in ((head, r[head][0]), (f"{head}_conf", r[head][1]))}
+            out.append(self._calibrated(mode, row) if calibrated else row)
+        return out
+
+    def _calibrated(self, mode: str, row: dict[str, Any]) -> dict[str, Any]:
+        out = dict(row)
+        for head in HEADS:
+            cal = self.rankers[mode].calib if head == "subsystem" else self.heads[mode][head].calib
+            if cal is not None:
+                out[f"{head}_conf"] = float(cal.predict([row[f"{head}_conf"]])[0])
         return out
 
     def evaluate(self, test: pl.DataFrame, mode: str = "diff") -> dict[str, float]:
         """Accuracy and ECE (raw and calibrated confidence) on held-out rows."""
         items = self._items(test, mode)
-        cal = self.predict(**{f"{mode}s": items})
         raw = self.predict(**{f"{mode}s": items}, calibrated=False)
+        cal = [self._calibrated(mode, r) for r in raw]
         res: dict[str, float] = {}
         for head in HEADS:
             truth = test["prefix" if head == "subsystem" else head].to_list()
