@@ -3,10 +3,9 @@ config, against the same spec trained in-process: same held-out quality, both be
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
-
 from kforge.errors import InputError
 from kforge.scale import ClusterConfig, GbmSpec, dask_client, train_gbm
+from sklearn.metrics import roc_auc_score
 
 
 def _data(n: int = 4000, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
