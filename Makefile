@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export KFORGE_HOME ?= $(CURDIR)/.kforge
 DEMO_REPO := $(KFORGE_HOME)/demo-repo
 
-.PHONY: install demo test test-fast dev mlflow lint bench-ingest clean lock
+.PHONY: install demo test test-fast dev mlflow lint bench-ingest clean lock services services-stop
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,6 +38,14 @@ dev: install
 mlflow: install
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri sqlite:///$(KFORGE_HOME)/mlflow.db \
 	  --default-artifact-root $(KFORGE_HOME)/mlartifacts --host 127.0.0.1 --port 5000 --workers 1
+
+# Production stack on loopback: PostgreSQL (Debian package), MLflow server and Dagster webserver +
+# daemon on Postgres (deploy/dagster.yaml). `source $(KFORGE_HOME)/services/env.sh` to use it from the CLI.
+services: install
+	./scripts/services.sh start
+
+services-stop:
+	./scripts/services.sh stop
 
 lint: install
 	$(BIN)/ruff check .
