@@ -1,0 +1,51 @@
+"""Materialize the healing group on the embedded corpus; sensor ticks on feedback."""
+
+import dagster as dg
+from kforge.dagster_io import DataResource, MlflowResource, WarehouseResource
+from kforge.feedback import add_feedback
+from kforge.healing import feedback as _healing_feedback  # noqa: F401 - registers the schema
+from kforge.storage import Warehouse
+
+from assets.healing import healing_corpus, healing_model, healing_rule_suggestions, healing_strategies
+from jobs.healing import healing_feedback_sensor
+
+
+def test_healing_group_materializes_and_gates(tmp_path):
+    home = str(tmp_path / "home")
+    res = {"warehouse": WarehouseResource(home=home), "mlflow": MlflowResource(home=home), "data": DataResource(data_dir="")}
+    result = dg.materialize([healing_corpus, healing_model, healing_strategies, healing_rule_suggestions],
+                            resources=res, instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks["grouped_heldout_split"] and checks["heldout_large_enough"]
+    assert checks["bandit_beats_random"]
+    wh = Warehouse(tmp_path / "home" / "warehouse.duckdb")
+    assert wh.count("healing_corpus_errors") >= 40 and wh.count("healing_fix_outcomes") > 20
+    assert wh.count("healing_strategy_scores") > 0
+    tracker = res["mlflow"].tracker()
+    client = tracker.client()
+    versions = client.search_model_versions("name='kforge-healing'")
+    assert len(versions) == 1 and versions[0].tags["gate_decision"] in ("promoted", "rejected")
+    # the gate honours the evaluation checks: promoted only if the baseline was beaten
+    champ = tracker.champion("kforge-healing")
+    assert (champ is not None) == checks["beats_tfidf_baseline"]
+    assert (versions[0].tags["gate_decision"] == "promoted") == checks["beats_tfidf_baseline"]
+    run = client.get_run(versions[0].run_id)
+    assert any(k.startswith("test_python_label_root_cause") for k in run.data.metrics)
+    assert run.data.tags["dagster_run_id"] and run.data.tags["asset_key"] == "healing_model"
+
+
+def test_feedback_sensor_cursor(tmp_path):
+    home = str(tmp_path / "home")
+    wres = WarehouseResource(home=home)
+    ctx = dg.build_sensor_context(cursor=None, resources={"warehouse": wres})
+    assert isinstance(healing_feedback_sensor(ctx), dg.SkipReason)
+    add_feedback("healing", {"kind": "fix", "error_class": "py-keyerror", "strategy": "dict-get-default", "success": "1"}, wres.get())
+    add_feedback("healing", {"kind": "label", "traceback": "Traceback (most recent call last):\nKeyError: 'a'",
+                             "label": "label_root_cause", "value": "typo"}, wres.get())
+    ctx = dg.build_sensor_context(cursor="0", resources={"warehouse": wres})
+    req = healing_feedback_sensor(ctx)
+    assert isinstance(req, dg.RunRequest) and req.run_key == "healing-feedback-2"
+    assert ctx.cursor == "2"
+    ctx = dg.build_sensor_context(cursor="2", resources={"warehouse": wres})
+    assert isinstance(healing_feedback_sensor(ctx), dg.SkipReason)
