@@ -59,6 +59,8 @@ class Warehouse:
                 return duckdb.connect(str(self.path), read_only=read_only)
             except duckdb.IOException as exc:  # lock held by a process outside our file lock
                 msg = str(exc)
+                if _out_of_space(exc):
+                    raise self._no_space(exc) from exc
                 if "lock" not in msg.lower() or attempt == self.retries:
                     raise StorageError(f"cannot open warehouse {self.path}: {msg}") from exc
                 time.sleep(delay)
@@ -87,15 +89,32 @@ class Warehouse:
                 con.execute("BEGIN TRANSACTION")
                 try:
                     yield con
-                except BaseException:
-                    con.execute("ROLLBACK")
+                except BaseException as exc:
+                    try:
+                        con.execute("ROLLBACK")
+                    except duckdb.Error:
+                        pass  # already aborted by DuckDB; nothing of this transaction is stored
+                    if _out_of_space(exc):
+                        raise self._no_space(exc) from exc
                     raise
                 try:
                     con.execute("COMMIT")
                 except duckdb.Error as exc:
+                    if _out_of_space(exc):
+                        raise self._no_space(exc) from exc
                     raise StorageError(f"could not commit to {self.path}: {exc}") from exc
             finally:
                 con.close()
+
+    def _no_space(self, exc: BaseException) -> StorageError:
+        import shutil
+
+        free = shutil.disk_usage(self.path.parent).free if self.path.parent.exists() else 0
+        return StorageError(
+            f"no space left on the device holding the warehouse {self.path} ({free / 2**20:.1f} MiB free): "
+            "this write was rolled back and nothing already stored was changed. Free space, or move "
+            f"KFORGE_HOME to a larger disk, then re-run (writes are idempotent). DuckDB said: {_root_cause(exc)}"
+        )
 
     # -- reads -------------------------------------------------------------------------------
     def read(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
@@ -156,6 +175,27 @@ class Warehouse:
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         with self.writer() as con:
             con.execute(sql, params or [])
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        yield cur
+        cur = cur.__cause__ or cur.__context__
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    """True when DuckDB (or the OS under it) failed for lack of disk space (ENOSPC / quota)."""
+    return any(isinstance(e, (duckdb.Error, OSError)) and
+               re.search(r"no space left|disk is full|disk quota exceeded|out of space", str(e), re.IGNORECASE)
+               for e in _chain(exc))
+
+
+def _root_cause(exc: BaseException) -> str:
+    found = [e for e in _chain(exc) if re.search(r"no space left|disk is full|quota|out of space", str(e), re.I)]
+    return str(found[0] if found else exc).splitlines()[0][:300]
 
 
 # Connection-level helpers, usable inside one ``Warehouse.writer()`` transaction ------------
