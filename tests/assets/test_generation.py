@@ -9,7 +9,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "generation"))
-from conftest import make_rows  # noqa: E402
+from gen_synthetic import make_rows  # noqa: E402
 from kforge.config import Paths  # noqa: E402
 from kforge.dagster_io import MlflowResource, WarehouseResource  # noqa: E402
 from kforge.storage import Warehouse  # noqa: E402

@@ -39,7 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_patch)
 
     tsub = _family_subparsers(sub, "train", "train a model family outside Dagster")
-    t = tsub.add_parser("generation", help="train level 1, NNGen and the level-2 LM, evaluate, register, gate")
+    _train_args(tsub.add_parser("generation", help="train level 1, NNGen and the level-2 LM, evaluate, register, gate"))
+    fam = sub.add_parser("generation", help="generation family (same as `kforge train generation`)")
+    fsub = fam.add_subparsers(dest="generation_cmd", metavar="CMD")
+    fsub.required = True
+    _train_args(fsub.add_parser("train", help="train level 1, NNGen and the level-2 LM, evaluate, register, gate"))
+
+
+def _train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     t.add_argument("--backbone", choices=("scratch", "smollm2"), default="scratch")
     t.add_argument("--diffs", nargs="*", default=None, metavar="FILE.parquet",

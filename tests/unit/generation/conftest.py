@@ -1,46 +1,13 @@
-"""A small deterministic kernel-style corpus (the commit_diffs schema) for the generation tests."""
+"""Fixtures for the generation tests (the synthetic corpus lives in gen_synthetic.py)."""
 
-import random
-from datetime import UTC, datetime, timedelta
+import sys
+from pathlib import Path
 
-import polars as pl
 import pytest
 import torch
 
-SUBS = {
-    "net/ice": ("drivers/net/ice/ice_ethdev.c", "ice_rx_queue_setup", "rxq"),
-    "net/mlx5": ("drivers/net/mlx5/mlx5_flow.c", "mlx5_flow_create", "flow"),
-    "eal": ("lib/eal/common/eal_memory.c", "rte_eal_memory_init", "memseg"),
-    "crypto/qat": ("drivers/crypto/qat/qat_sym.c", "qat_sym_enqueue", "op"),
-    "doc": ("doc/guides/nics/ice.rst", "section", "text"),
-}
-VERBS = [("fix", "fix {obj} leak in {fn}"), ("fix", "fix null dereference of {obj}"), ("feature", "add {obj} support"),
-         ("cleanup", "remove unused {obj} variable"), ("feature", "support {obj} offload")]
-
-
-def make_rows(n: int = 240, seed: int = 3) -> pl.DataFrame:
-    rnd = random.Random(seed)
-    t0 = datetime(2023, 1, 1, tzinfo=UTC)
-    rows = []
-    for i in range(n):
-        sub = rnd.choice(list(SUBS))
-        path, fn, obj = SUBS[sub]
-        _, tmpl = rnd.choice(VERBS)
-        obj2 = f"{obj}{rnd.randint(0, 40)}"
-        word = rnd.choice(["on reset", "in Rx path", "for VF", "at close", "with IOVA", "on stop", "in Tx burst", ""])
-        subject = f"{sub}: " + tmpl.format(obj=obj2 + rnd.choice(["_cfg", "_ctx", "_q", ""]), fn=fn) + (" " + word if word else "")
-        body = (f"The {obj2} in {fn}() was not handled when the device {rnd.choice(['stops', 'resets', 'starts'])}.\n"
-                f"This patch handles it.\n\nSigned-off-by: Dev {i % 7} <dev{i % 7}@example.org>")
-        k = rnd.randint(1, 12)
-        added = "\n".join(f"+\t{obj2}_{j} = {fn}_{j}(dev);" for j in range(k))
-        diff = (f"diff --git a/{path} b/{path}\nindex 1111111..2222222 100644\n--- a/{path}\n+++ b/{path}\n"
-                f"@@ -10,3 +10,{3 + k} @@ static int {fn}(struct rte_dev *dev)\n \tint ret;\n{added}\n-\told_{obj2}();\n \treturn 0;\n")
-        rows.append({"repo": "demo", "sha": f"{i:040x}", "parent": f"{i + 1000:040x}",
-                     "author_date": (t0 + timedelta(hours=7 * i)).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
-                     "subject": subject, "body": body, "diff": diff, "diff_bytes_full": len(diff), "truncated": False,
-                     "author_email": f"dev{i % 7}@example.org", "author_name": f"Dev {i % 7}"})
-    rows.append({**rows[5], "sha": "b" * 40, "author_email": "ci-bot@example.org", "author_name": "dependabot[bot]"})
-    return pl.DataFrame(rows)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gen_synthetic import make_rows  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +16,7 @@ def _one_thread():
 
 
 @pytest.fixture(scope="session")
-def raw_rows() -> pl.DataFrame:
+def raw_rows():
     return make_rows()
 
 
@@ -59,15 +26,3 @@ def corpus(raw_rows):
 
     c, _ = build_corpus(raw_rows, val_frac=0.15, test_frac=0.15)
     return c
-
-
-def tiny_config(**train_kw):
-    from kforge.generation.level1 import Level1Config
-    from kforge.generation.lm import TinyLMConfig
-    from kforge.generation.pipeline import GenerationConfig
-    from kforge.generation.train import TrainConfig
-
-    return GenerationConfig(lm=TinyLMConfig(vocab_size=600, d_model=64, n_layers=2, n_heads=2, max_len=256, dropout=0.0),
-                            train=TrainConfig(**{"steps": 40, "batch_size": 8, "lr": 3e-3, "warmup": 5, **train_kw}),
-                            level1=Level1Config(n_estimators=15), eval_rows=20, calib_rows=12, adapter_families=1,
-                            adapter_steps=4, min_test_rows=10)

