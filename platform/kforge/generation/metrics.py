@@ -12,6 +12,7 @@
 * **prefix accuracy**: ``subject_prefix(hyp) == subject_prefix(ref)`` (exact, case-insensitive).
 """
 
+import functools
 import math
 import re
 from collections import Counter
@@ -72,6 +73,30 @@ def sentence_bleu_norm(hyp: str, ref: str, max_n: int = 4) -> float:
         log_p += math.log(num / den)
     bp = 1.0 if len(ht) > len(rt) else math.exp(1 - len(rt) / len(ht))
     return 100.0 * bp * math.exp(log_p / max_n)
+
+
+@functools.lru_cache(maxsize=65536)
+def ngram_profile(text: str, max_n: int = 4) -> tuple[int, tuple[Counter, ...]]:
+    """(token count, n-gram counters for n = 1..max_n) of a lower-cased text; cached (retrieval re-ranking)."""
+    toks = tokenize(text, lower=True)
+    return len(toks), tuple(_ngrams(toks, n) for n in range(1, max_n + 1))
+
+
+def bleu_norm_profiles(hyp: tuple[int, tuple[Counter, ...]], ref: tuple[int, tuple[Counter, ...]]) -> float:
+    """:func:`sentence_bleu_norm` from two :func:`ngram_profile` results."""
+    (hl, hg), (rl, rg) = hyp, ref
+    if not hl or not rl:
+        return 0.0
+    log_p = 0.0
+    for n, (h, r) in enumerate(zip(hg, rg, strict=True)):
+        m = sum(min(c, r[g]) for g, c in h.items())
+        t = max(hl - n, 0)
+        num, den = (m, t) if n == 0 else (m + 1, t + 1)
+        if num == 0 or den == 0:
+            return 0.0
+        log_p += math.log(num / den)
+    bp = 1.0 if hl > rl else math.exp(1 - rl / hl)
+    return 100.0 * bp * math.exp(log_p / len(hg))
 
 
 def bleu_norm(hyps: Sequence[str], refs: Sequence[str]) -> float:

@@ -70,20 +70,24 @@ class RetrievalIndex:
     def query_diffs(self, diffs: list[str], subsystems: list[str] | None = None, n: int = 1,
                     exclude_self: list[int] | None = None) -> list[list[Neighbour]]:
         """For each diff, ``n`` neighbours ranked NNGen-style (cosine top-k, then BLEU of diffs)."""
-        q = self._vec.transform([_diff_doc(d) for d in diffs])
-        out = []
-        for i, d in enumerate(diffs):
-            sims = np.asarray((self._mat @ q[i].T).todense()).ravel()
-            cand = self._neighbours(sims, max(self.k, n), exclude_self[i] if exclude_self else None)
-            qdoc = _diff_doc(d)[:1500]
-            scored = []
-            for j in cand:
-                score = metrics.sentence_bleu_norm(_diff_doc(self.rows["diff"][j])[:1500], qdoc) / 100.0
-                if subsystems and subsystems[i] and self.rows["prefix"][j] == subsystems[i]:
-                    score += self.subsystem_bonus
-                scored.append((score, j))
-            scored.sort(key=lambda t: -t[0])
-            out.append([self._row(j, float(sims[j])) for _, j in scored[:n]])
+        q = self._vec.transform([_diff_doc(d) for d in diffs]).tocsr()
+        out: list[list[Neighbour]] = []
+        diff_col = self.rows["diff"]
+        prefixes = self.rows["prefix"].to_list()
+        for start in range(0, len(diffs), 256):  # one sparse product per chunk of queries
+            sims_chunk = np.asarray((q[start:start + 256] @ self._mat.T).todense())
+            for i in range(start, min(start + 256, len(diffs))):
+                sims = sims_chunk[i - start]
+                cand = self._neighbours(sims, max(self.k, n), exclude_self[i] if exclude_self else None)
+                qprof = metrics.ngram_profile(_diff_doc(diffs[i])[:1500])
+                scored = []
+                for j in cand:
+                    score = metrics.bleu_norm_profiles(metrics.ngram_profile(_diff_doc(diff_col[j])[:1500]), qprof) / 100.0
+                    if subsystems and subsystems[i] and prefixes[j] == subsystems[i]:
+                        score += self.subsystem_bonus
+                    scored.append((score, j))
+                scored.sort(key=lambda t: -t[0])
+                out.append([self._row(j, float(sims[j])) for _, j in scored[:n]])
         return out
 
     def query_issues(self, issues: list[str], subsystems: list[str] | None = None, n: int = 2,
