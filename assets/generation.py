@@ -50,7 +50,7 @@ def generation_corpus(config: CorpusConfig, warehouse: WarehouseResource) -> dg.
 class GenerationTrainConfig(dg.Config):
     backbone: str = Field(default="scratch", description="scratch (BPE + small transformer) or smollm2 (LoRA on SmolLM2-135M).")
     device: str = Field(default="cpu", description="cpu or cuda.")
-    steps: int = Field(default=60, description="Optimizer steps for the LM (CPU smoke default; use `kforge train generation` or a GPU for real runs).")
+    steps: int = Field(default=40, description="Optimizer steps for the LM (CPU smoke default; use `kforge train generation` or a GPU for real runs).")
     batch_size: int = Field(default=8, description="Sequences per micro-batch.")
     grad_accum: int = Field(default=1, description="Micro-batches per optimizer step.")
     amp: bool = Field(default=False, description="Mixed precision (bf16 on CPU/Ampere+, fp16 + loss scaling otherwise).")
@@ -59,7 +59,9 @@ class GenerationTrainConfig(dg.Config):
     vocab_size: int = Field(default=2000, description="BPE vocabulary size.")
     max_len: int = Field(default=320, description="Tokens per training sequence.")
     eval_rows: int = Field(default=60, description="Held-out rows generated for the metrics.")
-    adapter_families: int = Field(default=2, description="LoRA adapters for the N largest subsystem families.")
+    adapter_families: int = Field(default=1, description="LoRA adapters for the N largest subsystem families.")
+    adapter_steps: int = Field(default=10, description="Optimizer steps per LoRA adapter.")
+    calib_rows: int = Field(default=40, description="Validation rows generated to calibrate the confidence.")
     max_minutes: float = Field(default=0.0, description="Stop LM training after this many minutes (0 = no limit).")
     level1_estimators: int = Field(default=40, description="Boosting rounds per level-1 head.")
 
@@ -89,7 +91,8 @@ def generation_models(context: dg.AssetExecutionContext, config: GenerationTrain
         train=TrainConfig(steps=config.steps, batch_size=config.batch_size, grad_accum=config.grad_accum,
                           device=config.device, amp=config.amp, max_minutes=config.max_minutes),
         level1=Level1Config(n_estimators=config.level1_estimators),
-        eval_rows=config.eval_rows, adapter_families=config.adapter_families)
+        eval_rows=config.eval_rows, adapter_families=config.adapter_families, adapter_steps=config.adapter_steps,
+        calib_rows=config.calib_rows)
     repos = {}
     if wh.has_table("repositories"):
         repos = {r: Path(p) for r, p in wh.read("select repo, path from repositories").iter_rows() if Path(p).exists()}
