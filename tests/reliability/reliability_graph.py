@@ -1,6 +1,6 @@
-"""A reconstructable job for the multiprocess tests: the kernel_commits derived tables and
-patch_features (parallel warehouse writers), plus three probe assets tagged as warehouse
-writers that record when they held their step, so the tag limit can be checked."""
+"""A reconstructable job for the multiprocess tests: two kernel_commits derived tables
+(parallel warehouse writers) plus two probe assets tagged as warehouse writers that record
+when they held their step, so the tag limit can be checked. The whole graph: bench/chaos.py."""
 
 import time
 
@@ -8,7 +8,7 @@ import dagster as dg
 from kforge.dagster_io import WarehouseResource
 from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 
-SELECTION = ["commit_tags", "commit_chains", "patch_features"]
+SELECTION = ["commit_tags", "commit_chains"]
 
 
 def _probe(name: str) -> dg.AssetsDefinition:
@@ -28,9 +28,7 @@ PROBES = [_probe(f"probe_{i}") for i in range(2)]
 
 def build() -> dg.JobDefinition:
     from assets.kernel_commits import defs as kc
-    from assets.patch_features import defs as pf
-
-    assets = [a for a in [*kc.assets, *pf.assets] if isinstance(a, dg.AssetsDefinition)]
+    assets = [a for a in kc.assets if isinstance(a, dg.AssetsDefinition)]
     # the default executor (multi_or_in_process), as for every kforge job: run config picks multiprocess
     job = dg.define_asset_job("scale_out_graph", selection=dg.AssetSelection.assets(*SELECTION, *PROBES))
     from jobs.definitions import resources
