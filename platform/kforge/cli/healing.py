@@ -85,7 +85,8 @@ def cmd_evaluate(ctx: Ctx, args: argparse.Namespace) -> int:
 
     if ctx.data is None or not (ctx.data / "healing").exists():
         raise InputError("evaluation needs the real data: pass --data DIR (laid out like ../shared/data) or set KFORGE_DATA")
-    print(run_evaluation(ctx.data, args.kind, args.folds, args.extras))
+    for section in run_evaluation(ctx.data, args.kind, args.folds, args.extras):
+        print(section, flush=True)
     return 0
 
 

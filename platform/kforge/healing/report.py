@@ -1,6 +1,7 @@
 """``kforge healing evaluate``: every measurement of the healing group in one report."""
 
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 from kforge.healing.datasets import KERNEL, PYTHON, load_task, read_jsonl
@@ -45,8 +46,9 @@ def homeostasis_scores(data_dir: Path) -> dict[str, float]:
         if key in seen or not r.get("pattern"):
             continue
         seen.add(key)
+        pattern = "|".join(r["pattern"]) if isinstance(r["pattern"], list) else str(r["pattern"])
         try:
-            rules[r["language"]].append((re.compile(r["pattern"], re.I), r["rule_id"], r["root_cause"]))
+            rules[r["language"]].append((re.compile(pattern, re.I), r["rule_id"], r["root_cause"]))
         except re.error:
             continue
     ok_rule = ok_rc = 0
@@ -66,29 +68,28 @@ def corpus_scores() -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     return replay(outcomes), evaluate_effectiveness(outcomes)
 
 
-def run_evaluation(data_dir: Path, kind: str = "all", folds: int = 5, extras: bool = False) -> str:
-    parts = []
+def run_evaluation(data_dir: Path, kind: str = "all", folds: int = 5, extras: bool = False) -> Iterator[str]:
+    """Yields the report section by section (each as soon as it is measured)."""
     for task in (KERNEL, PYTHON):
         if kind not in ("all", task.kind):
             continue
         rows = load_task(data_dir, task)
-        parts.append(format_report(evaluate_task(rows, task.kind, task.labels, task.group, n_folds=folds)))
+        yield (format_report(evaluate_task(rows, task.kind, task.labels, task.group, n_folds=folds)))
     if kind in ("all", "kernel"):
         g = guilty_file_scores(data_dir)
-        parts.append(f"== parameter extraction: guilty file on {g['n']} reports: precision {g['precision']:.3f} "
+        yield (f"== parameter extraction: guilty file on {g['n']} reports: precision {g['precision']:.3f} "
                      f"recall {g['recall']:.3f}")
     if extras:
         t = template_scores(data_dir)
-        parts.append("== template mining (Drain-style) on loghub_2k, grouping accuracy: average "
+        yield ("== template mining (Drain-style) on loghub_2k, grouping accuracy: average "
                      f"{t.pop('average'):.3f} (Drain published 0.865)\n   " + " ".join(f"{k}={v:.3f}" for k, v in t.items()))
         h = homeostasis_scores(data_dir)
-        parts.append(f"== Homeostasis rules (first match) on {h['n_dev']} dev examples: rule id {h['rule_id_match']:.3f}, "
+        yield (f"== Homeostasis rules (first match) on {h['n_dev']} dev examples: rule id {h['rule_id_match']:.3f}, "
                      f"root cause {h['root_cause_match']:.3f}")
         rep, eff = corpus_scores()
-        parts.append("== strategy bandit replay on corpus fix outcomes (mean reward per step; regret over "
+        yield ("== strategy bandit replay on corpus fix outcomes (mean reward per step; regret over "
                      f"{int(rep.get('steps', 0))} steps, {int(rep.get('errors', 0))} errors):\n   "
                      + " ".join(f"{k}={v:.3f}" for k, v in rep.items() if k not in ('steps', 'errors')))
-        parts.append("== fix effectiveness (grouped by program):\n" + "\n".join(
+        yield ("== fix effectiveness (grouped by program):\n" + "\n".join(
             f"   {k:<14} brier={v['brier']:.3f} log_loss={v['log_loss']:.3f} auc={v['auc']:.3f} (n={int(v['n'])}, "
             f"success rate {v['success_rate']:.3f})" for k, v in eff.items()))
-    return "\n".join(parts)
