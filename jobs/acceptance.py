@@ -35,7 +35,7 @@ def build_feedback_sensor(policy: RetrainPolicy = RetrainPolicy(), name: str = "
                           ) -> dg.SensorDefinition:
     """The feedback/drift sensor with its thresholds (a different policy -> a different sensor)."""
 
-    @dg.sensor(name=name, job=retrain_acceptance, minimum_interval_seconds=600,
+    @dg.sensor(name=name, job=retrain_acceptance, minimum_interval_seconds=60,
                description=f"Retrain acceptance after >= {policy.min_new_rows} new labelled feedback rows or a "
                            f"Brier drift > {policy.max_brier_increase} of the champion on them.")
     def _sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource, mlflow: MlflowResource):

@@ -53,19 +53,22 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
+def kforge_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KFORGE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+    return subprocess.run([sys.executable, "-m", "kforge.cli.main", *args], env=env, check=True, capture_output=True,
+                          text=True)
+
+
+@pytest.fixture(scope="session")
 def e2e_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A kforge home with the synthetic demo repository ingested (partition registered)."""
     home = tmp_path_factory.mktemp("e2e") / "home"
-    env = {**os.environ, "KFORGE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
-    kforge = [sys.executable, "-m", "kforge.cli.main"]
-    subprocess.run([*kforge, "demo-repo", str(home / "demo-repo"), "--commits", "300"], env=env, check=True,
-                   capture_output=True)
-    subprocess.run([*kforge, "ingest", str(home / "demo-repo")], env=env, check=True, capture_output=True)
+    kforge_cli(home, "demo-repo", str(home / "demo-repo"))
+    kforge_cli(home, "ingest", str(home / "demo-repo"))
     return home
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dagster_ui(e2e_home: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "KFORGE_HOME": str(e2e_home), "DAGSTER_HOME": str(e2e_home / "dagster")}
@@ -89,13 +92,38 @@ def dagster_ui(e2e_home: Path) -> Iterator[str]:
         log.close()
 
 
+@pytest.fixture(scope="session")
+def mlflow_ui(e2e_home: Path) -> Iterator[str]:
+    """`mlflow server` over the same KFORGE_HOME, one worker, loopback only."""
+    port = free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = open(e2e_home / "mlflow-server.log", "w")  # noqa: SIM115
+    mlflow = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", f"sqlite:///{e2e_home}/mlflow.db",
+                             "--default-artifact-root", str(e2e_home / "mlartifacts"), "--host", "127.0.0.1",
+                             "--port", str(port), "--workers", "1"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/health", timeout=120)
+        yield base
+    finally:
+        import signal
+
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
 @pytest.fixture()
 def page(chromium_path: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_FLAGS + [f"--user-data-dir={tmp_path}/ud"]
-                                    if False else CHROMIUM_FLAGS, headless=True)
+        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_FLAGS, headless=True)
         pg = browser.new_page(viewport={"width": 1600, "height": 1000})
         pg.set_default_timeout(60_000)
         yield pg

@@ -5,7 +5,8 @@ mm/, kernel/sched/, ...), a MAINTAINERS file, 20 authors with home subsystems, C
 kernel trailers (Signed-off-by, Reviewed-by, Acked-by, Reported-by incl. syzbot, Cc: stable,
 Link:), ``Fixes: <sha12> ("subject")`` chains and reverts. Whether a commit is later fixed is
 drawn from a latent risk that depends on what a model can observe at commit time (size, the
-author's experience in the subsystem, review trailers, subsystem churn) plus noise, so the
+author's experience in the subsystem, review trailers, subsystem churn, and two interactions
+between them) plus noise, so the
 acceptance models have real signal to find. One commit carries invalid UTF-8 and one a binary
 file, to exercise quarantine and binary handling. Same seed -> same shas.
 """
@@ -150,7 +151,7 @@ def generate_demo_repo(path: str | Path, n_commits: int = 1200, seed: int = 7) -
          init_changes, ts)
 
     while len(commits) < n_commits - 1:
-        ts += rng.randint(1800, 40000)
+        ts += rng.randint(3600, 150000)  # ~21 h apart: 1,200 commits span ~3 years
         due = [i for i, (d, _) in enumerate(pending) if d <= ts]
         author = rng.choice(authors)
         reported = None
@@ -225,8 +226,10 @@ def generate_demo_repo(path: str | Path, n_commits: int = 1200, seed: int = 7) -
         trailers.append(f"Link: https://lore.example.org/r/{ts:x}@example.org")
         sha = emit(author, subject, "\n".join(body_lines + trailers), changes, ts)
         # latent risk from observable properties (+ noise): size, inexperience, no review, churn
-        risk = (-3.3 + 0.035 * size + 1.1 * (exp < 3) + 0.9 * (not reviewed) + 0.6 * (1 - author.skill)
-                + 0.04 * min(churn[s], 30) + (0.7 if kind == "feature" else 0.0) + rng.gauss(0, 0.6))
+        # (with interactions, as in real projects: big unreviewed changes and newcomers in hot areas)
+        risk = (-3.3 + 0.02 * size + 1.1 * (exp < 3) + 0.9 * (not reviewed) + 0.6 * (1 - author.skill)
+                + 0.04 * min(churn[s], 30) + (0.7 if kind == "feature" else 0.0)
+                + 1.5 * (size > 30 and not reviewed) + 1.2 * (exp < 3 and churn[s] > 8) + rng.gauss(0, 0.3))
         buggy = kind != "docs" and rng.random() < 1 / (1 + math.exp(-risk))
         commits.append({"sha": sha, "subject": subject, "subsystem": s, "file": path, "added": size, "kind": kind})
         if kind == "fix":
