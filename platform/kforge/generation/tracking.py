@@ -38,7 +38,7 @@ class Level1Pyfunc:
                 with open(context.artifacts["level1"], "rb") as fh:
                     self.model = pickle.load(fh)  # noqa: S301
 
-            def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+            def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints as a schema
                 return self.model.predict_frame(model_input)
 
         return _Model()
