@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"commits": ["repo", "sha"], "file_changes": ["repo", "sha", "path"], "patch_features": ["repo", "sha"],
-        "commit_tags": ["repo", "sha", "tag"], "commit_labels": ["repo", "sha"]}
+        "commit_tags": ["repo", "sha", "tag", "rule"], "commit_labels": ["repo", "sha"]}
 
 RUN = """
 import json, sys
