@@ -104,6 +104,9 @@ def test_feedback_sensor_requests_runs_and_keeps_cursor(kforge_home: Path) -> No
 
     result, cursor = tick(None)
     assert isinstance(result, dg.SkipReason) and "no new acceptance feedback" in result.skip_message
+    import polars as pl
+
+    wh.append("commits", pl.DataFrame({"repo": ["demo", "demo"], "sha": ["abcdef1" + "0" * 33, "abcdef2" + "0" * 33]}))
     row = {"target": "commit", "repo": "demo", "item_id": "abcdef1", "outcome": "true"}
     add_feedback("acceptance", row, wh)
     result, cursor = tick(cursor)

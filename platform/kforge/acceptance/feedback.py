@@ -24,6 +24,12 @@ def _check(row: dict[str, Any], warehouse: Warehouse) -> None:
         raise InputError(f"observed_ts must be unix seconds >= 0, got {ts}")
     if row["target"] == "commit" and len(row["item_id"]) < 7:
         raise InputError(f"item_id for a commit must be a sha (>= 7 hex chars), got {row['item_id']!r}")
+    if row["target"] == "commit":
+        known = warehouse.read("select count(*) as n from commits where repo = ? and sha like ?",
+                               [row["repo"], row["item_id"].lower() + "%"])["n"][0] if warehouse.has_table("commits") else 0
+        if known == 0:
+            raise InputError(f"unknown commit {row['item_id']!r} in repository {row['repo']!r}: "
+                             "feedback must refer to an ingested commit")
 
 
 SCHEMA = register_schema(FeedbackSchema(

@@ -42,6 +42,8 @@ def cmd_simulate(ctx: Ctx, args: argparse.Namespace) -> int:
     from kforge.telemetry.memsim import simulate
     from kforge.telemetry.traces import write_trace
 
+    if args.duration > 86_400:
+        raise InputError(f"--duration must be at most 86400 simulated seconds (one day), got {args.duration:g}")
     samples, events = simulate(args.workload, args.seed, args.duration)
     write_trace(samples, events, Path(args.out))
     print(json.dumps({"out": args.out, "samples": samples.height, "oom_kills": events.height}))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from kforge.config import Paths
+from kforge.errors import InputError
 from kforge.dagster_io.instance import instance as kforge_instance
 
 
@@ -41,6 +42,15 @@ def materialize_selection(paths: Paths, selection: str | None = None, data: str 
     graph = defs.resolve_asset_graph()
     sel = dg.AssetSelection.from_string(selection) if selection else dg.AssetSelection.all()
     keys = sel.resolve(graph)
+    if not keys:
+        raise InputError(f"--select {selection!r} selects no assets (groups: "
+                         f"{', '.join(sorted({graph.get(k).group_name or '' for k in graph.get_all_asset_keys()}))})")
+    if partitions:
+        known = set(inst.get_dynamic_partitions("repositories"))
+        unknown = sorted(set(partitions) - known)
+        if unknown:
+            raise InputError(f"unknown repository partition(s) {', '.join(unknown)}; known: {', '.join(sorted(known)) or 'none'}"
+                             " (add one with `kforge ingest PATH`)")
     assets_defs = list(defs.assets or [])
     checks = list(defs.asset_checks or [])
     resources = _resources(paths, data)

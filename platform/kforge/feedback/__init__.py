@@ -1,6 +1,6 @@
 """Feedback: observed outcomes entering append-only tables, validated row by row.
 
-Each model family declares a :class:`FeedbackSchema` (see ``schemas.py``); ``kforge feedback add``
+Each model family declares a :class:`FeedbackSchema` (see ``families.py``); ``kforge feedback add``
 and ``kforge feedback import`` validate every row and write all of them in one transaction or
 none (bad rows are reported with their line number and reason).
 """

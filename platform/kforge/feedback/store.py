@@ -88,7 +88,7 @@ def register_schema(schema: FeedbackSchema) -> FeedbackSchema:
 def schemas() -> dict[str, FeedbackSchema]:
     import importlib
 
-    importlib.import_module("kforge.feedback.schemas")  # registers the families' schemas
+    importlib.import_module("kforge.feedback.families")  # registers the families' schemas
 
     return dict(_REGISTRY)
 

@@ -10,6 +10,12 @@ from kforge.feedback import add_feedback, feedback_since, import_feedback
 
 
 def test_add_and_reject(warehouse) -> None:  # noqa: ANN001
+    import polars as pl
+
+    with pytest.raises(InputError, match="unknown commit"):
+        add_feedback("acceptance", {"target": "commit", "repo": "dpdk", "item_id": "abcdef123", "outcome": "true"},
+                     warehouse)
+    warehouse.append("commits", pl.DataFrame({"repo": ["dpdk"], "sha": ["abcdef123" + "0" * 31]}))
     add_feedback("acceptance", {"target": "commit", "repo": "dpdk", "item_id": "abcdef123", "outcome": "true"},
                  warehouse)
     with pytest.raises(InputError, match="must be one of commit, email"):
