@@ -34,7 +34,8 @@ class MlflowResource(ConfigurableResource):
     tracking_uri: str = ""
 
     def tracker(self) -> Tracker:
-        return Tracker(Paths.of(self.home or None), tracking_uri=self.tracking_uri)
+        """The tracker, activated: plain ``mlflow`` calls in this process use the same store."""
+        return Tracker(Paths.of(self.home or None), tracking_uri=self.tracking_uri).activate()
 
 
 class GitReposResource(ConfigurableResource):

@@ -46,8 +46,21 @@ class Tracker:
     """MLflow tracking + registry rooted in one kforge home (sqlite backend, file artifacts)."""
 
     def __init__(self, paths: Paths, tracking_uri: str = "") -> None:
+        import os
+
         self.paths = paths.ensure()
-        self.tracking_uri = tracking_uri or paths.tracking_uri()
+        # explicit argument > KFORGE_MLFLOW_TRACKING_URI (set by scripts/services.sh) > sqlite under the home
+        self.tracking_uri = tracking_uri or os.environ.get("KFORGE_MLFLOW_TRACKING_URI", "") or paths.tracking_uri()
+
+    @property
+    def is_local(self) -> bool:
+        return self.tracking_uri.startswith(("sqlite:", "file:", "/"))
+
+    def activate(self) -> "Tracker":
+        """Point MLflow's process-wide tracking and registry URIs here (for code that loads
+        ``models:/...`` URIs through plain ``mlflow`` calls, e.g. in a multiprocess step)."""
+        self._mlflow()
+        return self
 
     def _mlflow(self) -> Any:
         import mlflow
@@ -68,7 +81,8 @@ class Tracker:
         exp = mlflow.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
-        location = (self.paths.mlartifacts / group).as_uri()
+        # a remote tracking server owns its artifact root; locally, artifacts live under the home
+        location = (self.paths.mlartifacts / group).as_uri() if self.is_local else None
         try:
             return mlflow.create_experiment(name, artifact_location=location)
         except Exception:  # created concurrently by another step
