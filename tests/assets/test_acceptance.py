@@ -76,6 +76,8 @@ def _score_and_manage_models(home: Path, wh: Warehouse, promoted: bool, capsys: 
     assert scores.columns == ["sha", "p_defect", "top_features"]
     assert scores.height == commits.filter(~pl.col("is_merge")).height
     assert scores["p_defect"].is_between(0, 1).all() and scores["top_features"].str.contains("=").all()
+    logged = wh.read("select family, model_name, n_rows from prediction_log")  # seen by model monitoring
+    assert logged.rows() == [("acceptance", "kforge-acceptance-commit", scores.height)]
     assert main(["--home", str(home), "acceptance", "score", "--input", str(home / "missing.parquet"),
                  "--output", str(out)]) == 2
     capsys.readouterr()

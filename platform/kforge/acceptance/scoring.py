@@ -71,9 +71,18 @@ def score_file(path: str | Path, wh: Warehouse, tracker: Tracker, target: str = 
     rows = commit_rows(p, wh) if target == "commit" else email_rows(p)
     if rows.height == 0:
         raise InputError(f"{p}: nothing to score (no non-merge commits / patch e-mails)")
+    import time
+
+    from kforge.monitoring.calls import record_call
+
     model = load_model(tracker, spec, alias)
-    return pl.DataFrame({spec.id_col: rows[spec.id_col], spec.score_col: model.predict_proba(rows),
-                         "top_features": model.top_features(rows, top_k)})
+    started = time.perf_counter()
+    out = pl.DataFrame({spec.id_col: rows[spec.id_col], spec.score_col: model.predict_proba(rows),
+                        "top_features": model.top_features(rows, top_k)})
+    champ = tracker.champion(spec.model_name) if alias == "champion" else None
+    record_call(wh, "acceptance", spec.model_name, int(champ.version) if champ is not None else alias, started,
+                out.height, batch_ref=p.name)
+    return out
 
 
 def load_model(tracker: Tracker, spec: TargetSpec, alias: str):  # noqa: ANN201

@@ -4,10 +4,12 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from kforge.cli.common import Ctx
 from kforge.errors import InputError
+from kforge.monitoring.calls import record_call
 
 
 def _family_subparsers(sub: argparse._SubParsersAction, name: str, help_: str) -> argparse._SubParsersAction:
@@ -110,7 +112,10 @@ def cmd_message(ctx: Ctx, args: argparse.Namespace) -> int:
 
     diff = read_diff(args.diff)
     bundle, source = _load(ctx, args)
-    return _emit(generate_message(bundle, diff, source), args)
+    started = time.perf_counter()
+    gen = generate_message(bundle, diff, source)
+    record_call(ctx.warehouse(), "generation", "kforge-generation-lm", str(source), started, 1, batch_ref="message")
+    return _emit(gen, args)
 
 
 def cmd_patch(ctx: Ctx, args: argparse.Namespace) -> int:
@@ -123,7 +128,10 @@ def cmd_patch(ctx: Ctx, args: argparse.Namespace) -> int:
             raise InputError(f"{f}: no such file")
         issue = f.read_text(errors="replace")
     bundle, source = _load(ctx, args)
-    return _emit(generate_patch(bundle, issue, args.subsystem, source), args)
+    started = time.perf_counter()
+    gen = generate_patch(bundle, issue, args.subsystem, source)
+    record_call(ctx.warehouse(), "generation", "kforge-generation-lm", str(source), started, 1, batch_ref="patch")
+    return _emit(gen, args)
 
 
 def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:

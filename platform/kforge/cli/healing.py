@@ -53,7 +53,15 @@ def cmd_classify(ctx: Ctx, args: argparse.Namespace) -> int:
     rows = [r for _, r in read_jsonl(args.input)]
     if not rows:
         raise InputError(f"{args.input}: no rows")
-    out = _model(ctx, args.model).classify(rows)
+    import time
+
+    from kforge.monitoring.calls import record_call
+
+    model = _model(ctx, args.model)
+    started = time.perf_counter()
+    out = model.classify(rows)
+    record_call(ctx.warehouse(), "healing", "kforge-healing", args.model or "champion", started, len(out),
+                batch_ref=Path(args.input).name)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     with open(args.output, "w") as fh:
         for r in out:

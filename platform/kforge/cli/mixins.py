@@ -140,7 +140,15 @@ def _fmt_features(p: dict[str, Any]) -> str:
 
 
 def cmd_check(ctx: Ctx, args: argparse.Namespace) -> int:
-    p = _service(ctx).check(args.mixins, args.node_type)
+    import time
+
+    from kforge.monitoring.calls import record_call
+
+    service = _service(ctx)
+    started = time.perf_counter()
+    p = service.check(args.mixins, args.node_type)
+    record_call(ctx.warehouse(), "mixins", "kforge-mixins", p["model_version"], started, 1,
+                batch_ref="check-cached" if p["cached"] else "check")
     if args.json:
         print(json.dumps(p, default=str))
         return 0
