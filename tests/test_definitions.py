@@ -4,10 +4,13 @@ import dagster as dg
 
 from jobs.definitions import build_definitions, domain_modules
 
-REQUIRED_GROUPS = {"kernel_commits"}
-REQUIRED_JOBS = {"ingest_repository_job", "refresh_commit_tables"}
-REQUIRED_SCHEDULES = {"nightly_ingest", "nightly_commit_tables"}
-REQUIRED_SENSORS = {"repository_sensor"}
+REQUIRED_GROUPS = {"kernel_commits", "patch_features", "acceptance", "generation", "mixins", "healing", "telemetry"}
+REQUIRED_JOBS = {"ingest_repository_job", "refresh_commit_tables", "retrain_acceptance", "retrain_generation",
+                 "retrain_mixins", "retrain_healing", "retrain_telemetry", "refresh_model_monitoring"}
+REQUIRED_SCHEDULES = {"nightly_ingest", "nightly_commit_tables", "nightly_acceptance", "nightly_generation",
+                      "nightly_mixins", "nightly_healing", "nightly_telemetry", "hourly_model_monitoring"}
+REQUIRED_SENSORS = {"repository_sensor", "acceptance_feedback_sensor", "generation_feedback_sensor",
+                    "healing_feedback_sensor", "mixins_outcomes_sensor", "telemetry_feedback_sensor"}
 
 
 def test_definitions_load_and_name_what_users_need(kforge_home) -> None:
