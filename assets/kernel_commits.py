@@ -7,8 +7,6 @@ and returns metadata. Ingestion is partitioned by repository (dynamic partitions
 
 import dagster as dg
 import polars as pl
-from pydantic import Field
-
 from kforge.commits.chains import build_chains, commit_labels
 from kforge.commits.expertise import author_expertise
 from kforge.commits.tags import rule_docs, tag_commits
@@ -18,6 +16,7 @@ from kforge.git.importer import import_commits
 from kforge.git.ingest import ingest_repository, repository_path
 from kforge.git.maintainers import maintainers_at_head
 from kforge.git.subsystems import SubsystemRules
+from pydantic import Field
 
 GROUP = "kernel_commits"
 repositories = dg.DynamicPartitionsDefinition(name="repositories")

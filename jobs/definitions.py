@@ -9,10 +9,10 @@ import importlib
 import pkgutil
 
 import dagster as dg
+from kforge.dagster_io import DataResource, GitReposResource, MlflowResource, WarehouseResource
 
 import assets as assets_pkg
 import jobs as jobs_pkg
-from kforge.dagster_io import DataResource, GitReposResource, MlflowResource, WarehouseResource
 
 _SKIP = {"jobs.definitions"}
 

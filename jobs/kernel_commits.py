@@ -7,9 +7,9 @@
 """
 
 import dagster as dg
+from kforge.dagster_io import GitReposResource, WarehouseResource
 
 from assets.kernel_commits import repositories
-from kforge.dagster_io import GitReposResource, WarehouseResource
 
 ingest_repository_job = dg.define_asset_job(
     "ingest_repository_job", selection=dg.AssetSelection.assets("commits", "file_changes", "ingest_quarantine"),

@@ -2,16 +2,22 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-
-from assets.kernel_commits import (
-    author_expertise_table, commit_chains, commit_diffs, commit_tags, imported_commits, ingest_commits, repositories,
-    training_exports,
-)
-from jobs.kernel_commits import nightly_ingest, repository_sensor
 from kforge.config import Paths
 from kforge.dagster_io import DataResource, GitReposResource, MlflowResource, WarehouseResource
 from kforge.git.ingest import register_repository
 from kforge.storage import Warehouse
+
+from assets.kernel_commits import (
+    author_expertise_table,
+    commit_chains,
+    commit_diffs,
+    commit_tags,
+    imported_commits,
+    ingest_commits,
+    repositories,
+    training_exports,
+)
+from jobs.kernel_commits import nightly_ingest, repository_sensor
 
 ASSETS = [ingest_commits, imported_commits, commit_tags, commit_chains, author_expertise_table, commit_diffs,
           training_exports]

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from kforge.cli.main import main
 
 
@@ -20,8 +19,8 @@ def test_ingest_query_export(kforge_home: Path, demo_repo: Path, capsys: pytest.
     assert out["commits_added"] == 600
     assert run(kforge_home, "query", "select count(*) as n from commits") == 0
     assert capsys.readouterr().out.strip().splitlines() == ["n", "600"]
-    from kforge.dagster_io.instance import instance
     from kforge.config import Paths
+    from kforge.dagster_io.instance import instance
 
     assert instance(Paths.of(kforge_home)).has_dynamic_partition("repositories", "demo")
 

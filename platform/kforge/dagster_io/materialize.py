@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import dagster as dg
 
 from kforge.config import Paths
-from kforge.errors import InputError
 from kforge.dagster_io.instance import instance as kforge_instance
+from kforge.errors import InputError
 
 
 @dataclass

@@ -5,6 +5,14 @@ and ``kforge feedback import`` validate every row and write all of them in one t
 none (bad rows are reported with their line number and reason).
 """
 
-from kforge.feedback.store import FeedbackSchema, Field, add_feedback, feedback_since, import_feedback, register_schema, schemas
+from kforge.feedback.store import (
+    FeedbackSchema,
+    Field,
+    add_feedback,
+    feedback_since,
+    import_feedback,
+    register_schema,
+    schemas,
+)
 
 __all__ = ["FeedbackSchema", "Field", "add_feedback", "feedback_since", "import_feedback", "register_schema", "schemas"]

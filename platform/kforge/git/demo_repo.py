@@ -82,15 +82,15 @@ def generate_demo_repo(path: str | Path, n_commits: int = 1200, seed: int = 7) -
     rng = random.Random(seed)
     subs = list(SUBSYSTEMS)
     authors = [
-        _Author(f"{f} {l}", f"{f.lower()}.{l.lower()}@example.org", rng.sample(subs, 2), rng.uniform(0.2, 1.0))
-        for f, l in zip(FIRST, LAST, strict=True)
+        _Author(f"{first} {last}", f"{first.lower()}.{last.lower()}@example.org", rng.sample(subs, 2), rng.uniform(0.2, 1.0))
+        for first, last in zip(FIRST, LAST, strict=True)
     ]
     maintainers = {s: rng.choice([a for a in authors if s in a.home] or authors) for s in subs}
     files: dict[str, list[str]] = {}
     for s, d in SUBSYSTEMS.items():
         for k in range(3):
             base = s.split("/")[-1].replace("-", "_")
-            lines = [f"// SPDX-License-Identifier: GPL-2.0", f"/* {s}: synthetic demo source */", ""]
+            lines = ["// SPDX-License-Identifier: GPL-2.0", f"/* {s}: synthetic demo source */", ""]
             for j in range(4):
                 lines += _function(rng, f"{base}_fn{k}{j}")
             files[f"{d}/{base}_{k}.c"] = lines
@@ -147,7 +147,7 @@ def generate_demo_repo(path: str | Path, n_commits: int = 1200, seed: int = 7) -
         maint_lines += [s.upper(), f"M:\t{m.name} <{m.email}>", f"F:\t{SUBSYSTEMS[s]}/", ""]
     init_changes = [(p, text(p)) for p in files] + [("MAINTAINERS", ("\n".join(maint_lines) + "\n").encode()),
                                                     ("README", b"Synthetic kernel-style demo repository (kforge).\n")]
-    emit(authors[0], "Initial import of the synthetic tree", "Signed-off-by: %s <%s>" % (authors[0].name, authors[0].email),
+    emit(authors[0], "Initial import of the synthetic tree", f"Signed-off-by: {authors[0].name} <{authors[0].email}>",
          init_changes, ts)
 
     while len(commits) < n_commits - 1:
@@ -209,7 +209,7 @@ def generate_demo_repo(path: str | Path, n_commits: int = 1200, seed: int = 7) -
         if bug is not None and kind == "fix":
             trailers.append(f'Fixes: {str(bug["sha"])[:12]} ("{bug["subject"]}")')
             if rng.random() < 0.25:
-                reported = "syzbot+%06x@syzkaller.appspotmail.com" % rng.randrange(1 << 24)
+                reported = f"syzbot+{rng.randrange(1 << 24):06x}@syzkaller.appspotmail.com"
         if reported is None and rng.random() < 0.1:
             r = rng.choice(authors)
             reported = f"{r.name} <{r.email}>"

@@ -14,7 +14,12 @@ import polars as pl
 
 from kforge.errors import InputError
 from kforge.git.rows import (
-    COMMIT_KEYS, COMMIT_SCHEMA, FILE_KEYS, FILE_SCHEMA, commit_row, now_utc,
+    COMMIT_KEYS,
+    COMMIT_SCHEMA,
+    FILE_KEYS,
+    FILE_SCHEMA,
+    commit_row,
+    now_utc,
 )
 from kforge.git.subsystems import SubsystemRules
 from kforge.storage import Warehouse

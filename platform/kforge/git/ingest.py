@@ -22,8 +22,15 @@ from kforge.errors import InputError
 from kforge.git import gitcmd
 from kforge.git.logparse import LOG_FORMAT, RawCommit, iter_records, parse_record
 from kforge.git.rows import (
-    COMMIT_KEYS, FILE_KEYS, QUARANTINE_KEYS, commit_row, commits_frame, files_frame, quarantine_frame,
-    now_utc, quarantine_row,
+    COMMIT_KEYS,
+    FILE_KEYS,
+    QUARANTINE_KEYS,
+    commit_row,
+    commits_frame,
+    files_frame,
+    now_utc,
+    quarantine_frame,
+    quarantine_row,
 )
 from kforge.git.subsystems import SubsystemRules
 from kforge.storage import Warehouse

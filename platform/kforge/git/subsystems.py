@@ -39,7 +39,7 @@ class SubsystemRules:
             if m:
                 out = template
                 for i, g in enumerate(m.groups(), start=1):
-                    out = out.replace("{%d}" % i, g or "")
+                    out = out.replace(f"{{{i}}}", g or "")
                 return out
         return "other"
 

@@ -1,5 +1,4 @@
 import polars as pl
-
 from kforge.commits.chains import build_chains, commit_labels
 
 

@@ -2,7 +2,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from kforge.commits.chains import build_chains
 from kforge.commits.export import ExportFilters, build_export, validate_export, write_export
 from kforge.commits.tags import tag_commits

@@ -1,4 +1,4 @@
-from kforge.git.message import parse_message, subject_prefix, split_message
+from kforge.git.message import parse_message, split_message, subject_prefix
 
 KERNEL_MSG = """net/ice: fix use-after-free in ring teardown
 

@@ -1,5 +1,4 @@
 import polars as pl
-
 from kforge.commits.patchid import patch_id
 from kforge.commits.quality import quality_score
 

@@ -1,6 +1,5 @@
 import polars as pl
 import pytest
-
 from kforge.commits.tags import tag_commits
 
 

@@ -1,9 +1,15 @@
 from pathlib import Path
 
 import pytest
-
 from kforge.errors import InputError
-from kforge.feedback import FeedbackSchema, Field, add_feedback, feedback_since, import_feedback, register_schema
+from kforge.feedback import (
+    FeedbackSchema,
+    Field,
+    add_feedback,
+    feedback_since,
+    import_feedback,
+    register_schema,
+)
 from kforge.storage import Warehouse
 
 

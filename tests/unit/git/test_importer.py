@@ -2,7 +2,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from kforge.commits.chains import build_chains, commit_labels
 from kforge.errors import InputError
 from kforge.git.importer import import_commits

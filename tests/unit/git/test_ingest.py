@@ -8,10 +8,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from kforge.errors import InputError, NotARepositoryError
 from kforge.git.ingest import ingest_repository
 from kforge.storage import Warehouse
+
 from tests.conftest import git
 
 TABLES = ("commits", "file_changes")

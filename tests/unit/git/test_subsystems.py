@@ -3,7 +3,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from kforge.errors import InputError
 from kforge.git.subsystems import SubsystemRules
 

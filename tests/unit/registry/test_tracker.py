@@ -4,7 +4,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from kforge.config import Paths
 from kforge.errors import InputError
 from kforge.registry import Tracker, data_version
