@@ -92,7 +92,8 @@ def test_acceptance_user_path(prepared: Path, dagster_ui: str, mlflow_ui: str, p
     # 5. MLflow: both training runs in kforge/acceptance, compared side by side
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db")
+    uri = f"sqlite:///{home}/mlflow.db"
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     exp = client.get_experiment_by_name("kforge/acceptance")
     runs = client.search_runs([exp.experiment_id], "tags.asset_key = 'acceptance_commit_model'",
                               order_by=["attributes.start_time DESC"])

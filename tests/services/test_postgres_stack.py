@@ -114,4 +114,5 @@ def test_model_logged_registered_and_promoted_through_the_mlflow_server(stack_en
     aliases = dict(_pg(stack_env, "mlflow", "select alias, version from registered_model_aliases "
                                             "where name = 'kforge-services-test'"))
     assert aliases["champion"] == int(tracker.champion("kforge-services-test").version)
-    assert any((Paths.of(stack_env.home).mlartifacts / "services").rglob("MLmodel"))
+    # the server owns the artifact root (mlflow-artifacts:/ proxied to KFORGE_HOME/mlartifacts)
+    assert any(Paths.of(stack_env.home).mlartifacts.rglob("MLmodel"))
