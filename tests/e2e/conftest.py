@@ -3,12 +3,14 @@
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -68,54 +70,44 @@ def e2e_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+@contextmanager
+def serve(cmd: list[str], env: dict[str, str], log_path: Path, health_url: str, timeout: float) -> Iterator[None]:
+    """Run a server in its own process group until the block ends; its output goes to ``log_path``."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_http(health_url, timeout=timeout)
+            yield
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
 @pytest.fixture(scope="session")
 def dagster_ui(e2e_home: Path) -> Iterator[str]:
-    port = free_port()
+    """`dagster dev` (webserver + daemon) over the e2e home, loopback only."""
+    base = f"http://127.0.0.1:{free_port()}"
     env = {**os.environ, "KFORGE_HOME": str(e2e_home), "DAGSTER_HOME": str(e2e_home / "dagster")}
-    log = open(e2e_home / "dagster-dev.log", "w")  # noqa: SIM115
-    dagster = Path(sys.executable).with_name("dagster")
-    proc = subprocess.Popen([str(dagster), "dev", "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/server_info", timeout=180)
+    cmd = [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(ROOT / "workspace.yaml"),
+           "-h", "127.0.0.1", "-p", base.rsplit(":", 1)[1]]
+    with serve(cmd, env, e2e_home / "dagster-dev.log", f"{base}/server_info", timeout=180):
         graphql(base, "mutation { setNuxSeen }")
         yield base
-    finally:
-        import signal
-
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 @pytest.fixture(scope="session")
 def mlflow_ui(e2e_home: Path) -> Iterator[str]:
     """`mlflow server` over the same KFORGE_HOME, one worker, loopback only."""
-    port = free_port()
+    base = f"http://127.0.0.1:{free_port()}"
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    log = open(e2e_home / "mlflow-server.log", "w")  # noqa: SIM115
-    mlflow = Path(sys.executable).with_name("mlflow")
-    proc = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", f"sqlite:///{e2e_home}/mlflow.db",
-                             "--default-artifact-root", str(e2e_home / "mlartifacts"), "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", "1"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/health", timeout=120)
+    cmd = [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri",
+           f"sqlite:///{e2e_home}/mlflow.db", "--default-artifact-root", str(e2e_home / "mlartifacts"),
+           "--host", "127.0.0.1", "--port", base.rsplit(":", 1)[1], "--workers", "1"]
+    with serve(cmd, env, e2e_home / "mlflow-server.log", f"{base}/health", timeout=120):
         yield base
-    finally:
-        import signal
-
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 @pytest.fixture()
