@@ -51,12 +51,16 @@ def timed(cmd: list[str], **kw) -> tuple[float, int, subprocess.CompletedProcess
     return wall, max(peak, before), proc
 
 
-def bench_repo(repo: Path, pydriller_max: int) -> dict:
+def bench_repo(repo: Path, pydriller_max: int, floor_exclude: list[str] | None = None) -> dict:
     n_commits = int(subprocess.run(["git", "-C", str(repo), "rev-list", "--count", "HEAD"], capture_output=True,
                                    text=True, check=True).stdout)
     with tempfile.TemporaryDirectory() as tmp:
+        # paths whose blobs are missing in a snapshot make `git log --numstat` fail outright; excluding them
+        # (--floor-exclude) gives the floor over everything else
+        excl = " ".join(f"':(exclude){p}'" for p in (floor_exclude or []))
         git_s, _, gp = timed(
-            ["sh", "-c", f"git -C '{repo}' log --numstat --no-renames --format='%H%x00%an%x00%ae%x00%at%x00%B' HEAD > /dev/null"])
+            ["sh", "-c", f"git -C '{repo}' log --numstat --no-renames --format='%H%x00%an%x00%ae%x00%at%x00%B' HEAD"
+                         f" -- . {excl} > /dev/null"])
         kf_s, kf_rss, kp = timed([sys.executable, "-c", KFORGE, str(repo), str(Path(tmp) / "w.duckdb")])
         if kp.returncode != 0:
             raise SystemExit(f"kforge ingestion failed on {repo}:\n{kp.stderr[-2000:]}")
@@ -89,8 +93,10 @@ def main() -> None:
     ap.add_argument("repos", nargs="+", type=Path)
     ap.add_argument("--pydriller-max", type=int, default=600, help="commits PyDriller reads per repo (rate extrapolated)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--floor-exclude", action="append", default=[],
+                    help="path excluded from the git-log floor (a path with missing blobs); repeatable")
     args = ap.parse_args()
-    rows = [bench_repo(r, args.pydriller_max) for r in args.repos]
+    rows = [bench_repo(r, args.pydriller_max, args.floor_exclude) for r in args.repos]
     cols = ["repo", "commits", "git_log_s", "kforge_s", "ratio_kforge_over_git", "kforge_peak_rss_mb",
             "kforge_quarantined", "pydriller_commits_per_s", "ratio_pydriller_over_git"]
     print(" | ".join(cols))
