@@ -48,7 +48,7 @@ def _model(ctx: Ctx, path: str | None):  # noqa: ANN202
 
 
 def cmd_classify(ctx: Ctx, args: argparse.Namespace) -> int:
-    from kforge.healing.datasets import read_jsonl
+    from kforge.jsonl import read_jsonl
 
     rows = [r for _, r in read_jsonl(args.input)]
     if not rows:
@@ -100,9 +100,10 @@ def cmd_evaluate(ctx: Ctx, args: argparse.Namespace) -> int:
 
 def cmd_suggest(ctx: Ctx, args: argparse.Namespace) -> int:
     from kforge.healing.corpus import run_corpus
-    from kforge.healing.datasets import KERNEL, PYTHON, load_task, read_jsonl
+    from kforge.healing.datasets import KERNEL, PYTHON, load_task
     from kforge.healing.rules import RuleEngine
     from kforge.healing.suggest import suggest_rules
+    from kforge.jsonl import read_jsonl
 
     if args.input:
         rows = [r for _, r in read_jsonl(args.input)]

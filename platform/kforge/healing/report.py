@@ -4,9 +4,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from kforge.healing.datasets import KERNEL, PYTHON, load_task, read_jsonl
+from kforge.healing.datasets import KERNEL, PYTHON, load_task
 from kforge.healing.evaluate import evaluate_task, format_report
 from kforge.healing.kernel_log import parse_kernel_log
+from kforge.jsonl import read_jsonl
 
 
 def guilty_file_scores(data_dir: Path) -> dict[str, float]:

@@ -6,7 +6,6 @@ one observation of a combination (2+ mixins) on a node type: passed or failed, w
 reason when one was observed.
 """
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from kforge.errors import InputError
+from kforge.jsonl import read_jsonl
 from kforge.mixins.catalogue import Catalogue
 from kforge.storage import Warehouse
 from kforge.storage import warehouse as whmod
@@ -119,18 +119,7 @@ def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         return [(i, r) for i, r in enumerate(df.iter_rows(named=True), start=2)]
     if path.suffix.lower() not in (".jsonl", ".json", ".ndjson"):
         raise InputError(f"{path}: expected a .csv or .jsonl export of mixin_compatibility_matrix")
-    out = []
-    for i, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{i}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise InputError(f"{path}:{i}: expected one JSON object per line")
-        out.append((i, obj))
-    return out
+    return list(read_jsonl(path))
 
 
 def _pick(row: dict[str, Any], field: str) -> Any:

@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from kforge.errors import InputError
+from kforge.jsonl import read_jsonl
 from kforge.telemetry.memsim import EVENT_SCHEMA, FRAG_ORDER, SAMPLE_SCHEMA
 
 _KV = re.compile(r"^(\w+)[:\s]+(\d+)", re.MULTILINE)
@@ -70,18 +71,10 @@ def _buddy(value: Any) -> np.ndarray | None:
 def read_trace(path: str | Path, run_id: str = "") -> tuple[pl.DataFrame, pl.DataFrame]:
     """Telemetry samples and OOM events from a trace file (see the module docstring)."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such trace file")
     run = run_id or path.stem
     recs = []
-    for i, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{i}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict) or "ts" not in obj or "meminfo" not in obj:
+    for i, obj in read_jsonl(path, missing="no such trace file"):
+        if "ts" not in obj or "meminfo" not in obj:
             raise InputError(f"{path}:{i}: each line needs 'ts' and 'meminfo'")
         mem = _kv(obj["meminfo"], "meminfo", i)
         for k in ("MemTotal", "MemFree"):
