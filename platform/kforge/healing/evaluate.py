@@ -40,8 +40,13 @@ def scores(y: list[str], pred: list[str]) -> dict[str, float]:
 
 def evaluate_task(rows: list[dict[str, Any]], kind: str, labels: tuple[str, ...], group: str,
                   rules: RuleEngine | None = None, n_folds: int = 5, seed: int = 0,
-                  extra_models: tuple[str, ...] = ("tfidf_lr", "hashed")) -> dict[str, Any]:
-    """Metrics per label and system, plus per-fold chosen modes and sizes."""
+                  extra_models: tuple[str, ...] = ("tfidf_lr", "hashed"), keep_predictions: bool = False,
+                  groups: np.ndarray | None = None) -> dict[str, Any]:
+    """Metrics per label and system, plus per-fold chosen modes and sizes.
+
+    ``groups`` overrides the group column (one id per row); ``keep_predictions`` adds every
+    system's held-out predictions (``predictions``) and the true labels (``y``) per label.
+    """
     rules = rules or RuleEngine.default()
     recs = [record(r) for r in rows]
     text_col = "log" if kind == "kernel" else "traceback"
@@ -50,7 +55,8 @@ def evaluate_task(rows: list[dict[str, Any]], kind: str, labels: tuple[str, ...]
     for rec, m in zip(recs, matches, strict=True):
         rec["rule"] = rule_tokens(m)
     X = frame_of(recs)
-    groups = np.array([str(r.get(group, i)) for i, r in enumerate(rows)])
+    if groups is None:
+        groups = np.array([str(r.get(group, i)) for i, r in enumerate(rows)])
     exc_types = [rec["parsed"].short_type if kind == "python" else rec["parsed"].marker for rec in recs]
     folds = _group_folds(groups, n_folds)
     out: dict[str, Any] = {"kind": kind, "n_rows": len(rows), "n_groups": len(set(groups.tolist())),
@@ -86,6 +92,9 @@ def evaluate_task(rows: list[dict[str, Any]], kind: str, labels: tuple[str, ...]
             chosen.append(lm.mode)
         out["labels"][label] = {"n_classes": len(set(y.tolist())), "chosen_modes": chosen,
                                 "systems": {k: scores(y.tolist(), v.tolist()) for k, v in pred.items()}}
+        if keep_predictions:
+            out["labels"][label]["y"] = y.tolist()
+            out["labels"][label]["predictions"] = {k: v.tolist() for k, v in pred.items()}
     return out
 
 

@@ -8,6 +8,9 @@ Modes (per label; the rule's label for that target, if it names one, against the
 * ``arbitration``  - both run; the more confident one answers (rule confidence vs model probability);
 * ``ensemble``     - the model's probabilities mixed with the rule's vote (weight = rule confidence / 2).
 
+In ``arbitration`` and ``ensemble`` a rule whose label the model never saw in training answers: the
+model cannot name that class, whatever its confidence.
+
 :func:`choose_mode` picks the mode on grouped out-of-fold predictions of the *training* rows;
 evaluation then reports every mode on held-out rows, so the choice is measured, not assumed.
 """
@@ -34,6 +37,8 @@ def reconcile(mode: str, rule_label: str | None, rule_conf: float, proba: np.nda
         return ml
     if mode == "ml_fallback":
         return rule_label, rule_conf, "rule"
+    if rule_label not in classes:   # a class the model never saw in training: only the rule can name it
+        return rule_label, rule_conf, "rule"
     if mode == "arbitration":
         if rule_label == ml_label:
             return rule_label, max(rule_conf, ml_conf), "both"
@@ -41,12 +46,10 @@ def reconcile(mode: str, rule_label: str | None, rule_conf: float, proba: np.nda
     if mode == "ensemble":
         w = rule_conf / 2.0
         q = (1.0 - w) * np.asarray(proba, dtype=float)
-        if rule_label in classes:
-            q[list(classes).index(rule_label)] += w
-            j = int(np.argmax(q))
-            lab, conf = classes[j], float(q[j])
-            return (lab, conf, "both") if conf >= threshold else (UNKNOWN, conf, "none")
-        return (rule_label, rule_conf, "rule") if rule_conf >= ml_conf else ml
+        q[list(classes).index(rule_label)] += w
+        j = int(np.argmax(q))
+        lab, conf = classes[j], float(q[j])
+        return (lab, conf, "both") if conf >= threshold else (UNKNOWN, conf, "none")
     raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
 
 

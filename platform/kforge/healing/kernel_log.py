@@ -24,11 +24,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # (marker name, regex on a prefix-stripped line). Order matters only for ties on the same line.
 OOPS_MARKERS: list[tuple[str, re.Pattern[str]]] = [(n, re.compile(p)) for n, p in [
     ("kasan-invalid-free", r"KASAN: (double-free|invalid-free)"),
-    ("kasan-null-deref", r"KASAN: null-ptr-deref"),
+    ("kasan-null-deref", r"BUG: KASAN: null-ptr-deref|^\s*KASAN: null-ptr-deref (Read|Write|in \w)"),
     ("kasan-wild", r"KASAN: (wild|user)-memory-access"),
     ("kasan-uaf", r"KASAN: (slab-)?use-after-free"),
     ("kasan-oob", r"KASAN: (slab-|stack-|global-|vmalloc-)?out-of-bounds"),
-    ("kasan", r"BUG: KASAN: |^\s*KASAN: "),
+    ("kasan", r"BUG: KASAN: |^\s*KASAN: (?!null-ptr-deref in range)"),
     ("kmsan-infoleak", r"KMSAN: kernel-(usb-)?infoleak"),
     ("kmsan", r"BUG: KMSAN: |^\s*KMSAN: "),
     ("kcsan", r"BUG: KCSAN: "),
@@ -42,21 +42,27 @@ OOPS_MARKERS: list[tuple[str, re.Pattern[str]]] = [(n, re.compile(p)) for n, p i
     ("sleep-atomic", r"BUG: (sleeping function called from invalid context|scheduling while atomic)"),
     ("stack-guard", r"BUG: (TASK )?stack guard page|kernel stack overflow|Kernel stack overflow"),
     ("bad-page", r"BUG: Bad page (state|map)"),
-    ("list-corruption", r"list_(add|del) corruption|BUG: corrupted list"),
+    ("list-corruption", r"list_(add|del) corruption|BUG: corrupted list|kernel BUG at lib/list_debug\.c"),
+    ("usercopy", r"usercopy: Kernel memory (exposure|overwrite) attempt|kernel BUG at mm/usercopy\.c"),
     ("lockdep-bug", r"BUG: (spinlock|rwlock) \w+|BUG: using \w+\(\) in preemptible|BUG: Invalid wait context"),
+    ("lockdep-other", r"still has locks held!|bad unlock balance detected|BUG: held lock freed"),
     ("bug-other", r"(^|[\s:\[])BUG: [A-Za-z_]"),
-    ("lockdep-deadlock", r"possible (circular|recursive) locking dependency|possible deadlock|"
-                         r"possible irq lock inversion|WARNING: possible (circular|recursive) locking"),
+    ("slab-bug", r"^BUG [\w.:-]+ \([^)]*\): \w"),
+    ("lockdep-deadlock", r"possible (circular|recursive) locking (dependency )?detected|possible deadlock|"
+                         r"possible irq lock inversion|WARNING: possible (circular|recursive) locking|"
+                         r"(HARDIRQ|SOFTIRQ)-safe -> (HARDIRQ|SOFTIRQ)-unsafe lock order detected"),
     ("lockdep-inconsistent", r"inconsistent lock state|inconsistent \{.*\} -> \{.*\} usage"),
     ("lockdep-other", r"suspicious RCU usage|WARNING: bad unlock balance|WARNING: held lock freed|"
                       r"WARNING: lock held when returning|WARNING: nested lock|trying to register non-static key|"
                       r"WARNING: locking bug|DEBUG_LOCKS_WARN_ON|still has locks held|Nested lock was not taken"),
     ("rcu-stall", r"rcu_(sched|preempt|bh)? ?(self-)?detected( expedited)? stall|"
                   r"INFO: rcu_\w+ (self-)?detected|rcu: INFO: rcu_\w+ (self-)?detected|detected stalls on CPU"),
-    ("task-hung", r"INFO: task .* blocked for more than|task .* blocked for more than \d+ seconds|INFO: task .* can't die"),
-    ("refcount", r"refcount_t: (underflow|overflow|addition on 0|saturated|decrement hit 0)|refcount_warn_saturate"),
+    ("task-hung", r"INFO: task .* blocked (in I/O wait )?for more than|task .* blocked (in I/O wait )?for more than \d+ "
+                  r"seconds|INFO: task .* can't die|^\S.* blocked (in I/O wait )?for more than \d+ seconds"),
+    ("refcount", r"refcount_t: (underflow|overflow|addition on 0|saturated|decrement hit 0|increment on 0)|"
+                 r"refcount_warn_saturate"),
     ("odebug", r"ODEBUG: \w+ (active|not available|destroy|free)"),
-    ("warning", r"WARNING: CPU: \d+ PID: \d+ at|WARNING: .* at [\w/.-]+\.[ch]:\d+|------------\[ cut here \]|WARNING: kernel stack"),
+    ("warning", r"WARNING: CPU: \d+ PID: \d+ at|WARNING: .* at [\w/.-]+\.[ch]:\d+|WARNING: kernel stack"),
     ("gpf", r"general protection fault(, probably for non-canonical|:\s*[0-9a-f]{4} \[#|\s*$)"),
     ("kernel-bug", r"kernel BUG at"),
     ("double-fault", r"PANIC: double fault"),
@@ -69,8 +75,22 @@ OOPS_MARKERS: list[tuple[str, re.Pattern[str]]] = [(n, re.compile(p)) for n, p i
     ("rust-panic", r"panicked at |attempt to (add|subtract|multiply|shift \w+) with overflow"),
     ("go-runtime", r"^fatal error: |^panic: |runtime error: "),
     ("info-other", r"^INFO: (Freed|Allocated) in"),
+    ("vfs-close", r"^VFS: Close: file count is"),
     ("reboot", r"unexpected kernel reboot|Rebooting in \d+ seconds|reboot: Restarting system"),
+    # weak markers: they only count when the log has no other marker, or (cut here) only stand when
+    # no marker follows in the next few lines (the line after "cut here" names the real report)
+    ("cut-here", r"------------\[ cut here \]"),
+    ("bios-reboot", r"SeaBIOS \(version"),
 ]]
+_WEAK = {"cut-here", "bios-reboot"}
+_CUT_LOOKAHEAD = 8
+# A warning or "kernel BUG at" raised from these files is a more specific report (as syzkaller titles them).
+_REFINE_BY_FILE: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\bat (\./)?kernel/locking/lockdep\.c"), "lockdep-warning"),
+    (re.compile(r"\bat (\./)?lib/refcount\.c"), "refcount"),
+    (re.compile(r"\bat (\./)?lib/list_debug\.c"), "list-corruption"),
+    (re.compile(r"\bat (\./)?mm/usercopy\.c"), "usercopy"),
+]
 
 # Frames: "func+0x1a/0x20 [mod]", "func+0x1a/0x20 path/file.c:123", "func (file.c:123)", "#0 ..."
 _FRAME = re.compile(
@@ -204,16 +224,34 @@ def parse_kernel_log(log: str, max_frames: int = 64) -> KernelCrash:
     raw = (log or "").splitlines()
     lines = [strip_prefix(x) for x in raw]
     crash = KernelCrash(n_lines=len(lines))
-    start, tag = -1, ""
+    start, tag, weak = -1, "", -1
     for i, (text, t) in enumerate(lines):
         name = _match_marker(text)
-        if name:
-            if name not in crash.markers:
-                crash.markers.append(name)
-            if start < 0:
-                start, tag, crash.marker, crash.crash_line = i, t, name, text.strip()
+        if not name:
+            continue
+        if name not in crash.markers:
+            crash.markers.append(name)
+        if start >= 0:
+            continue
+        if name == "cut-here" and weak < 0:
+            weak = i
+            following = [j for j in range(i + 1, min(len(lines), i + 1 + _CUT_LOOKAHEAD))
+                         if (not t or not lines[j][1] or lines[j][1] == t)]
+            nxt = next((j for j in following if _match_marker(lines[j][0]) not in ("", *_WEAK)), -1)
+            if nxt < 0:   # a bare "cut here" is a warning
+                start, tag, crash.marker, crash.crash_line = i, t, "warning", text.strip()
+        elif name not in _WEAK:
+            start, tag, crash.marker, crash.crash_line = i, t, name, text.strip()
+        elif weak < 0:
+            weak = i
+    if start < 0 and weak >= 0:   # only weak evidence: take it
+        text, tag = lines[weak]
+        name = _match_marker(text)
+        start, crash.marker, crash.crash_line = weak, "warning" if name == "cut-here" else name, text.strip()
     if start < 0:
         return crash
+    if crash.marker in ("warning", "kernel-bug"):
+        crash.marker = next((m for rx, m in _REFINE_BY_FILE if rx.search(crash.crash_line)), crash.marker)
     crash.title = normalise(crash.crash_line)
     same = [(txt, t) for txt, t in lines[start + 1:] if not tag or not t or t == tag]
     crash.next_lines = [txt.strip() for txt, _ in same[:6] if txt.strip()]

@@ -4,7 +4,9 @@ A rule file is JSON or YAML: ``{"rules": [ {...}, ... ]}`` (or a bare list). Fie
 
 ``id`` (unique), ``kind`` (``kernel`` | ``python`` | ``any``), ``pattern`` (a regex), ``field``
 (what it is matched against: ``crash_line`` for kernel logs - the crash line and the next report
-lines -, ``error`` for Python - ``Type: message`` -, or ``text`` - the raw input), ``root_cause``,
+lines -, ``error`` for Python - ``Type: message`` -, ``text`` - the raw input -, or ``verdict`` - the
+parser's one-line summary: ``crash report: <marker>`` / ``no crash report found`` for kernel logs,
+``exception: <type>`` / ``no exception found`` for Python), ``root_cause``,
 ``category``, ``severity`` (low/medium/high/critical), ``confidence`` (0..1 or low/medium/high),
 ``suggested_fix``, ``capture`` (names of the pattern's named groups kept as parameters),
 ``labels`` (the model labels the rule implies, e.g. ``{"crash_class": "kasan-use-after-free"}``)
@@ -34,7 +36,7 @@ from kforge.healing.traceback import parse_traceback
 
 _CONF = {"low": 0.5, "medium": 0.7, "high": 0.9, "very_high": 0.95}
 _SEVERITIES = ("low", "medium", "high", "critical")
-_FIELDS = ("crash_line", "error", "text")
+_FIELDS = ("crash_line", "error", "text", "verdict")
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,8 @@ def match_texts(kind: str, text: str, parsed: Any = None) -> dict[str, str]:
     if kind == "kernel":
         crash = parsed if parsed is not None else parse_kernel_log(text)
         head = "\n".join([crash.crash_line, *crash.next_lines[:3]]) if crash.marker else ""
-        return {"crash_line": head, "text": text[:20000]}
+        verdict = f"crash report: {crash.marker}" if crash.marker else "no crash report found"
+        return {"crash_line": head, "text": text[:20000], "verdict": verdict}
     err = parsed if parsed is not None else parse_traceback(text)
-    return {"error": f"{err.short_type}: {err.message}" if err.exc_type else "", "text": text[:20000]}
+    verdict = f"exception: {err.short_type}" if err.exc_type else "no exception found"
+    return {"error": f"{err.short_type}: {err.message}" if err.exc_type else "", "text": text[:20000], "verdict": verdict}

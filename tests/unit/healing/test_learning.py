@@ -46,6 +46,10 @@ def test_reconcile_modes():
     assert reconcile("arbitration", "b", 0.5, p, classes, 0.5)[0] == "a"
     assert reconcile("arbitration", "b", 0.9, p, classes, 0.5)[0] == "b"
     assert reconcile("ml_only", "b", 0.9, p, classes, 0.7)[0] == UNKNOWN
+    # a class the model never saw: only the rule can name it, however confident the model is
+    assert reconcile("arbitration", "c", 0.3, np.array([0.95, 0.05]), classes, 0.5)[:2] == ("c", 0.3)
+    assert reconcile("ensemble", "c", 0.3, np.array([0.95, 0.05]), classes, 0.5)[0] == "c"
+    assert reconcile("ensemble", "b", 0.9, p, classes, 0.0)[0] == "b"
 
 
 def test_bandit_learns_best_arm_and_replay_regret():

@@ -1,3 +1,4 @@
+import pytest
 from kforge.healing.kernel_log import parse_kernel_log
 from kforge.healing.traceback import parse_traceback
 
@@ -41,6 +42,32 @@ def test_kernel_log_no_crash_and_garbage():
     assert parse_kernel_log("").marker == ""
     c = parse_kernel_log("\x00\xff garbage\n** 12 printk messages dropped ** [ 1.0] INFO: task hung blocked for more than 143 seconds.")
     assert c.marker == "task-hung"
+
+
+@pytest.mark.parametrize("log, marker", [
+    # "cut here" only announces a report: the next marker line names it
+    ("[ 1.0] ------------[ cut here ]------------\n[ 1.1] kernel BUG at net/core/skbuff.c:108!\n"
+     "[ 1.2] invalid opcode: 0000 [#1] SMP KASAN\n", "kernel-bug"),
+    ("------------[ cut here ]------------\nrefcount_t: underflow; use-after-free.\n"
+     "WARNING: CPU: 0 PID: 4270 at lib/refcount.c:28 refcount_warn_saturate+0x1d1/0x1e0\n", "refcount"),
+    ("------------[ cut here ]------------\nModules linked in:\n", "warning"),
+    # a warning or kernel BUG raised from a checker's own file is that checker's report
+    ("WARNING: CPU: 0 PID: 25919 at kernel/locking/lockdep.c:704 register_lock_class+0xce6/0x2650\n", "lockdep-warning"),
+    ("------------[ cut here ]------------\nkernel BUG at lib/list_debug.c:51!\n", "list-corruption"),
+    ("WARNING: CPU: 1 PID: 6747 at mm/usercopy.c:81 usercopy_warn+0xdb/0x100\n", "usercopy"),
+    ("WARNING: CPU: 1 PID: 6747 at net/core/dev.c:81 foo+0xdb/0x100\n", "warning"),
+    # old lockdep banners and a task name broken over two lines
+    ("[ 1.0] [ INFO: possible recursive locking detected ]\n", "lockdep-deadlock"),
+    ("[ 1.0] WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected\n", "lockdep-deadlock"),
+    ("[ 1.0] [ BUG: bad unlock balance detected! ]\n", "lockdep-other"),
+    ("[ 9.0][ T41] INFO: task \n[ 9.0][ T41] xyz:18088 blocked for more than 143 seconds.\n", "task-hung"),
+    ("[ 9.0][ T31] INFO: task udevd:5612 blocked in I/O wait for more than 143 seconds.\n", "task-hung"),
+    # weak evidence counts only when nothing else does
+    ("SeaBIOS (version 1.8.2)\nBooting the kernel.\n", "bios-reboot"),
+    ("SeaBIOS (version 1.8.2)\n[ 5.0] BUG: KASAN: use-after-free in foo+0x1/0x2\n", "kasan-uaf"),
+])
+def test_kernel_report_markers(log, marker):
+    assert parse_kernel_log(log).marker == marker
 
 
 def test_python_traceback_plain_and_chained():

@@ -12,7 +12,20 @@ def test_default_rules_load_and_match_both_kinds():
     assert m.rule.id == "py-keyerror" and m.params == {"key": "price"}
     m = eng.match_row({"id": 2, "log": "[ 1.0] BUG: KASAN: slab-out-of-bounds in foo+0x1/0x2\n[ 1.1] Write of size 4 at addr ffff"})
     assert m.rule.labels["crash_class"] == "kasan-out-of-bounds" and m.rule.id == "kasan-oob-write"
-    assert eng.match_row({"id": 3, "log": "just booting"}) is None
+    m = eng.match_row({"id": 3, "log": "just booting"})
+    assert m.rule.id == "no-crash" and m.rule.labels["crash_class"] == "no-crash"
+    assert eng.match_row({"id": 4, "traceback": "no error here"}) is None
+
+
+def test_kernel_rules_follow_the_report_not_its_preamble():
+    eng = RuleEngine.default()
+    gpf = ("[ 1.0] general protection fault, probably for non-canonical address 0xdffffc0000000002: 0000 [#1]\n"
+           "[ 1.1] KASAN: null-ptr-deref in range [0x0000000000000010-0x0000000000000017]\n")
+    assert eng.match_row({"id": 1, "log": gpf}).rule.labels["crash_class"] == "general-protection-fault"
+    usercopy = "------------[ cut here ]------------\nkernel BUG at mm/usercopy.c:84!\ninvalid opcode: 0000 [#1] SMP\n"
+    assert eng.match_row({"id": 2, "log": usercopy}).rule.id == "usercopy-bug"
+    lockdep = "WARNING: CPU: 0 PID: 4073 at kernel/locking/lockdep.c:734 register_lock_class+0xe10/0x1860\n"
+    assert eng.match_row({"id": 3, "log": lockdep}).rule.labels["crash_class"] == "lockdep-or-locking"
 
 
 @pytest.mark.parametrize("rule, msg", [
