@@ -33,6 +33,23 @@ def test_healing_group_materializes_and_gates(tmp_path):
     run = client.get_run(versions[0].run_id)
     assert any(k.startswith("test_python_label_root_cause") for k in run.data.metrics)
     assert run.data.tags["dagster_run_id"] and run.data.tags["asset_key"] == "healing_model"
+    # the version is an MLflow pyfunc with a signature, loaded from this project's own store
+    import json
+
+    import mlflow.artifacts
+    import mlflow.pyfunc
+    import pandas as pd
+
+    local = mlflow.artifacts.download_artifacts(f"runs:/{versions[0].run_id}/model", tracking_uri=tracker.tracking_uri)
+    pyfunc = mlflow.pyfunc.load_model(local)
+    assert [c.name for c in pyfunc.metadata.get_input_schema().inputs] == ["id", "log", "traceback"]
+    tb = "Traceback (most recent call last):\n  File \"a.py\", line 1, in <module>\nKeyError: 'price'\n"
+    out = pyfunc.predict(pd.DataFrame({"id": ["x"], "log": [""], "traceback": [tb]}))
+    assert out["kind"].tolist() == ["python"] and out["rule_id"].tolist() == ["py-keyerror"]
+    assert "label_root_cause" in json.loads(out["predictions"][0])
+    from kforge.healing.release import load_run_bundle  # what `kforge healing classify` loads
+
+    assert load_run_bundle(tracker, versions[0].run_id).classify([{"id": "x", "traceback": tb}])[0]["rule_id"] == "py-keyerror"
 
 
 def test_feedback_sensor_cursor(tmp_path):

@@ -1,5 +1,6 @@
 """Train on a grouped training split, score on the held-out split, log to MLflow
-(experiment ``kforge/healing``) and register ``kforge-healing`` through the champion/challenger gate.
+(experiment ``kforge/healing``) and register ``kforge-healing`` (an MLflow pyfunc with a signature and
+an input example, see :mod:`kforge.healing.pyfunc`) through the champion/challenger gate.
 
 The champion is re-scored on the *same* held-out rows before the gate decides.
 """
@@ -10,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from kforge.errors import InputError
 from kforge.healing.classifiers import UNKNOWN
 from kforge.healing.evaluate import scores
 from kforge.healing.model import HealingModel, train_bundle
+from kforge.healing.pyfunc import BUNDLE_FILE, save_pyfunc
 from kforge.healing.rules import RuleEngine
 
 MODEL_NAME = "kforge-healing"
@@ -96,19 +99,15 @@ def train_and_register(tracker: Any, tasks: dict[str, tuple[list[dict[str, Any]]
                               for lab, lm in d.items()}})
         mlflow.log_metrics({**metrics, **(extra_metrics or {})})
         with tempfile.TemporaryDirectory() as d:
-            path = model.save(Path(d) / "healing_model.pkl")
-            mlflow.log_artifact(str(path), artifact_path="model")
+            bundle = model.save(Path(d) / BUNDLE_FILE)
+            mlflow.log_artifacts(str(save_pyfunc(model, bundle, Path(d) / "model")), artifact_path="model")
         run_id = run.info.run_id
     version = tracker.register(run_id, "model", MODEL_NAME)
     champion_score = None
     champ = tracker.champion(MODEL_NAME)
     if champ is not None:
         try:
-            import mlflow.artifacts
-
-            local = mlflow.artifacts.download_artifacts(f"runs:/{champ.run_id}/model/healing_model.pkl",
-                                                        tracking_uri=tracker.tracking_uri)
-            champion_score = score_model(HealingModel.load(local), tests).get(gate_metric)
+            champion_score = score_model(load_run_bundle(tracker, champ.run_id), tests).get(gate_metric)
         except Exception:
             champion_score = None
     decision = tracker.gate(MODEL_NAME, version, metric=gate_metric, challenger_score=metrics.get(gate_metric, 0.0),
@@ -134,8 +133,20 @@ def load_champion(tracker: Any) -> HealingModel | None:
     champ = tracker.champion(MODEL_NAME)
     if champ is None:
         return None
+    return load_run_bundle(tracker, champ.run_id)
+
+
+def load_run_bundle(tracker: Any, run_id: str) -> HealingModel:
+    """The pickled bundle inside a run's pyfunc model (older runs logged it at ``model/`` directly),
+    read from the project's own tracking store only."""
     import mlflow.artifacts
 
-    local = mlflow.artifacts.download_artifacts(f"runs:/{champ.run_id}/model/healing_model.pkl",
-                                                tracking_uri=tracker.tracking_uri)
-    return HealingModel.load(local)
+    last: Exception | None = None
+    for rel in (f"model/artifacts/{BUNDLE_FILE}", f"model/{BUNDLE_FILE}"):
+        try:
+            local = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{rel}", tracking_uri=tracker.tracking_uri)
+        except Exception as exc:  # noqa: BLE001 - try the older layout next
+            last = exc
+            continue
+        return HealingModel.load(local)
+    raise InputError(f"run {run_id}: no healing model bundle ({last})")
