@@ -70,7 +70,11 @@ def _train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--no-resume", action="store_true")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--no-register", action="store_true", help="train and evaluate only")
-    t.set_defaults(func=cmd_train)
+    t.add_argument("--nproc", type=int, default=0, metavar="N",
+                   help="data-parallel LM training on N local processes: re-runs this command under "
+                        "`torchrun --standalone --nproc_per_node=N` (DDP; gloo on cpu, nccl on cuda). "
+                        "--batch-size stays the global batch. Multi-node: run torchrun yourself (docs/scale-out.md)")
+    t.set_defaults(func=cmd_train, train_parser=t)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -134,7 +138,52 @@ def cmd_patch(ctx: Ctx, args: argparse.Namespace) -> int:
     return _emit(gen, args)
 
 
+def _worker_argv(ctx: Ctx, args: argparse.Namespace) -> list[str]:
+    """This ``train generation`` command line for the torchrun workers (without ``--nproc``)."""
+    out = ["--home", str(ctx.paths.home), *(["--data", str(ctx.data)] if ctx.data else []), "train", "generation"]
+    for a in args.train_parser._actions:
+        if not a.option_strings or a.dest in ("help", "nproc") or getattr(args, a.dest) == a.default:
+            continue
+        value, flag = getattr(args, a.dest), a.option_strings[-1]
+        if isinstance(a, argparse._StoreTrueAction):
+            out.append(flag)
+        elif a.nargs == "*":
+            out += [flag, *map(str, value)]
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+def _spawn_torchrun(ctx: Ctx, args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    from kforge.errors import KforgeError
+    from kforge.generation.distributed import torchrun_command
+
+    if args.batch_size < args.nproc:
+        raise InputError(f"--batch-size {args.batch_size} is the global batch: it must be >= --nproc {args.nproc}")
+    cmd = torchrun_command(args.nproc, "kforge.cli.main", _worker_argv(ctx, args))
+    print(f"kforge: {' '.join(cmd)}", file=sys.stderr, flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, args.threads)))}
+    rc = subprocess.run(cmd, env=env, check=False).returncode
+    if rc:
+        raise KforgeError(f"torchrun exited with status {rc}: see the rank errors above")
+    return 0
+
+
 def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
+    from kforge.generation import distributed
+
+    if args.nproc and not distributed.launched():
+        return _spawn_torchrun(ctx, args)
+    # under torchrun every rank runs the whole command (same corpus, tokenizer and examples);
+    # the LM and adapter training steps are data-parallel, and only rank 0 prints, logs and registers
+    with distributed.process_group(args.device) as denv:
+        return _train_generation(ctx, args, denv.main)
+
+
+def _train_generation(ctx: Ctx, args: argparse.Namespace, main: bool) -> int:
     import polars as pl
 
     from kforge.generation.corpus import (
@@ -151,7 +200,8 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
     wh = ctx.warehouse()
     raw = load_from_parquet([Path(f) for f in args.diffs]) if args.diffs else load_from_warehouse(wh)
     corpus, rep = build_corpus(raw, feedback=feedback_examples(wh), max_rows=args.max_rows)
-    print(json.dumps({"corpus": rep.as_dict()}), flush=True)
+    if main:
+        print(json.dumps({"corpus": rep.as_dict()}), flush=True)
     cfg = GenerationConfig(
         backbone=args.backbone,
         lm=TinyLMConfig(vocab_size=args.vocab, d_model=args.d_model, n_layers=args.layers, max_len=args.max_len),
@@ -160,7 +210,10 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
                           checkpoint_dir=args.checkpoint_dir or "", resume=not args.no_resume),
         eval_rows=args.eval_rows, adapter_families=args.adapters)
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_generation(corpus, cfg, Path(tmp), log=lambda s: print(s, file=sys.stderr, flush=True))
+        result = run_generation(corpus, cfg, Path(tmp),
+                                log=(lambda s: print(s, file=sys.stderr, flush=True)) if main else (lambda s: None))
+        if not main:
+            return 0
         out: dict[str, object] = {"metrics": result.metrics}
         if not args.no_register:
             from kforge.generation.tracking import gate, log_run

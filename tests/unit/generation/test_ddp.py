@@ -111,5 +111,27 @@ def test_two_processes_equal_one_with_the_same_effective_batch(work):
         assert torch.allclose(v, r0["state"][k], atol=1e-4, rtol=1e-4), k
 
 
+def test_cli_nproc_spawns_torchrun_and_only_rank0_reports(tmp_path, capfd):
+    from gen_synthetic import make_rows
+    from kforge.cli.main import main
+
+    f = tmp_path / "demo.diffs.parquet"
+    make_rows(260).write_parquet(f)
+    rc = main(["--home", str(tmp_path / "h"), "train", "generation", "--diffs", str(f), "--no-register", "--nproc", "2",
+               "--checkpoint-dir", str(tmp_path / "ck"), "--steps", "6", "--d-model", "32", "--layers", "1",
+               "--vocab", "400", "--max-len", "160", "--eval-rows", "10", "--adapters", "0", "--batch-size", "4"])
+    out, err = capfd.readouterr()
+    assert rc == 0, err[-3000:]
+    assert "--nproc_per_node=2" in err and "--nproc" not in err.split("kforge.cli.main", 1)[1]
+    assert out.count('{"corpus"') == 1 and out.count('"metrics"') == 1  # rank 1 printed nothing
+    report = json.loads(out[out.index("\n{") + 1:])
+    assert report["metrics"]["train_steps"] == 6
+    ck = torch.load(tmp_path / "ck" / "last.pt", weights_only=False)
+    assert ck["step"] == 6 and ck["world_size"] == 2
+    assert main(["--home", str(tmp_path / "h"), "train", "generation", "--diffs", str(f), "--nproc", "4",
+                 "--batch-size", "2"]) == 2
+    assert "global batch" in capfd.readouterr().err
+
+
 if __name__ == "__main__":
     worker(Path(sys.argv[1]))
