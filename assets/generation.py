@@ -102,6 +102,9 @@ def generation_models(context: dg.AssetExecutionContext, config: GenerationTrain
         logged = log_run(tracker, result, data_version=data_version(corpus.drop("ts")),
                          dagster_run_id=context.run.run_id)
         decision = gate(tracker, logged, result, corpus.filter(pl.col("split") == "test"))
+    from kforge.generation.monitoring import set_diff_reference
+
+    set_diff_reference(wh, logged.lm_version, corpus)
     m = result.metrics
     common = {"mlflow_run_id": logged.run_id}
     yield dg.MaterializeResult(asset_key="generation_level1", metadata={

@@ -95,6 +95,9 @@ def mixin_model(context: dg.AssetExecutionContext, config: ModelConfig, warehous
     result = train(outcomes, cat, seed=config.seed)
     reg, plot = log_and_gate(mlflow.tracker(), result, outcomes, dagster_run_id=context.run.run_id,
                              min_delta=config.min_delta)
+    from kforge.monitoring.calls import set_training_reference
+
+    set_training_reference(wh, "mixins", "kforge-mixins", reg.version, result.reference_inputs())
     headline = {k: v for k, v in result.headline().items() if not k.endswith("_n") and "fold" not in k}
     details = {
         "no_label_leakage": result.leakage.describe(),

@@ -78,6 +78,7 @@ def _score_and_manage_models(home: Path, wh: Warehouse, promoted: bool, capsys: 
     assert scores["p_defect"].is_between(0, 1).all() and scores["top_features"].str.contains("=").all()
     logged = wh.read("select family, model_name, n_rows from prediction_log")  # seen by model monitoring
     assert logged.rows() == [("acceptance", "kforge-acceptance-commit", scores.height)]
+    _feedback_reaches_monitoring(wh, scores)
     assert main(["--home", str(home), "acceptance", "score", "--input", str(home / "missing.parquet"),
                  "--output", str(out)]) == 2
     capsys.readouterr()
@@ -88,6 +89,29 @@ def _score_and_manage_models(home: Path, wh: Warehouse, promoted: bool, capsys: 
     assert Tracker(Paths.of(home)).champion("kforge-acceptance-commit").version == 1
     assert main(["--home", str(home), "models", "rollback", "kforge-acceptance-commit"]) == 2  # nothing before v1
     assert main(["--home", str(home), "models", "promote", "kforge-nope", "1"]) == 2
+
+
+def _feedback_reaches_monitoring(wh: Warehouse, scores) -> None:  # noqa: ANN001
+    """The scored shas are logged as items; feedback on them becomes accuracy in the monitoring
+    report, and the call's inputs are binned against the version's training reference (drift)."""
+    import polars as pl
+    from kforge.feedback import add_feedback
+    from kforge.monitoring import monitoring_report
+
+    items = wh.read("select item_key, model_version, prediction from prediction_items")
+    assert items.height == scores.height and set(items["model_version"]) == {"1"}
+    assert wh.count("monitoring_reference") > 0
+    summary = wh.read("select inputs_summary from prediction_log")["inputs_summary"][0]
+    assert '"bin_counts": {"' in summary
+    top = scores.sort("p_defect").tail(2)["sha"].to_list()
+    for sha in top:
+        add_feedback("acceptance", {"target": "commit", "repo": wh.read_table("commits")["repo"][0],
+                                    "item_id": sha[:10], "outcome": True}, wh)
+    pred = dict(items.select(pl.col("item_key").str.slice(7), "prediction").iter_rows())
+    m = next(m for m in monitoring_report(wh)["models"] if m["model_name"] == "kforge-acceptance-commit")
+    assert m["outcomes_n"] == 2
+    assert m["accuracy"] == sum(pred[s] == "true" for s in top) / 2
+    assert m["psi"] and m["psi_max"] is not None
 
 
 def test_feedback_sensor_requests_runs_and_keeps_cursor(kforge_home: Path) -> None:

@@ -77,6 +77,18 @@ def test_cli_generates_and_rejects_bad_input(home, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["text"].startswith("From ") and "Subject: [PATCH]" in out["text"] and out["neighbours"]
     assert 0.0 <= out["confidence"] <= 1.0
+    from kforge.config import Paths
+    from kforge.feedback import add_feedback
+    from kforge.monitoring import monitoring_report
+    from kforge.storage import Warehouse
+
+    wh = Warehouse(Paths.of(h).warehouse)
+    subject = next(ln for ln in out["text"].splitlines() if ln.startswith("Subject:"))
+    add_feedback("generation", {"verdict": "edit", "generated_message": subject.split("] ", 1)[1],
+                                "final_message": "eal: something better"}, wh)
+    m = next(m for m in monitoring_report(wh)["models"] if m["model_name"] == "kforge-generation-lm")
+    assert m["followed_rate"] == 1.0 and m["accuracy"] == 0.0 and m["model_version"] != "bundle"
+    assert m["psi"]  # the diff was binned against the LM version's training reference
     assert main(["--home", str(h), "generate", "patch", "--issue", "ice rx queue leaks on reset", "--subsystem", "net/ice"]) == 0
     assert "X-Kforge-Subsystem: net/ice" in capsys.readouterr().out
     bad = tmp_path / "bad.diff"
@@ -90,9 +102,11 @@ def test_cli_generates_and_rejects_bad_input(home, tmp_path, capsys):
 def test_feedback_sensor(home):
     h, _, res = home
     from kforge.errors import InputError
-    from kforge.feedback import add_feedback
+    from kforge.feedback import add_feedback, feedback_since
 
     wh = Warehouse(Paths.of(h).warehouse)
+    base = feedback_since("generation", wh).height  # an earlier test in this module may have added a verdict
+    assert base < 5
     ctx = dg.build_sensor_context(cursor=None, resources={"warehouse": res["warehouse"]})
     assert isinstance(generation_feedback_sensor(ctx), dg.SkipReason)
     with pytest.raises(InputError, match="final_message"):
@@ -102,6 +116,6 @@ def test_feedback_sensor(home):
     ctx = dg.build_sensor_context(cursor=None, resources={"warehouse": res["warehouse"]})
     req = generation_feedback_sensor(ctx)
     assert isinstance(req, dg.RunRequest) and req.tags["trigger"] == "acceptance_drift"
-    assert ctx.cursor == "6" and req.run_key == "generation-feedback-6"
-    ctx = dg.build_sensor_context(cursor="6", resources={"warehouse": res["warehouse"]})
+    assert ctx.cursor == str(base + 6) and req.run_key == f"generation-feedback-{base + 6}"
+    ctx = dg.build_sensor_context(cursor=str(base + 6), resources={"warehouse": res["warehouse"]})
     assert isinstance(generation_feedback_sensor(ctx), dg.SkipReason)

@@ -10,6 +10,7 @@ from kforge.cli.main import main
 from kforge.config import Paths
 from kforge.dagster_io import MlflowResource, WarehouseResource
 from kforge.errors import InputError
+from kforge.storage import Warehouse
 
 from assets.mixins import mixin_catalogue, mixin_compatibility_matrix, mixin_model, mixin_outcomes
 from jobs.mixins import MIN_NEW_OUTCOMES, mixins_outcomes_sensor
@@ -26,7 +27,6 @@ def _materialize(home: Path) -> dg.ExecuteInProcessResult:
 
 def test_materialize_gate_serve_and_retrain(kforge_home: Path, capsys: pytest.CaptureFixture[str]):
     from kforge.mixins.service import PredictionService
-    from kforge.storage import Warehouse
 
     paths = Paths.of(kforge_home)
     with pytest.raises(InputError, match="no champion"):
@@ -59,6 +59,9 @@ def test_materialize_gate_serve_and_retrain(kforge_home: Path, capsys: pytest.Ca
     assert main(["mixins", "check", "retry", "caching", "--node-type", "effect", "--json"]) == 0
     second = json.loads(capsys.readouterr().out)
     assert not first["cached"] and second["cached"] and first["probability"] == second["probability"]
+    items = Warehouse(paths.warehouse).read("select item_key, prediction, model_version from prediction_items")
+    verdict = "success" if first["compatible"] else "failure"
+    assert items.rows() == [("Caching,Retry|EFFECT", verdict, "1")] * 2  # both calls, joinable to feedback
     assert main(["mixins", "validate", "Caching", "Retry", "Audit", "--node-type", "EFFECT"]) in (0, 1)
     assert "set P(success)" in capsys.readouterr().out
     assert main(["mixins", "recommend", "--node-type", "REDUCER", "--need", "caching,metrics", "--have", "Retry"]) == 0

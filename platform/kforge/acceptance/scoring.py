@@ -74,14 +74,19 @@ def score_file(path: str | Path, wh: Warehouse, tracker: Tracker, target: str = 
     import time
 
     from kforge.monitoring.calls import record_call
+    from kforge.monitoring.items import Item
 
     model = load_model(tracker, spec, alias)
+    version = tracker.version_of(spec.model_name, alias)
+    threshold = float(getattr(model, "threshold", 0.5))
     started = time.perf_counter()
-    out = pl.DataFrame({spec.id_col: rows[spec.id_col], spec.score_col: model.predict_proba(rows),
+    p_hat = model.predict_proba(rows)
+    out = pl.DataFrame({spec.id_col: rows[spec.id_col], spec.score_col: p_hat,
                         "top_features": model.top_features(rows, top_k)})
-    champ = tracker.champion(spec.model_name) if alias == "champion" else None
-    record_call(wh, "acceptance", spec.model_name, int(champ.version) if champ is not None else alias, started,
-                out.height, batch_ref=p.name)
+    items = [Item(f"{target}:{str(i).lower()}", "outcome", "true" if score >= threshold else "false", float(score))
+             for i, score in zip(out[spec.id_col].to_list(), p_hat, strict=True)]
+    record_call(wh, "acceptance", spec.model_name, version if version is not None else alias, started, out.height,
+                batch_ref=p.name, inputs=rows.select(spec.numeric), items=items)
     return out
 
 

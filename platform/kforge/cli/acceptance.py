@@ -75,6 +75,9 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
                       train_labels=args.train_labels, n_estimators=args.n_estimators)
     res = train_and_evaluate(frame, spec, cfg)
     logged = log_and_gate(ctx.tracker(), res, run_name=f"acceptance_{args.target}_cli")
+    from kforge.monitoring.calls import set_training_reference
+
+    set_training_reference(wh, "acceptance", spec.model_name, logged.version, res.split.train.select(spec.numeric))
     store_predictions(wh, predictions_frame(frame, spec, res.model.predict_proba(frame), logged.version))
     print(json.dumps({"run_id": logged.run_id, "version": logged.version, "gate": logged.decision.as_metadata(),
                       "gates": {k: v[0] for k, v in res.gates.items()},

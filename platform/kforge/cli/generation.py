@@ -84,10 +84,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load(ctx: Ctx, args: argparse.Namespace):  # noqa: ANN202
+    """(bundle, a human-readable source, the registry version or "bundle")."""
     from kforge.generation.bundle import Bundle
 
     if args.bundle:
-        return Bundle.load(Path(args.bundle)), f"bundle {args.bundle}"
+        return Bundle.load(Path(args.bundle)), f"bundle {args.bundle}", "bundle"
     from kforge.generation.tracking import LM_NAME, champion_bundle
 
     tracker = ctx.tracker()
@@ -97,9 +98,26 @@ def _load(ctx: Ctx, args: argparse.Namespace):  # noqa: ANN202
             note = "" if alias == args.alias else f" (no {args.alias}; using {alias})"
             if note:
                 print(f"kforge: note: {LM_NAME} has no {args.alias!r} version; using {alias!r}", file=sys.stderr)
-            return got[0], f"{LM_NAME} v{got[1]} @{alias}{note}"
+            return got[0], f"{LM_NAME} v{got[1]} @{alias}{note}", got[1]
     raise InputError(f"no trained generation model: run `kforge train generation` or materialize the generation group "
                      f"(registry {ctx.paths.tracking_uri()} has no {LM_NAME})")
+
+
+def _record(ctx: Ctx, version: int | str, started: float, gen, diff: str | None, kind: str) -> None:  # noqa: ANN001
+    """Monitoring: the call, the diff's descriptors (drift), and the message as an item that a
+    reviewer's accept/edit/reject feedback is joined to."""
+    from kforge.monitoring.descriptors import diff_descriptors
+    from kforge.monitoring.items import Item, message_key
+
+    record_call(ctx.warehouse(), "generation", "kforge-generation-lm", version, started, 1, batch_ref=kind,
+                inputs=diff_descriptors([diff]) if diff is not None else None,
+                items=[Item(message_key(gen.text), "message", gen.subsystem, gen.confidence)])
+
+
+def _reference(ctx: Ctx, version: int, corpus) -> None:  # noqa: ANN001
+    from kforge.generation.monitoring import set_diff_reference
+
+    set_diff_reference(ctx.warehouse(), version, corpus)
 
 
 def _emit(gen, args: argparse.Namespace) -> int:  # noqa: ANN001
@@ -115,10 +133,10 @@ def cmd_message(ctx: Ctx, args: argparse.Namespace) -> int:
     from kforge.generation.service import generate_message, read_diff
 
     diff = read_diff(args.diff)
-    bundle, source = _load(ctx, args)
+    bundle, source, version = _load(ctx, args)
     started = time.perf_counter()
     gen = generate_message(bundle, diff, source)
-    record_call(ctx.warehouse(), "generation", "kforge-generation-lm", str(source), started, 1, batch_ref="message")
+    _record(ctx, version, started, gen, diff, "message")
     return _emit(gen, args)
 
 
@@ -131,10 +149,10 @@ def cmd_patch(ctx: Ctx, args: argparse.Namespace) -> int:
         if not f.exists():
             raise InputError(f"{f}: no such file")
         issue = f.read_text(errors="replace")
-    bundle, source = _load(ctx, args)
+    bundle, source, version = _load(ctx, args)
     started = time.perf_counter()
     gen = generate_patch(bundle, issue, args.subsystem, source)
-    record_call(ctx.warehouse(), "generation", "kforge-generation-lm", str(source), started, 1, batch_ref="patch")
+    _record(ctx, version, started, gen, None, "patch")
     return _emit(gen, args)
 
 
@@ -221,6 +239,7 @@ def _train_generation(ctx: Ctx, args: argparse.Namespace, main: bool) -> int:
             tracker = ctx.tracker()
             logged = log_run(tracker, result, data_version=data_version(corpus.drop("ts")), asset_key="cli:train generation")
             decision = gate(tracker, logged, result, corpus.filter(pl.col("split") == "test"))
+            _reference(ctx, logged.lm_version, corpus)
             out |= {"run_id": logged.run_id, "lm_version": logged.lm_version, "gate": decision.as_metadata()}
     print(json.dumps(out, default=float, indent=1))
     return 0

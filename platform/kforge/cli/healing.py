@@ -47,6 +47,27 @@ def _model(ctx: Ctx, path: str | None):  # noqa: ANN202
     return model
 
 
+def _descriptors(rows: list[dict]):  # noqa: ANN202
+    from kforge.monitoring.descriptors import text_descriptors
+
+    return text_descriptors([str(r.get("log") or r.get("traceback") or "") for r in rows])
+
+
+def _items(out: list[dict]) -> list:
+    """Each predicted label (joined to labelled feedback rows by error id) and the matched rule
+    (joined to fix rows: was the fix applied to the class kforge assigned?)."""
+    from kforge.monitoring.items import Item
+
+    items = []
+    for r in out:
+        key = str(r["id"])
+        items += [Item(key, k[len("pred_"):], str(v), r.get(f"confidence_{k[len('pred_'):]}", r.get("confidence")))
+                  for k, v in r.items() if k.startswith("pred_") and v is not None]
+        if r.get("rule_id"):
+            items.append(Item(key, "error_class", str(r["rule_id"]), r.get("confidence")))
+    return items
+
+
 def cmd_classify(ctx: Ctx, args: argparse.Namespace) -> int:
     from kforge.jsonl import read_jsonl
 
@@ -58,10 +79,11 @@ def cmd_classify(ctx: Ctx, args: argparse.Namespace) -> int:
     from kforge.monitoring.calls import record_call
 
     model = _model(ctx, args.model)
+    version = "file" if args.model else (ctx.tracker().version_of("kforge-healing") or "champion")
     started = time.perf_counter()
     out = model.classify(rows)
-    record_call(ctx.warehouse(), "healing", "kforge-healing", args.model or "champion", started, len(out),
-                batch_ref=Path(args.input).name)
+    record_call(ctx.warehouse(), "healing", "kforge-healing", version, started, len(out),
+                batch_ref=Path(args.input).name, inputs=_descriptors(rows), items=_items(out))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     with open(args.output, "w") as fh:
         for r in out:
@@ -129,6 +151,10 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
     tasks = build_tasks(ctx.data, rows, fb)
     dv = data_version(pl.DataFrame({"id": [str(r.get("id")) for t in tasks.values() for r in t[0]]}))
     rel = train_and_register(ctx.tracker(), tasks, dv)
+    from kforge.monitoring.calls import set_training_reference
+
+    set_training_reference(ctx.warehouse(), "healing", "kforge-healing", rel.version,
+                           _descriptors([r for t in tasks.values() for r in t[0]]))
     print(json.dumps({"version": rel.version, "promoted": rel.gate.promoted, "reason": rel.gate.reason,
                       **{k: round(v, 4) for k, v in rel.metrics.items()}}))
     return 0

@@ -129,6 +129,9 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(str(exc)) from None
     reg, _ = log_and_gate(ctx.tracker(), result, outcomes)
+    from kforge.monitoring.calls import set_training_reference
+
+    set_training_reference(wh, "mixins", "kforge-mixins", reg.version, result.reference_inputs())
     print_table(result.evaluation.table())
     print(json.dumps({"checks": result.checks, "leakage": result.leakage.describe(), "run_id": reg.run_id,
                       "version": reg.version, "promoted": reg.decision.promoted, "reason": reg.decision.reason}))
@@ -147,8 +150,14 @@ def cmd_check(ctx: Ctx, args: argparse.Namespace) -> int:
     service = _service(ctx)
     started = time.perf_counter()
     p = service.check(args.mixins, args.node_type)
+    from kforge.monitoring.items import Item
+
+    item = Item(f"{','.join(p['mixins'])}|{p['node_type']}", "outcome", "success" if p["compatible"] else "failure",
+                p["probability"])
+    # drift inputs only when the model ran (a cache hit does not load the predictor)
+    inputs = None if p["cached"] else service.predictor.frame([(p["mixins"], p["node_type"])], service.cat.traits())
     record_call(ctx.warehouse(), "mixins", "kforge-mixins", p["model_version"], started, 1,
-                batch_ref="check-cached" if p["cached"] else "check")
+                batch_ref="check-cached" if p["cached"] else "check", inputs=inputs, items=[item])
     if args.json:
         print(json.dumps(p, default=str))
         return 0

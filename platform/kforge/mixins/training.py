@@ -31,6 +31,13 @@ class TrainResult:
         m = self.evaluation.flat_metrics()
         return {k: v for k, v in m.items() if k.endswith(("_accuracy", "_roc_auc", "_brier", "_log_loss", "_n"))}
 
+    def reference_inputs(self) -> pl.DataFrame:
+        """The model's inputs on its training rows (the drift baseline for monitoring)."""
+        frame = self.evaluation.seen_frame
+        if frame is None:
+            return pl.DataFrame()
+        return frame.filter(pl.col("observed_at") < self.predictor.trained_until).select(feature_columns(frame))
+
     def blocked_by(self) -> list[str]:
         return [name for name, ok in self.checks.items() if not ok]
 

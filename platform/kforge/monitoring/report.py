@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from kforge.monitoring.drift import psi_by_feature
+from kforge.monitoring.feedback_join import feedback_followed, feedback_outcomes, joined
 from kforge.monitoring.log import FOLLOWED, OUTCOMES, PREDICTION_LOG, get_reference
 from kforge.storage import Warehouse
 
@@ -42,9 +43,22 @@ def _psi(wh: Warehouse, model: str, version: str, summaries: list[str]) -> dict[
             if np.isfinite(v)}
 
 
+def _with(logged: pl.DataFrame, from_feedback: pl.DataFrame) -> pl.DataFrame:
+    if logged.height == 0:
+        return from_feedback
+    if from_feedback.height == 0:
+        return logged
+    return pl.concat([logged, from_feedback.select(logged.columns)], how="vertical_relaxed")
+
+
 def monitoring_report(wh: Warehouse, recent_fraction: float = 0.25) -> dict[str, Any]:
-    """One entry per (family, model, version) that logged anything, plus the families without any."""
-    log, fol, out = _table(wh, PREDICTION_LOG), _table(wh, FOLLOWED), _table(wh, OUTCOMES)
+    """One entry per (family, model, version) that logged anything, plus the families without any.
+    Followed rates and accuracy combine what serving logged directly (telemetry's closed loop) with
+    the family feedback tables joined to logged prediction items (:mod:`kforge.monitoring.feedback_join`)."""
+    j = joined(wh)
+    log = _table(wh, PREDICTION_LOG)
+    fol = _with(_table(wh, FOLLOWED), feedback_followed(wh, j))
+    out = _with(_table(wh, OUTCOMES), feedback_outcomes(wh, j))
     keys: set[tuple[str, str, str]] = set()
     for df in (log, fol, out):
         if df.height:
@@ -88,7 +102,8 @@ def monitoring_report(wh: Warehouse, recent_fraction: float = 0.25) -> dict[str,
         "models": models,
         "families_without_predictions": sorted(set(FAMILIES) - seen),
         "totals": {"prediction_calls": log.height, "predictions": int(log["n_rows"].sum()) if log.height else 0,
-                   "drift_alerts": sum(1 for m in models if m.get("drift_alert"))},
+                   "drift_alerts": sum(1 for m in models if m.get("drift_alert")),
+                   "feedback_rows_joined": j.select("family", "feedback_id").n_unique() if j.height else 0},
     }
 
 

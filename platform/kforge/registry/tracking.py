@@ -124,6 +124,11 @@ class Tracker:
     def champion(self, name: str) -> Any | None:
         return aliases.get_alias(self.client(), name, aliases.CHAMPION)
 
+    def version_of(self, name: str, alias: str = aliases.CHAMPION) -> int | None:
+        """The version number behind ``name@alias`` (None when the alias is not set)."""
+        mv = aliases.get_alias(self.client(), name, alias)
+        return int(mv.version) if mv is not None else None
+
     def model_uri(self, name: str, alias: str = aliases.CHAMPION) -> str:
         return f"models:/{name}@{alias}"
 
