@@ -1,9 +1,11 @@
 """Level 1: gradient boosting predicts subsystem, change type and complexity from a diff or an issue.
 
-* **subsystem** (hundreds of prefixes on real data): a candidate ranker. Candidates come from
-  votes learned on the training split: directory -> prefix (diff mode) or word -> prefix (issue
-  mode); a binary XGBoost scores each (input, candidate) pair from vote features and the best
-  candidate wins.
+* **subsystem** (hundreds of prefixes on real data): a candidate ranker. Diff mode: candidates
+  and features from the touched files (``subsystem.PathStats``: directory and file-name votes plus
+  path templates whose hit rates are learned on train, so unseen drivers and moved directories
+  still get a candidate); the ranker's training features are cross-fitted over time blocks of
+  train, so it never learns from votes that saw the row itself. Issue mode: word -> prefix votes.
+  A binary XGBoost scores each (input, candidate) pair and the best candidate wins.
 * **change type / complexity**: multi-class XGBoost on a compact bag of tokens (paths,
   directories, identifiers on changed lines, or the issue's words; the 400 most frequent in
   train) plus diff sizes.
@@ -22,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from kforge.errors import InputError
-from kforge.generation import labels
+from kforge.generation import labels, subsystem
 
 HEADS = ("subsystem", "change_type", "complexity")
 MODES = ("diff", "issue")
@@ -37,6 +39,9 @@ class Level1Config:
     learning_rate: float = 0.2
     vocab: int = 400
     candidates: int = 5
+    diff_candidates: int = 12
+    folds: int = 4
+    recent_share: float = 0.2
     n_jobs: int = 2
     seed: int = 7
 
@@ -115,13 +120,20 @@ def ece(conf: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
 
 @dataclass
 class SubsystemRanker:
+    """Issue mode: word votes (``vote``); diff mode: ``subsystem.PathStats`` (``paths``)."""
+
     mode: str
-    vote: Vote
+    vote: Vote | None
     prior: dict[str, float]
     model: Any = None
     calib: Any = None
+    paths: subsystem.PathStats | None = None
 
     def _candidates(self, item: str, k: int) -> tuple[list[str], np.ndarray]:
+        paths = getattr(self, "paths", None)  # absent in rankers pickled before diff mode used PathStats
+        if paths is not None:
+            return paths.candidates(subsystem.file_changes(item), k)
+        assert self.vote is not None
         votes = self.vote.scores(item)
         total = sum(votes.values()) or 1.0
         cands = [p for p, _ in votes.most_common(k)]
@@ -134,20 +146,31 @@ class SubsystemRanker:
         return cands, np.asarray(rows, dtype=np.float32).reshape(-1, 7)
 
     def fit(self, items: list[str], truth: list[str], k: int, cfg: Level1Config) -> "SubsystemRanker":
+        """``items`` in time order (oldest first): cross-fitting folds and ``recent`` follow it."""
         import xgboost as xgb
 
-        xs, ys = [], []
-        for it, t in zip(items, truth, strict=True):
-            cands, x = self._candidates(it, k)
-            xs.append(x)
-            ys += [c == t for c in cands]
-        x = np.vstack(xs) if xs else np.zeros((0, 7), np.float32)
+        if self.mode == "diff":
+            files = [subsystem.file_changes(it) for it in items]
+            recent = [i >= (1.0 - cfg.recent_share) * len(items) for i in range(len(items))]
+            cand_lists, xs = subsystem.cross_fit(files, truth, recent, cfg.folds, k)
+            self.paths = subsystem.PathStats().fit(files, truth, recent)
+            depth = cfg.max_depth
+        else:
+            cand_lists, xs = zip(*(self._candidates(it, k) for it in items), strict=True) if items else ((), ())
+            depth = 4
+        ys = [c == t for cands, t in zip(cand_lists, truth, strict=True) for c in cands]
+        width = len(subsystem.FEATURES) if self.mode == "diff" else 7
+        x = np.vstack(xs) if len(xs) else np.zeros((0, width), np.float32)
         y = np.asarray(ys, dtype=int)
         if len(set(y.tolist())) == 2:
-            self.model = xgb.XGBClassifier(n_estimators=cfg.n_estimators, max_depth=4, learning_rate=cfg.learning_rate,
-                                           tree_method="hist", n_jobs=cfg.n_jobs, random_state=cfg.seed)
+            self.model = xgb.XGBClassifier(n_estimators=cfg.n_estimators, max_depth=depth,
+                                           learning_rate=cfg.learning_rate, tree_method="hist", n_jobs=cfg.n_jobs,
+                                           random_state=cfg.seed)
             self.model.fit(x, y)
         return self
+
+    def k(self, cfg: Level1Config) -> int:
+        return cfg.diff_candidates if self.mode == "diff" else cfg.candidates
 
     def predict(self, items: list[str], k: int) -> list[tuple[str, float]]:
         out = []
@@ -211,13 +234,16 @@ class Level1Model:
         import xgboost as xgb
 
         cfg = self.config
+        if "ts" in train.columns:
+            train = train.sort("ts", maintain_order=True)
         prior = dict(Counter(p for p in train["prefix"] if p))
         for mode in MODES:
             items = self._items(train, mode)
             counts = Counter(t for toks in self._tokens(mode, items) for t in set(toks))
             self.vocab[mode] = {t: i for i, (t, _) in enumerate(counts.most_common(cfg.vocab))}
-            self.rankers[mode] = SubsystemRanker(mode, Vote(mode).fit(items, train["prefix"].to_list()), prior).fit(
-                items, train["prefix"].to_list(), cfg.candidates, cfg)
+            vote = Vote(mode).fit(items, train["prefix"].to_list()) if mode == "issue" else None
+            ranker = SubsystemRanker(mode, vote, prior)
+            self.rankers[mode] = ranker.fit(items, train["prefix"].to_list(), ranker.k(cfg), cfg)
             x = self._x(mode, items)
             self.heads[mode] = {}
             for head in ("change_type", "complexity"):
@@ -249,7 +275,8 @@ class Level1Model:
 
     def _raw(self, mode: str, items: list[str]) -> list[dict[str, tuple[str, float]]]:
         x = self._x(mode, items)
-        sub = self.rankers[mode].predict(items, self.config.candidates)
+        ranker = self.rankers[mode]
+        sub = ranker.predict(items, ranker.k(self.config))
         ct = self.heads[mode]["change_type"].predict(x)
         cx = self.heads[mode]["complexity"].predict(x)
         return [{"subsystem": s, "change_type": a, "complexity": b} for s, a, b in zip(sub, ct, cx, strict=True)]
