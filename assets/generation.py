@@ -17,6 +17,7 @@ from kforge.generation.lm import TinyLMConfig
 from kforge.generation.pipeline import GenerationConfig, run_generation
 from kforge.generation.train import TrainConfig
 from kforge.registry import data_version
+from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 from pydantic import Field
 
 GROUP = "generation"
@@ -28,7 +29,7 @@ class CorpusConfig(dg.Config):
     max_rows: int = Field(default=0, description="Keep only the most recent N cleaned commits (0 = all).")
 
 
-@dg.asset(group_name=GROUP, deps=["commit_diffs", "commits"],
+@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, deps=["commit_diffs", "commits"],
           check_specs=[dg.AssetCheckSpec("split_by_time", asset="generation_corpus"),
                        dg.AssetCheckSpec("test_set_large_enough", asset="generation_corpus")],
           description="Cleaned generation corpus (bots and near-duplicate messages dropped), split by time.")

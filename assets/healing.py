@@ -16,6 +16,7 @@ from kforge.feedback import feedback_since
 from kforge.healing.release import MIN_TEST_ROWS, train_and_register
 from kforge.healing.training import build_tasks, corpus_tables, feedback_outcomes
 from kforge.registry import data_version
+from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 from pydantic import Field
 
 GROUP = "healing"
@@ -25,7 +26,7 @@ def _feedback(warehouse: WarehouseResource) -> pl.DataFrame:
     return feedback_since("healing", warehouse.get())
 
 
-@dg.asset(group_name=GROUP, description="Tracebacks and fix outcomes from actually running the shipped faulty programs.")
+@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, description="Tracebacks and fix outcomes from actually running the shipped faulty programs.")
 def healing_corpus(warehouse: WarehouseResource) -> dg.MaterializeResult:
     rows, outcomes = corpus_tables()
     wh = warehouse.get()

@@ -13,6 +13,7 @@ from kforge.dagster_io.metadata import metrics_md, plot_md, table_md
 from kforge.mixins import pipeline
 from kforge.mixins.catalogue import load_catalogue
 from kforge.mixins.outcomes import read_outcomes
+from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 from pydantic import Field
 
 GROUP = "mixins"
@@ -31,7 +32,7 @@ class ModelConfig(dg.Config):
     min_delta: float = Field(default=0.0, description="Brier improvement the challenger needs to be promoted.")
 
 
-@dg.asset(group_name=GROUP, description="Traits introspected from the mixin and node classes (builtin + registered).")
+@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, description="Traits introspected from the mixin and node classes (builtin + registered).")
 def mixin_catalogue(warehouse: WarehouseResource) -> dg.MaterializeResult:
     cat = load_catalogue(warehouse.paths())
     frame = pipeline.refresh_catalogue(warehouse.get(), cat)
@@ -42,7 +43,7 @@ def mixin_catalogue(warehouse: WarehouseResource) -> dg.MaterializeResult:
                                          "short_circuits", "state_writes", "sinks"), 25)})
 
 
-@dg.asset(group_name=GROUP, deps=[mixin_catalogue],
+@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, deps=[mixin_catalogue],
           description="Append-only observed outcomes: harness trials, imported matrices, production feedback.")
 def mixin_outcomes(config: OutcomesConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
@@ -62,7 +63,7 @@ def mixin_outcomes(config: OutcomesConfig, warehouse: WarehouseResource) -> dg.M
         "conflict_reasons": table_md(reasons, 25)})
 
 
-@dg.asset(group_name=GROUP, deps=[mixin_outcomes],
+@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, deps=[mixin_outcomes],
           description="Success/failure counts, last tested and top conflict reason per (combination, node type).")
 def mixin_compatibility_matrix(warehouse: WarehouseResource) -> dg.MaterializeResult:
     matrix = pipeline.refresh_matrix(warehouse.get())

@@ -11,6 +11,7 @@ import polars as pl
 from kforge.dagster_io import WarehouseResource
 from kforge.dagster_io.metadata import table_md
 from kforge.features import NUMERIC_FEATURES, build_patch_features, point_in_time_check
+from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 from pydantic import Field
 
 GROUP = "patch_features"
@@ -21,6 +22,7 @@ class PatchFeaturesConfig(dg.Config):
 
 
 @dg.asset(
+    op_tags=WAREHOUSE_WRITER_TAGS,
     group_name=GROUP, deps=["commits", "file_changes", "commit_chains", "imported_commits"],
     description="Per non-merge commit: Kamei JIT metrics, kernel specifics, message text (point in time).",
     check_specs=[dg.AssetCheckSpec("point_in_time", asset="patch_features", blocking=True,

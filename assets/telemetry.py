@@ -15,6 +15,7 @@ import polars as pl
 from kforge.dagster_io import MlflowResource, WarehouseResource
 from kforge.dagster_io.metadata import metrics_md, plot_md, table_md
 from kforge.registry import data_version
+from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 from pydantic import Field
 
 GROUP = "telemetry"
@@ -30,6 +31,7 @@ class TelemetryConfig(dg.Config):
 
 
 @dg.multi_asset(
+    op_tags=WAREHOUSE_WRITER_TAGS,
     specs=[dg.AssetSpec("memory_telemetry", group_name=GROUP, description="1 Hz telemetry of simulated machines (buddy allocator)."),
            dg.AssetSpec("oom_events", group_name=GROUP, description="OOM kills: the forecaster's ground truth.")],
 )
@@ -297,7 +299,7 @@ class ReplayConfig(dg.Config):
     batch_s: int = Field(default=30, description="Seconds of telemetry per logged prediction call.")
 
 
-@dg.asset(group_name=GROUP, deps=["oom_forecaster", "scheduling_policy"],
+@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, deps=["oom_forecaster", "scheduling_policy"],
           description="Serves the champions on fresh simulated machines and logs predictions, latency, inputs and "
                       "outcomes through kforge.monitoring (what production serving would log).")
 def telemetry_serving_replay(config: ReplayConfig, warehouse: WarehouseResource, mlflow: MlflowResource) -> dg.MaterializeResult:

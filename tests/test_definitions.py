@@ -46,3 +46,31 @@ def test_importing_definitions_opens_nothing(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("KFORGE_HOME", str(home))
     build_definitions()
     assert not home.exists()
+
+
+# Assets that use the warehouse but are deliberately not writer-tagged: training and evaluation
+# steps that read tables for minutes and write a few rows at the end (under the file lock). Tagging
+# them would serialise all training behind one writer slot.
+UNTAGGED_WAREHOUSE_USERS = {
+    "acceptance_commit_model", "acceptance_email_model", "generation_models", "healing_model", "healing_strategies",
+    "healing_rule_suggestions", "mixin_model", "oom_forecaster", "oom_recommender", "model_monitoring_report",
+}
+
+
+def test_every_bulk_warehouse_writer_carries_the_writer_tag(kforge_home) -> None:
+    """The multiprocess executor's ``kforge/warehouse=write`` limit (kforge.scale.executor) only
+    covers tagged steps: every asset that needs the warehouse is tagged or listed above on purpose."""
+    from kforge.scale.executor import WAREHOUSE_TAG
+
+    with dg.instance_for_test():
+        defs = build_definitions()
+    seen = set()
+    for ad in defs.assets or []:
+        if not isinstance(ad, dg.AssetsDefinition) or "warehouse" not in ad.required_resource_keys:
+            continue
+        name = ad.node_def.name
+        seen.add(name)
+        tagged = ad.node_def.tags.get(WAREHOUSE_TAG) == "write"
+        assert tagged != (name in UNTAGGED_WAREHOUSE_USERS), (
+            f"{name}: {'tagged but listed as untagged' if tagged else 'uses the warehouse without the writer tag'}")
+    assert seen >= UNTAGGED_WAREHOUSE_USERS | {"ingest_commits", "patch_features", "generation_corpus", "healing_corpus"}
