@@ -9,10 +9,16 @@
   n > 1), brevity penalty per sentence, averaged over sentences, reported in [0, 100].
 * **ROUGE-L**: F-measure (beta = 1.2, as in the ROUGE-1.5.5 default of py-rouge) of the longest
   common subsequence per sentence, lower-cased, averaged, in [0, 100].
+* **METEOR (exact)**: Banerjee & Lavie (2005) with the *exact-match module only* (no Porter
+  stem, no WordNet synonyms: neither is available offline here), lower-cased: unigram P and R,
+  Fmean = P R / (alpha P + (1 - alpha) R) with alpha = 0.9, penalty = 0.5 (chunks / matches)^3,
+  score = Fmean (1 - penalty), averaged over sentences, in [0, 100]. Reads lower than METEOR
+  with stems and synonyms; logged as ``meteor_exact`` so it is not mistaken for it.
 * **prefix accuracy**: ``subject_prefix(hyp) == subject_prefix(ref)`` (exact, case-insensitive).
 """
 
 import functools
+import itertools
 import math
 import re
 from collections import Counter
@@ -130,6 +136,64 @@ def rouge_l(hyps: Sequence[str], refs: Sequence[str]) -> float:
     return sum(sentence_rouge_l(h, r) for h, r in zip(hyps, refs, strict=True)) / max(len(hyps), 1)
 
 
+def _chunks(pairs: list[tuple[int, int]]) -> int:
+    pairs = sorted(pairs)
+    return 1 + sum(1 for (i0, j0), (i1, j1) in zip(pairs, pairs[1:], strict=False) if i1 != i0 + 1 or j1 != j0 + 1) if pairs else 0
+
+
+def _align(hyp: list[str], ref: list[str], max_alignments: int = 5000) -> list[tuple[int, int]]:
+    """Exact unigram alignment, one-to-one, with as many matches as possible and, among those, the
+    fewest chunks (METEOR's rule); exhaustive over repeated words when there are at most
+    ``max_alignments`` candidates, else repeated words are matched left to right."""
+    hpos: dict[str, list[int]] = {}
+    rpos: dict[str, list[int]] = {}
+    for i, t in enumerate(hyp):
+        hpos.setdefault(t, []).append(i)
+    for j, t in enumerate(ref):
+        rpos.setdefault(t, []).append(j)
+    fixed: list[tuple[int, int]] = []
+    choices: list[list[list[tuple[int, int]]]] = []
+    total = 1
+    for t, hs in hpos.items():
+        rs = rpos.get(t)
+        if not rs:
+            continue
+        if len(hs) == 1 and len(rs) == 1:
+            fixed.append((hs[0], rs[0]))
+            continue
+        short, long_ = (hs, rs) if len(hs) <= len(rs) else (rs, hs)
+        total *= math.perm(len(long_), len(short))
+        choices.append([[(a, b) if short is hs else (b, a) for a, b in zip(short, perm, strict=True)]
+                        for perm in itertools.permutations(long_, len(short))] if total <= max_alignments else [])
+    if total > max_alignments:
+        return sorted(fixed + [(h, r) for t, hs in hpos.items() if len(hs) > 1 or len(rpos.get(t, [])) > 1
+                               for h, r in zip(hs, rpos.get(t, []), strict=False)])
+    best: list[tuple[int, int]] = fixed
+    best_chunks = -1
+    for combo in itertools.product(*choices):
+        pairs = fixed + [p for part in combo for p in part]
+        c = _chunks(pairs)
+        if best_chunks < 0 or c < best_chunks:
+            best, best_chunks = pairs, c
+    return sorted(best)
+
+
+def sentence_meteor_exact(hyp: str, ref: str, alpha: float = 0.9, beta: float = 3.0, gamma: float = 0.5) -> float:
+    ht, rt = tokenize(hyp, lower=True), tokenize(ref, lower=True)
+    pairs = _align(ht, rt)
+    m = len(pairs)
+    if m == 0:
+        return 0.0
+    p, r = m / len(ht), m / len(rt)
+    fmean = p * r / (alpha * p + (1 - alpha) * r)
+    return 100.0 * fmean * (1 - gamma * (_chunks(pairs) / m) ** beta)
+
+
+def meteor_exact(hyps: Sequence[str], refs: Sequence[str]) -> float:
+    _same_len(hyps, refs)
+    return sum(sentence_meteor_exact(h, r) for h, r in zip(hyps, refs, strict=True)) / max(len(hyps), 1)
+
+
 def prefix_correct(hyp: str, ref: str) -> bool:
     return subject_prefix(hyp).lower() == subject_prefix(ref).lower()
 
@@ -141,7 +205,8 @@ def prefix_accuracy(hyps: Sequence[str], refs: Sequence[str]) -> float:
 
 def all_metrics(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, float]:
     return {"bleu_norm": bleu_norm(hyps, refs), "bleu_moses": bleu_moses(hyps, refs),
-            "rouge_l": rouge_l(hyps, refs), "prefix_acc": prefix_accuracy(hyps, refs)}
+            "rouge_l": rouge_l(hyps, refs), "meteor_exact": meteor_exact(hyps, refs),
+            "prefix_acc": prefix_accuracy(hyps, refs)}
 
 
 def _same_len(a: Sequence[str], b: Sequence[str]) -> None:
