@@ -15,6 +15,8 @@ from kforge.dagster_io.metadata import metrics_md, table_md
 from kforge.feedback import feedback_since
 from kforge.healing.release import MIN_TEST_ROWS, train_and_register
 from kforge.healing.training import build_tasks, corpus_tables, feedback_outcomes
+from kforge.monitoring.calls import set_training_reference
+from kforge.monitoring.descriptors import error_descriptors
 from kforge.registry import data_version
 from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 from pydantic import Field
@@ -52,6 +54,7 @@ def healing_model(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     tasks = build_tasks(data.root(), corpus, _feedback(warehouse))
     dv = data_version(pl.DataFrame({"id": [str(r.get("id")) for t in tasks.values() for r in t[0]]}))
     rel = train_and_register(mlflow.tracker(), tasks, dv, dagster_run_id=context.run.run_id, asset_key="healing_model")
+    set_training_reference(wh, GROUP, "kforge-healing", rel.version, error_descriptors([r for t in tasks.values() for r in t[0]]))
     base_key = next(k for k in rel.metrics if k.startswith("baseline_tfidf_lr_"))
     gate_metric = rel.gate.metric
     yield dg.MaterializeResult(metadata={

@@ -22,6 +22,8 @@ def test_healing_group_materializes_and_gates(tmp_path):
     wh = Warehouse(tmp_path / "home" / "warehouse.duckdb")
     assert wh.count("healing_corpus_errors") >= 40 and wh.count("healing_fix_outcomes") > 20
     assert wh.count("healing_strategy_scores") > 0
+    refs = wh.read("select distinct model_name, model_version, feature from monitoring_reference")
+    assert set(refs["model_name"]) == {"kforge-healing"} and "n_frame_lines" in refs["feature"].to_list()
     tracker = res["mlflow"].tracker()
     client = tracker.client()
     versions = client.search_model_versions("name='kforge-healing'")

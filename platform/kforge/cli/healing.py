@@ -48,9 +48,9 @@ def _model(ctx: Ctx, path: str | None):  # noqa: ANN202
 
 
 def _descriptors(rows: list[dict]):  # noqa: ANN202
-    from kforge.monitoring.descriptors import text_descriptors
+    from kforge.monitoring.descriptors import error_descriptors
 
-    return text_descriptors([str(r.get("log") or r.get("traceback") or "") for r in rows])
+    return error_descriptors(rows)
 
 
 def _items(out: list[dict]) -> list:

@@ -43,3 +43,8 @@ def diff_descriptors(diffs: Sequence[str]) -> pl.DataFrame:
                      "n_chars": len(d)})
     return pl.DataFrame(rows, schema={"n_files": pl.Int64, "n_hunks": pl.Int64, "lines_added": pl.Int64,
                                       "lines_removed": pl.Int64, "n_chars": pl.Int64})
+
+
+def error_descriptors(rows: Sequence[dict]) -> pl.DataFrame:
+    """:func:`text_descriptors` of healing inputs (each row has a ``log`` or a ``traceback``)."""
+    return text_descriptors([str(r.get("log") or r.get("traceback") or "") for r in rows])
