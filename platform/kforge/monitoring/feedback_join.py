@@ -16,6 +16,7 @@ generation   subject of ``generated_message`` /          verdict == accept      
 mixins       ``mixins|node_type`` / ``outcome``          predicted success/failure == outcome   the combination kforge called compatible
                                                                                                 is the one deployed (every feedback row is
                                                                                                 a deployment)
+telemetry    rows carry ``predicted`` and ``model_version``  forecaster: predicted == actual        the row's ``followed`` flag
 ===========  ==========================================  =====================================  ==========================================
 
 :func:`feedback_outcomes` and :func:`feedback_followed` return frames shaped like the
@@ -112,9 +113,37 @@ def joined(wh: Warehouse) -> pl.DataFrame:
                     .when(kind == "deployed").then(pred == "success").otherwise(None))
         frames.append(m.select(pl.lit(family).alias("family"), "model_name", "model_version", "feedback_id",
                                "received_at", correct.alias("correct"), followed.alias("followed")))
+    tel = telemetry_joined(wh)
+    if tel.height:
+        frames.append(tel)
     schema = {"family": pl.String, "model_name": pl.String, "model_version": pl.String, "feedback_id": pl.Int64,
               "received_at": pl.Datetime("us", "UTC"), "correct": pl.Boolean, "followed": pl.Boolean}
     return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame(schema=schema)
+
+
+#: telemetry feedback names the model by role; the registry names of those roles
+TELEMETRY_MODELS = {"oom_forecaster": "kforge-telemetry-oom", "oom_recommender": "oom_recommender",
+                    "scheduler_policy": "kforge-telemetry-scheduler"}
+
+
+def telemetry_joined(wh: Warehouse) -> pl.DataFrame:
+    """Telemetry feedback rows carry the prediction themselves (``predicted``, ``actual``,
+    ``followed``, ``model_version``): forecaster rows are right when predicted == actual; every
+    row with ``followed`` set says whether the recommendation was acted on. Rows without a
+    ``model_version`` are attributed to version ``unknown``."""
+    if not wh.has_table("feedback_telemetry"):
+        return pl.DataFrame()
+    fb = wh.read_table("feedback_telemetry")
+    if fb.height == 0:
+        return pl.DataFrame()
+    return fb.select(
+        pl.lit("telemetry").alias("family"),
+        pl.col("model").replace_strict(TELEMETRY_MODELS, default=pl.col("model")).alias("model_name"),
+        pl.col("model_version").cast(pl.String).fill_null("unknown").alias("model_version"),
+        "feedback_id", "received_at",
+        pl.when(pl.col("model") == "oom_forecaster").then(pl.col("predicted") == pl.col("actual"))
+          .otherwise(None).alias("correct"),
+        pl.col("followed").cast(pl.Boolean).alias("followed"))
 
 
 def feedback_outcomes(wh: Warehouse, j: pl.DataFrame | None = None) -> pl.DataFrame:

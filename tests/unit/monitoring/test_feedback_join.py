@@ -161,3 +161,20 @@ def test_healing_classify_output_becomes_joinable_items():
     d = _descriptors([{"id": 1, "log": "BUG: KASAN\n[<ffffffff81000000>] f+0x1/0x2"}, {"id": 2, "traceback": "x"}])
     assert d["n_lines"].to_list() == [2, 1] and d["n_hex"].to_list() == [2, 0]  # 0x1, 0x2
     assert d["n_frame_lines"].to_list() == [1, 0]
+
+
+def test_telemetry_feedback_rows_judge_themselves(warehouse):
+    from kforge.telemetry import feedback as _telemetry_feedback  # noqa: F401 - registers the schema
+
+    rows = [{"model": "oom_forecaster", "host": "h1", "predicted": "oom", "actual": "oom", "model_version": 2},
+            {"model": "oom_forecaster", "host": "h2", "predicted": "oom", "actual": "no_oom", "model_version": 2},
+            {"model": "oom_recommender", "host": "h1", "predicted": "compact", "actual": "no_oom", "followed": True,
+             "model_version": 2},
+            {"model": "oom_recommender", "host": "h2", "predicted": "kill_largest", "actual": "oom", "followed": False,
+             "model_version": 2}]
+    for r in rows:
+        add_feedback("telemetry", r, warehouse)
+    rep = monitoring_report(warehouse)
+    fc, rec = _entry(rep, "kforge-telemetry-oom", "2"), _entry(rep, "oom_recommender", "2")
+    assert fc["accuracy"] == 0.5 and "followed_rate" not in fc
+    assert rec["followed_rate"] == 0.5 and "accuracy" not in rec
