@@ -22,6 +22,8 @@ def test_kernel_rules_follow_the_report_not_its_preamble():
     gpf = ("[ 1.0] general protection fault, probably for non-canonical address 0xdffffc0000000002: 0000 [#1]\n"
            "[ 1.1] KASAN: null-ptr-deref in range [0x0000000000000010-0x0000000000000017]\n")
     assert eng.match_row({"id": 1, "log": gpf}).rule.labels["crash_class"] == "general-protection-fault"
+    wild = gpf.replace("KASAN: null-ptr-deref", "KASAN: maybe wild-memory-access")
+    assert eng.match_row({"id": 1, "log": wild}).rule.labels["crash_class"] == "general-protection-fault"
     usercopy = "------------[ cut here ]------------\nkernel BUG at mm/usercopy.c:84!\ninvalid opcode: 0000 [#1] SMP\n"
     assert eng.match_row({"id": 2, "log": usercopy}).rule.id == "usercopy-bug"
     lockdep = "WARNING: CPU: 0 PID: 4073 at kernel/locking/lockdep.c:734 register_lock_class+0xe10/0x1860\n"
@@ -63,3 +65,15 @@ def test_homeostasis_format(tmp_path):
     rules = load_homeostasis(p)
     assert rules[0].confidence == 0.9 and rules[0].labels["root_cause"] == "dict_key_not_found"
     assert RuleEngine(rules).match_text("python", {"text": "KeyError: 'a'"}).rule.id == "keyerror_missing"
+
+
+@pytest.mark.parametrize("log, rule_id", [
+    ("------------[ cut here ]------------\nrefcount_t: increment on 0; use-after-free.\n"
+     "WARNING: CPU: 0 PID: 1 at lib/refcount.c:156 refcount_inc_checked+0x61/0x70\n", "refcount"),
+    ("rust_kernel: panicked at rust/kernel/x.rs:1:1:\nattempt to add with overflow\n"
+     "------------[ cut here ]------------\nkernel BUG at rust/helpers/bug.c:7!\n", "rust-overflow"),
+    ("[ 9.0] syz-executor: some output\nSeaBIOS (version 1.8.2-20171012_061934-google)\nBooting from Hard Disk 0...\n",
+     "reboot"),
+])
+def test_kernel_rule_order_prefers_the_specific_report(log, rule_id):
+    assert RuleEngine.default().match_row({"id": 1, "log": log}).rule.id == rule_id
