@@ -2,7 +2,7 @@
 scores and the most frequent confusions (issue 4).
 
     nice .venv/bin/python bench/healing_kernel.py --data ../shared/data [--label crash_class] [--folds 5]
-        [--system system_forced] [--empty-title own]
+        [--system system] [--empty-title own]
 
 ``--empty-title shared`` (default) is the project protocol: GroupKFold by ``title``, so all rows with
 an empty title (the "no crash" logs) form ONE group and land in one fold together, whose training
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--label", default="crash_class")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--system", default="system_forced", help="system whose per-class scores and confusions to show")
+    ap.add_argument("--system", default="system", help="system whose per-class scores and confusions to show")
     ap.add_argument("--empty-title", choices=("shared", "own"), default="shared")
     ap.add_argument("--confusions", type=int, default=25)
     args = ap.parse_args(argv)
