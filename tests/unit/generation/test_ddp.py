@@ -36,6 +36,9 @@ def worker(work: Path) -> None:
     with distributed.process_group("cpu", "on") as denv:
         bb, ex = _load(work)
         first = T.train(bb, ex, T.TrainConfig(**CFG, checkpoint_dir=ck, max_minutes=1e-9))
+        if denv.rank == 0:  # kept for a single-process resume of this 2-process checkpoint
+            (work / "ck1").mkdir()
+            (work / "ck1" / "last.pt").write_bytes((work / "ck" / "last.pt").read_bytes())
         bb2, _ = _load(work)
         if denv.rank == 1:  # a different start on rank 1: the checkpoint broadcast must override it
             with torch.no_grad():
@@ -109,6 +112,12 @@ def test_two_processes_equal_one_with_the_same_effective_batch(work):
     assert [h["loss"] for h in single.history] == pytest.approx(losses, rel=1e-4)
     for k, v in bb.model.state_dict().items():
         assert torch.allclose(v, r0["state"][k], atol=1e-4, rtol=1e-4), k
+    # the 2-process checkpoint after step 1 resumes in one process onto the same trajectory
+    bb1, _ = _load(work)
+    resumed = train(bb1, ex, TrainConfig(**CFG, checkpoint_dir=str(work / "ck1")))
+    assert resumed.resumed_from == 1 and resumed.steps_done == 12
+    for k, v in bb1.model.state_dict().items():
+        assert torch.allclose(v, bb.model.state_dict()[k], atol=1e-4, rtol=1e-4), k
 
 
 def test_cli_nproc_spawns_torchrun_and_only_rank0_reports(tmp_path, capfd):
