@@ -102,7 +102,8 @@ def main() -> None:
     ap.add_argument("--max-rows", type=int, default=3000)
     ap.add_argument("--nproc", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeat", type=int, default=1, help="rounds (torchrun runs alternate within a round)")
-    ap.add_argument("--no-inprocess", action="store_true", help="skip the in-process (no DDP) reference runs")
+    ap.add_argument("--inprocess-threads", type=int, nargs="*", default=[1, 2],
+                    help="torch threads of the in-process (no DDP) reference runs; none to skip them")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch-size", type=int, default=8, help="global batch (all processes together)")
     ap.add_argument("--grad-accum", type=int, default=1)
@@ -115,7 +116,7 @@ def main() -> None:
     if args.worker:
         worker(Path(args.worker), args)
         return
-    argv = [a for a in sys.argv[1:]]
+    argv = sys.argv[1:]
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,11 +130,10 @@ def main() -> None:
 
         for r in range(args.repeat):
             rnd: dict[str, object] = {}
-            if not args.no_inprocess:
-                for threads in (1, 2):
-                    bb, ex = _load(work)
-                    rnd[f"inprocess_threads{threads}"] = _summary(train(bb, ex, _cfg(args, threads, "off")))
-                    torch.set_num_threads(1)
+            for threads in args.inprocess_threads:
+                bb, ex = _load(work)
+                rnd[f"inprocess_threads{threads}"] = _summary(train(bb, ex, _cfg(args, threads, "off")))
+                torch.set_num_threads(1)
             for n in (args.nproc if r % 2 == 0 else list(reversed(args.nproc))):
                 rnd[f"torchrun_nproc{n}"] = run_torchrun(work, n, argv)
             base = rnd.get("torchrun_nproc1")
