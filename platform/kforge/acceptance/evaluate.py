@@ -16,7 +16,7 @@ from kforge.acceptance.dataset import commit_survival_frame, parse_date, time_sp
 from kforge.acceptance.metrics import auc
 from kforge.acceptance.model import AcceptanceEnsemble, lgbm
 from kforge.acceptance.spec import COMMIT, email_spec
-from kforge.acceptance.train import TrainConfig, train_and_evaluate
+from kforge.acceptance.train import TrainConfig, train_and_evaluate, usable_numeric
 from kforge.features.build import _chain_ready, build_patch_features, files_from_commit_files
 from kforge.features.jit import JIT_COLUMNS
 
@@ -28,19 +28,37 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def repo_frame(data: Path, repo: str) -> tuple[pl.DataFrame, dict[str, float]]:
+def repo_diffs(data: Path, repo: str, commits: pl.DataFrame, git_repo: Path | None = None) -> pl.DataFrame | None:
+    """The stored diffs (``kernel/{repo}.diffs.parquet``, the most recent commits only), plus, when
+    ``git_repo`` is a clone of the same project, the diffs git gives for the other commits."""
+    path = data / "kernel" / f"{repo}.diffs.parquet"
+    stored = pl.read_parquet(path, columns=["sha", "diff", "truncated"]) if path.exists() else None
+    if git_repo is None:
+        return stored
+    from kforge.git.diffs import extract_diffs
+
+    have = stored["sha"] if stored is not None else pl.Series("sha", [], pl.String)
+    need = commits.filter(~pl.col("sha").is_in(have.implode()))["sha"].to_list()
+    got, _ = extract_diffs(git_repo, repo, need)
+    got = got.select("sha", "diff", "truncated")
+    return got if stored is None else pl.concat([stored, got])
+
+
+def repo_frame(data: Path, repo: str, git_repo: Path | None = None) -> tuple[pl.DataFrame, dict[str, float]]:
     from kforge.commits.chains import build_chains
 
     t0 = time.perf_counter()
     commits = pl.read_parquet(data / "kernel" / f"{repo}.commits.parquet")
+    diffs = repo_diffs(data, repo, commits, git_repo)
     t1 = time.perf_counter()
     files = files_from_commit_files(commits)
     chains = build_chains(_chain_ready(commits))
     t2 = time.perf_counter()
-    feats = build_patch_features(commits, files, chains)
+    feats = build_patch_features(commits, files, chains, diffs)
     t3 = time.perf_counter()
-    timing = {"commits": commits.height, "read_s": round(t1 - t0, 2), "files_and_chains_s": round(t2 - t1, 2),
-              "features_s": round(t3 - t2, 2), "peak_rss_mb": round(_rss_mb(), 1)}
+    timing = {"commits": commits.height, "with_diff": int(feats["has_diff"].sum()), "read_s": round(t1 - t0, 2),
+              "files_and_chains_s": round(t2 - t1, 2), "features_s": round(t3 - t2, 2),
+              "peak_rss_mb": round(_rss_mb(), 1)}
     return commit_survival_frame(feats, chains), timing
 
 
@@ -52,8 +70,9 @@ def _plain_lgbm(split_train: pl.DataFrame, split_test: pl.DataFrame) -> float:
     return auc(split_test["y"].cast(pl.Int64).to_numpy(), m.predict_proba(split_test.select(JIT_COLUMNS).to_numpy())[:, 1])
 
 
-def suite_dpdk(data: Path, n_estimators: int) -> dict[str, object]:
-    frame, timing = repo_frame(data, "dpdk")
+def suite_dpdk(data: Path, n_estimators: int, git_repo: Path | None = None) -> dict[str, object]:
+    """``git_repo``: a DPDK clone to take the diffs of the commits ``dpdk.diffs.parquet`` lacks."""
+    frame, timing = repo_frame(data, "dpdk", git_repo)
     out: dict[str, object] = {"timing": timing}
     for labels in ("as_of_cutoff", "snapshot"):
         t0 = time.perf_counter()
@@ -71,6 +90,8 @@ def suite_dpdk(data: Path, n_estimators: int) -> dict[str, object]:
             "components": {k: round(v, 4) for k, v in m.items() if k.startswith("test_roc_auc_base")},
             "pr_auc": round(m["test_pr_auc"], 4), "brier": round(m["test_brier"], 4), "ece": round(m["test_ece"], 4),
             "f1": round(m["test_f1"], 4), "n_train": res.split.train.height, "n_test": res.split.test.height,
+            "diff_coverage_train": round(float(res.params["diff_coverage_train"]), 3),  # type: ignore[arg-type]
+            "diff_features_used": res.params["diff_features_used"],
             "gates": {k: v[0] for k, v in res.gates.items()}, "train_and_eval_s": round(train_s, 1),
             "scoring_commits_per_s": round(frame.height / score_s, 1), "peak_rss_mb": round(_rss_mb(), 1),
             "target_0.84_met": m["test_roc_auc"] >= 0.84,
@@ -127,8 +148,8 @@ def suite_cross(data: Path, n_estimators: int) -> dict[str, object]:
         te = frames[held]
         te_snap = int(te["t"].max())  # type: ignore[arg-type]
         te = te.filter(pl.col("t") <= te_snap - 180 * 86400).with_columns(pl.col("event_ts").is_not_null().alias("y"))
-        model = AcceptanceEnsemble(list(COMMIT.numeric), [], None, n_estimators=n_estimators).fit(
-            tr, tr["y"].cast(pl.Int64).to_numpy())
+        numeric, _ = usable_numeric(tr, COMMIT.numeric, TrainConfig().min_diff_coverage)
+        model = AcceptanceEnsemble(numeric, [], None, n_estimators=n_estimators).fit(tr, tr["y"].cast(pl.Int64).to_numpy())
         y = te["y"].cast(pl.Int64).to_numpy()
         out[held] = {"model_auc": round(auc(y, model.predict_proba(te)), 4),
                      "lines_added_auc": round(auc(y, te["la"].to_numpy()), 4), "n_test": te.height,

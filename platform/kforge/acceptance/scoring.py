@@ -41,6 +41,7 @@ def commit_rows(path: Path, wh: Warehouse) -> pl.DataFrame:
     if "repo" not in new.columns:
         new = new.with_columns(pl.lit(path.name.split(".")[0]).alias("repo"))
     files = files_from_commit_files(new)
+    diffs = _diffs(new, wh)
     if wh.has_table("commits") and wh.has_table("file_changes"):
         repos = new["repo"].unique().to_list()
         old = wh.read_table("commits").filter(pl.col("repo").is_in(repos) & ~pl.col("sha").is_in(new["sha"].implode()))
@@ -50,7 +51,17 @@ def commit_rows(path: Path, wh: Warehouse) -> pl.DataFrame:
             new = pl.concat([old.select(common), new.select(common)], how="vertical_relaxed")
             files = pl.concat([old_files.select(files.columns), files], how="vertical_relaxed")
     wanted = pl.read_parquet(path, columns=["sha"])["sha"]
-    return build_patch_features(new, files).filter(pl.col("sha").is_in(wanted.implode()))
+    return build_patch_features(new, files, diffs=diffs).filter(pl.col("sha").is_in(wanted.implode()))
+
+
+def _diffs(commits: pl.DataFrame, wh: Warehouse) -> pl.DataFrame | None:
+    """Diffs for the diff-content features: a ``diff`` column of the input, else ``commit_diffs``."""
+    if "diff" in commits.columns:
+        return commits.select("sha", "diff", pl.lit(False).alias("truncated")).drop_nulls("diff")
+    if wh.has_table("commit_diffs"):
+        return wh.read_table("commit_diffs").select("sha", "diff", "truncated").join(
+            commits.select("sha"), on="sha", how="semi")
+    return None
 
 
 def email_rows(path: Path) -> pl.DataFrame:

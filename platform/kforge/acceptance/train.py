@@ -15,6 +15,7 @@ from kforge.acceptance.dataset import Split, parse_date, time_split
 from kforge.acceptance.metrics import auc, binary_metrics, fit_baselines, per_group
 from kforge.acceptance.model import AcceptanceEnsemble
 from kforge.acceptance.spec import TargetSpec
+from kforge.features.diff import DIFF_NUMERIC
 
 LABEL_COLUMNS = {"event_ts", "y", "fixed_later", "reverted", "first_fix_ts", "merged", "merged_commit",
                  "days_to_merge", "fixed_by", "reverted_by"}
@@ -32,6 +33,7 @@ class TrainConfig:
     min_test_class: int = 20
     use_text: bool = True
     train_labels: str = "as_of_cutoff"   # or "snapshot" (see dataset.time_split)
+    min_diff_coverage: float = 0.9       # use diff-content features only if this share of training rows has a diff
 
 
 @dataclass
@@ -68,10 +70,11 @@ def train_and_evaluate(frame: pl.DataFrame, spec: TargetSpec, cfg: TrainConfig,
                          f"(cutoff {split.describe()['split_cutoff']}); choose other dates or more data")
     y_tr = train["y"].cast(pl.Int64).to_numpy()
     y_te = test["y"].cast(pl.Int64).to_numpy()
-    model = AcceptanceEnsemble(list(spec.numeric), list(spec.categorical), spec.text if cfg.use_text else None,
+    numeric, diff_coverage = usable_numeric(train, spec.numeric, cfg.min_diff_coverage)
+    model = AcceptanceEnsemble(numeric, list(spec.categorical), spec.text if cfg.use_text else None,
                                n_folds=cfg.n_folds, n_estimators=cfg.n_estimators).fit(train, y_tr)
     comps = model.predict_components(test)
-    base = fit_baselines(train, y_tr, test, list(spec.numeric), spec.lines_added)
+    base = fit_baselines(train, y_tr, test, numeric, spec.lines_added)
     scores = {"model": comps["ensemble"], **{f"base_{k}": v for k, v in comps.items() if k != "ensemble"}, **base}
     metrics = binary_metrics(y_te, comps["ensemble"], model.threshold)
     for name, p in scores.items():
@@ -83,9 +86,23 @@ def train_and_evaluate(frame: pl.DataFrame, spec: TargetSpec, cfg: TrainConfig,
         "mean_abs_contribution", descending=True)
     gates = evaluation_gates(split, spec, metrics, cfg, pit_passed)
     params = {**split.describe(), "target": spec.target, "n_folds": cfg.n_folds, "n_estimators": cfg.n_estimators,
-              "use_text": cfg.use_text, "threshold": model.threshold, "n_features": len(spec.feature_columns)}
+              "use_text": cfg.use_text, "threshold": model.threshold, "n_features": len(numeric) + len(spec.categorical),
+              "diff_coverage_train": diff_coverage, "diff_features_used": any(c in DIFF_NUMERIC for c in numeric)}
     return TrainResult(spec, model, split, metrics, scores, per_group(test, y_te, comps["ensemble"], spec.group),
                        gates, imp, params)
+
+
+def usable_numeric(train: pl.DataFrame, numeric: tuple[str, ...] | list[str],
+                   min_diff_coverage: float) -> tuple[list[str], float]:
+    """The numeric features to train on, and the share of training rows with a stored diff.
+
+    Diff-content features are dropped unless ``min_diff_coverage`` of the training rows have a
+    diff: where only recent commits have one, "has a diff" stands for "young, so its later fix
+    is not known yet" (right-censoring), and the model would learn that instead of the code."""
+    coverage = float(train["has_diff"].mean() or 0.0) if "has_diff" in train.columns else 0.0
+    if coverage >= min_diff_coverage:
+        return list(numeric), coverage
+    return [c for c in numeric if c not in DIFF_NUMERIC], coverage
 
 
 def evaluation_gates(split: Split, spec: TargetSpec, m: dict[str, float], cfg: TrainConfig,

@@ -9,6 +9,7 @@ import polars as pl
 
 from kforge.commits.chains import build_chains
 from kforge.errors import InputError
+from kforge.features.diff import DIFF_NUMERIC, diff_features
 from kforge.features.jit import JIT_COLUMNS, commit_frame, file_frame, file_history, jit_metrics
 from kforge.features.kernel import TRAILERS, area_features, bug_history, message_features
 
@@ -20,7 +21,7 @@ KERNEL_NUMERIC = [
     "la_code_new_files", "la_code_existing_files", "la_test", "la_doc", "la_build", "author_prior_fixes",
     "author_tenure_days", "file_prior_bugs", "files_with_prior_bugs", "author_prior_bugs",
 ]
-NUMERIC_FEATURES = [*JIT_COLUMNS, *KERNEL_NUMERIC]
+NUMERIC_FEATURES = [*JIT_COLUMNS, *KERNEL_NUMERIC, *DIFF_NUMERIC]
 CATEGORICAL_FEATURES = ["subsystem"]
 TEXT_COLUMN = "text"
 FEATURE_COLUMNS = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES, TEXT_COLUMN]
@@ -74,12 +75,20 @@ def files_from_commit_files(commits: pl.DataFrame, rules: object | None = None) 
     return f.with_columns(rules.column(f["path"]))  # type: ignore[attr-defined]
 
 
-def build_patch_features(commits: pl.DataFrame, files: pl.DataFrame,
-                         chains: pl.DataFrame | None = None) -> pl.DataFrame:
+def _diff_block(diffs: pl.DataFrame | None) -> pl.DataFrame:
+    if diffs is None or diffs.height == 0:
+        return pl.DataFrame(schema={"sha": pl.String, **dict.fromkeys(DIFF_NUMERIC, pl.Float64)})
+    return diff_features(diffs)
+
+
+def build_patch_features(commits: pl.DataFrame, files: pl.DataFrame, chains: pl.DataFrame | None = None,
+                         diffs: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per non-merge commit: keys, ``t`` (committer_ts), features and ``text``.
 
     ``chains`` (``commit_chains``; default: resolved from ``commits``) gives the bug-history
-    features, each counted at the time the fix landed.
+    features, each counted at the time the fix landed. ``diffs`` (``commit_diffs`` /
+    ``*.diffs.parquet``; optional) gives the diff-content features; commits without a stored
+    diff get zeros and ``has_diff`` = 0.
     """
     commits = normalize_commits(commits)
     base = commit_frame(commits)
@@ -98,6 +107,7 @@ def build_patch_features(commits: pl.DataFrame, files: pl.DataFrame,
            .join(msg, on=["repo", "sha"], how="left")
            .join(area, on=["repo", "sha"], how="left")
            .join(bugs, on=["repo", "sha"], how="left")
+           .join(_diff_block(diffs), on="sha", how="left")
            .join(text, on=["repo", "sha"], how="left"))
     out = out.with_columns(
         [pl.col(c).cast(pl.Float64).fill_null(0.0) for c in NUMERIC_FEATURES]

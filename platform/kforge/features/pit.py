@@ -18,9 +18,11 @@ class PitReport:
 
 
 def point_in_time_check(commits: pl.DataFrame, files: pl.DataFrame, features: pl.DataFrame,
-                        n_probes: int = 4, tol: float = 1e-6, seed: int = 0) -> PitReport:
+                        n_probes: int = 4, tol: float = 1e-6, seed: int = 0,
+                        diffs: pl.DataFrame | None = None) -> PitReport:
     """Recompute features for ``n_probes`` commits (spread over time) with every commit committed
-    after them removed, and compare with the stored ``features`` rows."""
+    after them removed (their files and diffs too), and compare with the stored ``features`` rows.
+    Pass the ``diffs`` the features were built with so the diff-content features are checked."""
     if features.height == 0:
         return PitReport(0, [])
     ordered = features.sort("t")
@@ -31,7 +33,8 @@ def point_in_time_check(commits: pl.DataFrame, files: pl.DataFrame, features: pl
     for repo, sha, t in probes.iter_rows():
         keep = commits.filter((pl.col("repo") == repo) & (pl.col("committer_ts") <= t))
         cut_files = files.join(keep.select("repo", "sha"), on=["repo", "sha"], how="semi")
-        again = build_patch_features(keep, cut_files).filter(pl.col("sha") == sha)
+        cut_diffs = None if diffs is None else diffs.filter(pl.col("sha").is_in(keep["sha"].implode()))
+        again = build_patch_features(keep, cut_files, diffs=cut_diffs).filter(pl.col("sha") == sha)
         stored = features.filter((pl.col("repo") == repo) & (pl.col("sha") == sha))
         for col in (*NUMERIC_FEATURES, "subsystem"):
             a, b = stored[col][0], again[col][0]

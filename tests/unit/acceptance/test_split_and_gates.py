@@ -80,3 +80,15 @@ def test_retrain_decision_count_drift_and_skip() -> None:
     preds = pl.DataFrame({"target": ["commit"] * 3, "item_id": ["s1", "s2", "s3"], "p": [0.95, 0.9, 0.97]})
     calm = decide(None, _feedback([1, 2, 3]), preds, 0.1, policy)
     assert not calm.run and "Brier 0.00" in calm.reason
+
+
+@pytest.mark.parametrize(("with_diff", "used"), [(100, True), (95, True), (40, False)])
+def test_diff_features_need_training_coverage(with_diff: int, used: bool) -> None:
+    from kforge.acceptance.train import usable_numeric
+    from kforge.features.diff import DIFF_NUMERIC
+
+    train = pl.DataFrame({"has_diff": [1.0] * with_diff + [0.0] * (100 - with_diff)})
+    numeric, coverage = usable_numeric(train, COMMIT.numeric, 0.9)
+    assert coverage == pytest.approx(with_diff / 100)
+    assert (set(DIFF_NUMERIC) <= set(numeric)) is used
+    assert "la" in numeric and "exp" in numeric

@@ -86,3 +86,64 @@ def test_real_dpdk_slice_is_point_in_time(shared_data) -> None:  # noqa: ANN001
     feats = build_patch_features(commits, files)
     assert feats.height == commits.filter(pl.col("parents").list.len() < 2).height
     assert point_in_time_check(commits, files, feats, n_probes=3).passed
+
+
+DIFF = """diff --git a/net/core/x.c b/net/core/x.c
+--- a/net/core/x.c
++++ b/net/core/x.c
+@@ -10,6 +10,12 @@ static int probe(struct dev *d)
+     int ret;
+-    if (d->ok)
+-        return 0;
++    p = rte_zmalloc("x", sizeof(*p), 0);
++    if (p == NULL)
++        goto fail;
++    rte_spinlock_lock(&d->lock);
++    q = (struct foo *)p;
++
+     return ret;
+"""
+
+
+def test_diff_features_count_added_and_removed_constructs() -> None:
+    from kforge.features.diff import DIFF_NUMERIC, diff_features
+
+    f = diff_features(pl.DataFrame({"sha": ["x", "y"], "diff": [DIFF, None], "truncated": [False, None]}))
+    assert f.columns == ["sha", *DIFF_NUMERIC]
+    x = f.filter(pl.col("sha") == "x").row(0, named=True)
+    assert x["diff_added_lines"] == 6 and x["diff_removed_lines"] == 2     # file headers are not lines
+    assert x["diff_hunks"] == 1 and x["diff_hunks_in_function"] == 1 and x["diff_added_blank_lines"] == 1
+    assert x["diff_added_goto"] == 1 and x["diff_added_alloc"] == 1 and x["diff_added_null_check"] == 1
+    assert x["diff_added_cast"] == 1 and x["diff_added_cond"] == 1 and x["diff_removed_cond"] == 1
+    assert x["diff_added_lock"] >= 1 and x["diff_removed_lock"] == 0 and x["diff_added_sizeof"] == 1
+    assert x["diff_removed_deref"] == 1 and x["diff_added_free"] == 0
+    y = f.filter(pl.col("sha") == "y").row(0, named=True)
+    assert y["has_diff"] == 1 and y["diff_added_lines"] == 0
+
+
+def test_diff_features_join_commits_and_are_point_in_time(history: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    commits, files = history
+    diffs = pl.DataFrame({"sha": ["a2", "b2"], "diff": [DIFF, DIFF.replace("goto fail", "return -EINVAL")],
+                          "truncated": [False, False]})
+    feats = build_patch_features(commits, files, diffs=diffs)
+    f = {r["sha"]: r for r in feats.iter_rows(named=True)}
+    assert f["a2"]["has_diff"] == 1 and f["a1"]["has_diff"] == 0 and f["a1"]["diff_added_lines"] == 0
+    assert f["a2"]["diff_added_goto"] == 1 and f["b2"]["diff_added_goto"] == 0 and f["b2"]["diff_added_err_return"] == 1
+    assert point_in_time_check(commits, files, feats, n_probes=3, diffs=diffs).passed
+    # a diff feature that depends on a later commit's diff is caught
+    leaky = feats.with_columns(pl.when(pl.col("sha") == "b1").then(1.0).otherwise(pl.col("diff_added_goto"))
+                               .alias("diff_added_goto"))
+    report = point_in_time_check(commits, files, leaky, n_probes=3, diffs=diffs)
+    assert not report.passed and {m["feature"] for m in report.mismatches} == {"diff_added_goto"}
+
+
+def test_real_dpdk_diff_features_are_point_in_time(shared_data) -> None:  # noqa: ANN001
+    from kforge.features import files_from_commit_files
+
+    diffs = pl.read_parquet(shared_data / "kernel" / "dpdk.diffs.parquet", columns=["sha", "diff", "truncated"])
+    commits = (pl.read_parquet(shared_data / "kernel" / "dpdk.commits.parquet")
+               .filter(pl.col("sha").is_in(diffs["sha"].implode())).sort("committer_ts").head(1500))
+    files = files_from_commit_files(commits)
+    feats = build_patch_features(commits, files, diffs=diffs)
+    assert feats["has_diff"].min() == 1 and feats["diff_added_lines"].sum() > 0
+    assert point_in_time_check(commits, files, feats, n_probes=3, diffs=diffs).passed
