@@ -113,7 +113,7 @@ def process_group(device: str = "cpu", mode: str = "auto") -> Iterator[DistEnv]:
 
 def device_for(device: str, denv: DistEnv) -> str:
     """``cuda`` becomes this rank's GPU (``cuda:LOCAL_RANK``) under DDP."""
-    if device == "cuda" and denv.world_size > 1:
+    if device == "cuda" and denv.ddp:
         return f"cuda:{denv.local_rank}"
     return device
 
