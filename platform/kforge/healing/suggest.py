@@ -27,7 +27,9 @@ def message_of(row: dict[str, Any]) -> tuple[str, str]:
 
 
 def template_regex(template: str) -> str:
-    parts = [re.escape(t) if t != WILDCARD else r"\S+" for t in template.split()]
+    # a wildcard may also sit inside a token (``blk_<*>``, ``port=<*>``): each one matches a run of non-space
+    parts = [r"\S+".join(re.escape(p) for p in t.split(WILDCARD)) if WILDCARD in t else re.escape(t)
+             for t in template.split()]
     return r"[\s=,:;()\[\]{}]+".join(parts)
 
 

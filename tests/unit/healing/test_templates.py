@@ -115,3 +115,9 @@ def test_benchmark_masks_replace_in_place():
 def test_legacy_baseline_still_groups():
     msgs = [f"Deleting block blk_{i} file /data/{i}" for i in range(3)] + ["Verification succeeded for blk_1"]
     assert grouping_accuracy(["d", "d", "d", "v"], LegacyDrain().fit(msgs)) == 1.0
+
+
+def test_template_regex_wildcard_inside_a_token():
+    rx = re.compile(template_regex("Receiving block blk_<*> src: <*>"))
+    assert rx.search("Receiving block blk_-1608999687919862906 src: /10.250.19.102:54106")
+    assert not rx.search("Receiving block rdd_42 src: /10.250.19.102:54106")
