@@ -81,6 +81,20 @@ def test_n_targets_matches_collate(work):
             assert int((labels[:, 1:] != -100).sum()) == sum(n_targets(e, max_len) for e in batch)
 
 
+def test_distributed_modes_outside_torchrun(work, monkeypatch):
+    from kforge.errors import InputError
+    from kforge.generation.train import TrainConfig, train
+
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    bb, ex = _load(work)
+    with pytest.raises(InputError, match="torchrun"):
+        train(bb, ex, TrainConfig(steps=1, distributed="on"))
+    with pytest.raises(InputError, match="distributed must be"):
+        train(bb, ex, TrainConfig(steps=1, distributed="maybe"))
+    assert train(bb, ex, TrainConfig(steps=1, batch_size=2)).steps_done == 1  # auto: plain single process
+
+
 def test_two_processes_equal_one_with_the_same_effective_batch(work):
     from kforge.generation.train import TrainConfig, train
 
