@@ -1,7 +1,8 @@
 """Patch-feature speed over a whole repository (default: DPDK, 45k commits) on this machine.
 
 Prints wall time per stage, peak RSS, and the feature step's ratio to the I/O floor (reading the
-parquet file) measured in the same run. Usage::
+parquet file) measured in the same run; with the repository's ``*.diffs.parquet`` (when present) it
+also times the diff-content features on their own. Usage::
 
     .venv/bin/python bench/features_speed.py [--data ../shared/data] [--repo dpdk] [--profile]
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 import polars as pl
 from kforge.commits.chains import build_chains
 from kforge.features.build import _chain_ready, build_patch_features, files_from_commit_files
+from kforge.features.diff import diff_features
 
 
 def main() -> None:
@@ -44,6 +46,17 @@ def main() -> None:
            "features_s": round(t3 - t2, 3), "features_per_read": round((t3 - t2) / max(t1 - t0, 1e-9), 2),
            "commits_per_s": round(commits.height / (t3 - t2), 1),
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    dpath = path.with_name(f"{args.repo}.diffs.parquet")
+    if dpath.exists():
+        t4 = time.perf_counter()
+        diffs = pl.read_parquet(dpath, columns=["sha", "diff", "truncated"])
+        t5 = time.perf_counter()
+        diff_features(diffs)
+        t6 = time.perf_counter()
+        out |= {"diffs": diffs.height, "diff_mb": round(diffs["diff"].str.len_bytes().sum() / 2**20, 1),
+                "read_diffs_s": round(t5 - t4, 3), "diff_features_s": round(t6 - t5, 3),
+                "diffs_per_s": round(diffs.height / (t6 - t5), 1),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     print(json.dumps(out))
     if prof:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(12)

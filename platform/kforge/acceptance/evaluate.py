@@ -38,10 +38,13 @@ def repo_diffs(data: Path, repo: str, commits: pl.DataFrame, git_repo: Path | No
     from kforge.git.diffs import extract_diffs
 
     have = stored["sha"] if stored is not None else pl.Series("sha", [], pl.String)
-    need = commits.filter(~pl.col("sha").is_in(have.implode()))["sha"].to_list()
-    got, _ = extract_diffs(git_repo, repo, need)
-    got = got.select("sha", "diff", "truncated")
-    return got if stored is None else pl.concat([stored, got])
+    todo = commits.filter(~pl.col("sha").is_in(have.implode()))["sha"].to_list()
+    parts = [] if stored is None else [stored]
+    while todo:  # git stops at an object the clone lacks: skip it and go on with the rest
+        got, todo_next = extract_diffs(git_repo, repo, todo)
+        parts.append(got.select("sha", "diff", "truncated"))
+        todo = todo_next if got.height else todo[1:]
+    return pl.concat(parts) if parts else None
 
 
 def repo_frame(data: Path, repo: str, git_repo: Path | None = None) -> tuple[pl.DataFrame, dict[str, float]]:
