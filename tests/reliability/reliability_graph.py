@@ -1,6 +1,7 @@
-"""A reconstructable job for the multiprocess tests: two kernel_commits derived tables
-(parallel warehouse writers) plus two probe assets tagged as warehouse writers that record
-when they held their step, so the tag limit can be checked. The whole graph: bench/chaos.py."""
+"""A reconstructable job for the multiprocess tests: two kernel_commits derived tables and two
+probe assets, all four tagged as warehouse writers (the probes record when they held their step),
+plus two untagged reader probes that may run beside them, so both the parallelism and the writer
+tag limit can be checked. The whole graph: bench/chaos.py."""
 
 import time
 
@@ -23,7 +24,19 @@ def _probe(name: str) -> dg.AssetsDefinition:
     return probe
 
 
-PROBES = [_probe(f"probe_{i}") for i in range(2)]
+def _reader(name: str) -> dg.AssetsDefinition:
+    @dg.asset(name=name, group_name="reliability_probes", deps=["commits"])
+    def reader(warehouse: WarehouseResource) -> None:
+        warehouse.get().count("commits")
+        time.sleep(1.5)
+
+    return reader
+
+
+WRITER_PROBES = [_probe(f"probe_{i}") for i in range(2)]
+READER_PROBES = [_reader(f"reader_{i}") for i in range(2)]
+PROBES = [*WRITER_PROBES, *READER_PROBES]
+WRITERS = [*SELECTION, "probe_0", "probe_1"]
 
 
 def build() -> dg.JobDefinition:

@@ -48,6 +48,8 @@ def test_multiprocess_graph_capped_repeated_without_lock_failures(ingested_home:
             spans = _windows(inst, result.run_id)
         assert len(spans) == len(reliability_graph.SELECTION) + len(reliability_graph.PROBES)
         assert 2 <= _max_overlap(spans) <= 3, spans  # really parallel, never above the cap
+        writers = {k: v for k, v in spans.items() if k in reliability_graph.WRITERS}
+        assert len(writers) == 4 and _max_overlap(writers) == 1, writers  # tagged writers: one at a time
         probes = wh.read("select start, \"end\" from probe_windows order by start").rows()
         assert all(a[1] <= b[0] for a, b in zip(probes[-2:], probes[-2:][1:], strict=False)), probes  # tag limit 1
         snapshots.append({t: wh.read(f"select count(*) n, count(*) s from {t}").row(0)
