@@ -23,7 +23,7 @@ class PatchFeaturesConfig(dg.Config):
 
 @dg.asset(
     op_tags=WAREHOUSE_WRITER_TAGS,
-    group_name=GROUP, deps=["commits", "file_changes", "commit_chains", "imported_commits"],
+    group_name=GROUP, deps=["commits", "file_changes", "commit_chains", "imported_commits", "commit_diffs"],
     description="Per non-merge commit: Kamei JIT metrics, kernel specifics, message text (point in time).",
     check_specs=[dg.AssetCheckSpec("point_in_time", asset="patch_features", blocking=True,
                                    description="Recomputing with later history removed gives the same values.")],
@@ -33,15 +33,18 @@ def patch_features(context: dg.AssetExecutionContext, config: PatchFeaturesConfi
     wh = warehouse.get()
     commits, files = wh.read_table("commits"), wh.read_table("file_changes")
     chains = wh.read_table("commit_chains") if wh.has_table("commit_chains") else None
+    # diff-content features where diffs are stored (training uses them only when they cover the rows)
+    diffs = wh.read("select sha, diff, truncated from commit_diffs") if wh.has_table("commit_diffs") else None
     start = time.perf_counter()
-    feats = build_patch_features(commits, files, chains)
+    feats = build_patch_features(commits, files, chains, diffs)
     seconds = time.perf_counter() - start
     wh.replace("patch_features", feats)
-    report = point_in_time_check(commits, files, feats, n_probes=config.pit_probes)
+    report = point_in_time_check(commits, files, feats, n_probes=config.pit_probes, diffs=diffs)
     summary = feats.select(NUMERIC_FEATURES[:14]).describe().filter(pl.col("statistic").is_in(["mean", "50%", "max"]))
     return dg.MaterializeResult(
         metadata={"dagster/row_count": feats.height, "features": len(NUMERIC_FEATURES) + 2,
                   "compute_seconds": round(seconds, 2), "repos": feats["repo"].n_unique(),
+                  "commits_with_diff": int(feats["has_diff"].sum()) if "has_diff" in feats.columns else 0,
                   "jit_summary": table_md(summary)},
         check_results=[dg.AssetCheckResult(
             check_name="point_in_time", passed=report.passed,

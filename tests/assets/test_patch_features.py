@@ -8,7 +8,7 @@ from kforge.dagster_io import DataResource, GitReposResource, MlflowResource, Wa
 from kforge.git.ingest import register_repository
 from kforge.storage import Warehouse
 
-from assets.kernel_commits import commit_chains, imported_commits, ingest_commits, repositories
+from assets.kernel_commits import commit_chains, commit_diffs, imported_commits, ingest_commits, repositories
 from assets.patch_features import patch_features
 
 
@@ -20,7 +20,7 @@ def test_patch_features_materialize_with_point_in_time_check(kforge_home: Path, 
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(repositories.name, ["demo"])
     assert dg.materialize([ingest_commits], partition_key="demo", instance=instance, resources=res).success
-    out = dg.materialize([imported_commits, commit_chains, patch_features], instance=instance, resources=res,
+    out = dg.materialize([imported_commits, commit_chains, commit_diffs, patch_features], instance=instance, resources=res,
                          run_config={"ops": {"patch_features": {"config": {"pit_probes": 3}}}})
     assert out.success
     check = out.get_asset_check_evaluations()
@@ -30,3 +30,5 @@ def test_patch_features_materialize_with_point_in_time_check(kforge_home: Path, 
     merges = wh.read("select count(*) n from commits where is_merge")["n"][0]
     assert feats.height == wh.count("commits") - merges
     assert feats["exp"].min() == 0 and feats["la"].max() > 0
+    # stored diffs give the diff-content features (checked point in time above)
+    assert feats["has_diff"].sum() == feats.height and feats["diff_added_lines"].max() > 0
