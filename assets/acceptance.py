@@ -21,6 +21,7 @@ from kforge.acceptance.tracking import log_and_gate
 from kforge.acceptance.train import TrainConfig, TrainResult, train_and_evaluate
 from kforge.dagster_io import DataResource, MlflowResource, WarehouseResource
 from kforge.dagster_io.metadata import metrics_md, plot_md, table_md
+from kforge.monitoring.calls import set_training_reference
 from pydantic import Field
 
 GROUP = "acceptance"
@@ -55,8 +56,6 @@ def _finish(context: dg.AssetExecutionContext, res: TrainResult, mlflow: MlflowR
     plots_dir = Path(tempfile.mkdtemp(prefix=f"{asset}-"))
     logged = log_and_gate(tracker, res, run_name=asset, dagster_run_id=context.run.run_id, asset_key=asset,
                           plots_dir=plots_dir)
-    from kforge.monitoring.calls import set_training_reference
-
     set_training_reference(wh_res.get(), GROUP, res.spec.model_name, logged.version, res.split.train.select(res.spec.numeric))
     stored = store_predictions(wh_res.get(), predictions_frame(frame, res.spec, res.model.predict_proba(frame),
                                                                logged.version))

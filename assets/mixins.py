@@ -13,6 +13,7 @@ from kforge.dagster_io.metadata import metrics_md, plot_md, table_md
 from kforge.mixins import pipeline
 from kforge.mixins.catalogue import load_catalogue
 from kforge.mixins.outcomes import read_outcomes
+from kforge.monitoring.calls import set_training_reference
 from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 from pydantic import Field
 
@@ -96,8 +97,6 @@ def mixin_model(context: dg.AssetExecutionContext, config: ModelConfig, warehous
     result = train(outcomes, cat, seed=config.seed)
     reg, plot = log_and_gate(mlflow.tracker(), result, outcomes, dagster_run_id=context.run.run_id,
                              min_delta=config.min_delta)
-    from kforge.monitoring.calls import set_training_reference
-
     set_training_reference(wh, "mixins", "kforge-mixins", reg.version, result.reference_inputs())
     headline = {k: v for k, v in result.headline().items() if not k.endswith("_n") and "fold" not in k}
     details = {

@@ -61,6 +61,7 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
     from kforge.acceptance.spec import spec_for
     from kforge.acceptance.tracking import log_and_gate
     from kforge.acceptance.train import TrainConfig, train_and_evaluate
+    from kforge.monitoring.calls import set_training_reference
 
     wh = ctx.warehouse()
     spec = spec_for(args.target)
@@ -75,8 +76,6 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
                       train_labels=args.train_labels, n_estimators=args.n_estimators)
     res = train_and_evaluate(frame, spec, cfg)
     logged = log_and_gate(ctx.tracker(), res, run_name=f"acceptance_{args.target}_cli")
-    from kforge.monitoring.calls import set_training_reference
-
     set_training_reference(wh, "acceptance", spec.model_name, logged.version, res.split.train.select(spec.numeric))
     store_predictions(wh, predictions_frame(frame, spec, res.model.predict_proba(frame), logged.version))
     print(json.dumps({"run_id": logged.run_id, "version": logged.version, "gate": logged.decision.as_metadata(),

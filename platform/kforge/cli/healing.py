@@ -144,6 +144,7 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
     from kforge.feedback import feedback_since
     from kforge.healing.release import train_and_register
     from kforge.healing.training import build_tasks, corpus_tables
+    from kforge.monitoring.calls import set_training_reference
     from kforge.registry import data_version
 
     rows, _ = corpus_tables()
@@ -151,8 +152,6 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
     tasks = build_tasks(ctx.data, rows, fb)
     dv = data_version(pl.DataFrame({"id": [str(r.get("id")) for t in tasks.values() for r in t[0]]}))
     rel = train_and_register(ctx.tracker(), tasks, dv)
-    from kforge.monitoring.calls import set_training_reference
-
     set_training_reference(ctx.warehouse(), "healing", "kforge-healing", rel.version,
                            _descriptors([r for t in tasks.values() for r in t[0]]))
     print(json.dumps({"version": rel.version, "promoted": rel.gate.promoted, "reason": rel.gate.reason,

@@ -118,6 +118,7 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
     from kforge.mixins.outcomes import read_outcomes
     from kforge.mixins.tracking import log_and_gate
     from kforge.mixins.training import train
+    from kforge.monitoring.calls import set_training_reference
 
     wh = ctx.warehouse()
     pipeline.ingest_feedback(wh)
@@ -129,8 +130,6 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(str(exc)) from None
     reg, _ = log_and_gate(ctx.tracker(), result, outcomes)
-    from kforge.monitoring.calls import set_training_reference
-
     set_training_reference(wh, "mixins", "kforge-mixins", reg.version, result.reference_inputs())
     print_table(result.evaluation.table())
     print(json.dumps({"checks": result.checks, "leakage": result.leakage.describe(), "run_id": reg.run_id,
@@ -146,12 +145,11 @@ def cmd_check(ctx: Ctx, args: argparse.Namespace) -> int:
     import time
 
     from kforge.monitoring.calls import record_call
+    from kforge.monitoring.items import Item
 
     service = _service(ctx)
     started = time.perf_counter()
     p = service.check(args.mixins, args.node_type)
-    from kforge.monitoring.items import Item
-
     item = Item(f"{','.join(p['mixins'])}|{p['node_type']}", "outcome", "success" if p["compatible"] else "failure",
                 p["probability"])
     # drift inputs only when the model ran (a cache hit does not load the predictor)
