@@ -62,10 +62,32 @@ def test_materialize_gate_serve_and_retrain(kforge_home: Path, capsys: pytest.Ca
     items = Warehouse(paths.warehouse).read("select item_key, prediction, model_version from prediction_items")
     verdict = "success" if first["compatible"] else "failure"
     assert items.rows() == [("Caching,Retry|EFFECT", verdict, "1")] * 2  # both calls, joinable to feedback
+    # the cached answer logs the same model inputs as the computed one (kept with the cache entry)
+    logs = Warehouse(paths.warehouse).read("select batch_ref, inputs_summary from prediction_log order by log_id")
+    assert logs["batch_ref"].to_list() == ["check", "check-cached"]
+    computed, cached = (json.loads(x) for x in logs["inputs_summary"])
+    assert computed["mean"] and cached == computed and computed["bin_counts"]
     assert main(["mixins", "validate", "Caching", "Retry", "Audit", "--node-type", "EFFECT"]) in (0, 1)
     assert "set P(success)" in capsys.readouterr().out
+    assert main(["mixins", "validate", "Caching", "Retry", "Audit", "--node-type", "EFFECT", "--json"]) in (0, 1)
+    v = json.loads(capsys.readouterr().out)
     assert main(["mixins", "recommend", "--node-type", "REDUCER", "--need", "caching,metrics", "--have", "Retry"]) == 0
     assert "1. add" in capsys.readouterr().out
+    assert main(["mixins", "recommend", "--node-type", "REDUCER", "--need", "caching,metrics", "--have", "Retry",
+                 "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert "_model_inputs" not in v and "_model_inputs" not in r  # cache bookkeeping never reaches callers
+    wh_ = Warehouse(paths.warehouse)
+    logs = wh_.read("select batch_ref, n_rows from prediction_log order by log_id")
+    assert logs["batch_ref"].to_list()[2:] == ["validate", "validate-cached", "recommend", "recommend-cached"]
+    got = wh_.read("select item_key, prediction, score from prediction_items where log_id = "
+                   "(select max(log_id) from prediction_log where batch_ref = 'recommend-cached') order by item_key")
+    want = sorted((f"{','.join(rec['set'])}|REDUCER", "success" if rec["probability"] >= 0.5 else "failure",
+                   rec["probability"]) for rec in r["recommendations"])
+    assert got.rows() == want and len(want) >= 1   # every recommended set, keyed like mixins feedback rows
+    set_item = wh_.read("select item_key, score from prediction_items where log_id = "
+                        "(select max(log_id) from prediction_log where batch_ref = 'validate-cached')").rows()
+    assert set_item == [("Audit,Caching,Retry|EFFECT", v["set_probability"])]  # sorted, as feedback rows are
     assert main(["mixins", "check", "Caching", "Nope", "--node-type", "EFFECT"]) == 2
     assert "unknown mixin" in capsys.readouterr().err
 

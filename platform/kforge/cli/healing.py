@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = hs.add_parser("explain", help="explain one error (a file with a kernel log or a Python traceback)")
     e.add_argument("file")
     e.add_argument("--model", default=None)
+    e.add_argument("--id", default=None, help="the error's id, for feedback (default: err-<hash of the text>)")
     e.set_defaults(func=cmd_explain)
     v = hs.add_parser("evaluate", help="grouped held-out evaluation on the real data (needs --data)")
     v.add_argument("--kind", choices=("kernel", "python", "all"), default="all")
@@ -93,7 +94,11 @@ def cmd_classify(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def cmd_explain(ctx: Ctx, args: argparse.Namespace) -> int:
-    from kforge.healing.explain import explain_text
+    import time
+
+    from kforge.healing.explain import error_id_of, explain_error
+    from kforge.monitoring.calls import record_call
+    from kforge.monitoring.items import Item
 
     path = Path(args.file)
     if not path.exists():
@@ -106,7 +111,20 @@ def cmd_explain(ctx: Ctx, args: argparse.Namespace) -> int:
             if args.model:
                 raise
             model = None
-    print(explain_text(path.read_text(errors="replace"), model))
+    text = path.read_text(errors="replace")
+    error_id = args.id or error_id_of(text)
+    started = time.perf_counter()
+    e = explain_error(text, model, error_id)
+    if e.classified is not None:
+        version = "file" if args.model else (ctx.tracker().version_of("kforge-healing") or "champion")
+        items = _items([e.classified])
+    else:  # rules only: the matched rule is still a prediction a fix row can follow or not
+        version = "rules"
+        items = [Item(error_id, "error_class", e.rule_id, e.rule_confidence)] if e.rule_id else []
+    record_call(ctx.warehouse(), "healing", "kforge-healing", version, started, 1, batch_ref=f"explain:{path.name}",
+                inputs=_descriptors([e.row]), items=items)
+    print(f"error id: {error_id}")
+    print(e.text)
     return 0
 
 

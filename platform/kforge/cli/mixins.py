@@ -141,21 +141,29 @@ def _fmt_features(p: dict[str, Any]) -> str:
     return ", ".join(f"{f['feature']}={f['value']:g} ({f['contribution']:+.2f})" for f in p["top_features"])
 
 
-def cmd_check(ctx: Ctx, args: argparse.Namespace) -> int:
-    import time
-
+def _record(ctx: Ctx, service: Any, op: str, started: float, version: int, cached: bool,
+            sets: list[tuple[list[str], str, float]]) -> None:
+    """Log one check/validate/recommend call for monitoring: the model inputs behind the answer
+    (drift; kept with cache entries too) and one item per answered set, keyed like ``mixins``
+    feedback rows (``A,B|NODE``) so a later outcome is joined to what kforge said."""
     from kforge.monitoring.calls import record_call
     from kforge.monitoring.items import Item
+
+    items = [Item(f"{','.join(sorted(names))}|{node}", "outcome", "success" if p >= 0.5 else "failure", p)
+             for names, node, p in sets]
+    record_call(ctx.warehouse(), "mixins", "kforge-mixins", version, started, len(items),
+                batch_ref=f"{op}-cached" if cached else op,
+                inputs=service.last_inputs if service.last_inputs.height else None, items=items)
+
+
+def cmd_check(ctx: Ctx, args: argparse.Namespace) -> int:
+    import time
 
     service = _service(ctx)
     started = time.perf_counter()
     p = service.check(args.mixins, args.node_type)
-    item = Item(f"{','.join(p['mixins'])}|{p['node_type']}", "outcome", "success" if p["compatible"] else "failure",
-                p["probability"])
-    # drift inputs only when the model ran (a cache hit does not load the predictor)
-    inputs = None if p["cached"] else service.predictor.frame([(p["mixins"], p["node_type"])], service.cat.traits())
-    record_call(ctx.warehouse(), "mixins", "kforge-mixins", p["model_version"], started, 1,
-                batch_ref="check-cached" if p["cached"] else "check", inputs=inputs, items=[item])
+    _record(ctx, service, "check", started, p["model_version"], p["cached"],
+            [(p["mixins"], p["node_type"], p["probability"])])
     if args.json:
         print(json.dumps(p, default=str))
         return 0
@@ -172,7 +180,13 @@ def cmd_check(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def cmd_validate(ctx: Ctx, args: argparse.Namespace) -> int:
-    v = _service(ctx).validate(args.mixins, args.node_type)
+    import time
+
+    service = _service(ctx)
+    started = time.perf_counter()
+    v = service.validate(args.mixins, args.node_type)
+    _record(ctx, service, "validate", started, v["model_version"], v["cached"],
+            [(v["mixins"], v["node_type"], v["set_probability"])])
     if args.json:
         print(json.dumps(v, default=str))
         return 0
@@ -187,7 +201,13 @@ def cmd_validate(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(ctx: Ctx, args: argparse.Namespace) -> int:
-    r = _service(ctx).recommend(args.node_type, _split(args.need), _split(args.have), top=args.top)
+    import time
+
+    service = _service(ctx)
+    started = time.perf_counter()
+    r = service.recommend(args.node_type, _split(args.need), _split(args.have), top=args.top)
+    _record(ctx, service, "recommend", started, r["model_version"], r["cached"],
+            [(rec["set"], r["node_type"], rec["probability"]) for rec in r["recommendations"]])
     if args.json:
         print(json.dumps(r, default=str))
         return 0

@@ -1,15 +1,41 @@
-"""Human-readable explanation of one error: parsed fields, matched rule, model predictions."""
+"""Human-readable explanation of one error: parsed fields, matched rule, model predictions.
 
+Example::
+
+    e = explain_error(Path("oops.log").read_text(), model, error_id="err-1")
+    print(e.text); e.classified  # the model's output row (None without a model)
+"""
+
+import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from kforge.healing.features import record
 from kforge.healing.rules import RuleEngine, match_texts
 
 
+@dataclass(frozen=True)
+class Explanation:
+    text: str
+    row: dict[str, Any]                   # the error as ``classify`` reads it
+    classified: dict[str, Any] | None     # the model's output row; None without a model
+    rule_id: str | None
+    rule_confidence: float | None
+
+
+def error_id_of(text: str) -> str:
+    """A stable id for an error given as text (to cite in ``kforge feedback add healing``)."""
+    return "err-" + hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:12]
+
+
 def explain_text(text: str, model: Any = None) -> str:
+    return explain_error(text, model).text
+
+
+def explain_error(text: str, model: Any = None, error_id: str = "explain") -> Explanation:
     kind = "kernel" if any(k in text for k in ("Call Trace", "BUG:", "WARNING:", "KASAN", "Kernel panic", "RIP:", "INFO: ")) \
         and "Traceback (most recent call last)" not in text else "python"
-    row = {"id": "explain", "log" if kind == "kernel" else "traceback": text}
+    row = {"id": error_id, "log" if kind == "kernel" else "traceback": text}
     rec = record(row)
     parsed = rec["parsed"]
     engine = model.rules if model is not None else RuleEngine.default()
@@ -31,6 +57,7 @@ def explain_text(text: str, model: Any = None) -> str:
                   f"fix strategies: {', '.join(m.rule.strategies) or '-'}"]
     else:
         lines.append("rule: none matched")
+    out = None
     if model is not None:
         out = model.classify([row])[0]
         for k, v in out.items():
@@ -38,4 +65,4 @@ def explain_text(text: str, model: Any = None) -> str:
                 lines.append(f"{k}: {v} (confidence {out.get('confidence_' + k[5:], '-')})")
     else:
         lines.append("model: none trained yet (rules only)")
-    return "\n".join(lines)
+    return Explanation("\n".join(lines), row, out, m.rule.id if m else None, float(m.rule.confidence) if m else None)

@@ -67,8 +67,9 @@ class MixinPredictor:
         return out
 
     def predict(self, queries: list[Query], traits: dict[str, dict[str, Any]], explain: bool = True,
-                k: int = 5) -> list[dict[str, Any]]:
-        frame = self.frame(queries, traits)
+                k: int = 5, frame: pl.DataFrame | None = None) -> list[dict[str, Any]]:
+        """``frame``: :meth:`frame` of the same queries, when the caller built it already."""
+        frame = self.frame(queries, traits) if frame is None else frame
         probs = self.model.predict_proba(frame)
         base = beta_binomial(frame, self.strength)
         expl = self.model.explain(frame, k) if explain else [[] for _ in queries]

@@ -12,15 +12,19 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from kforge.config import Paths
 from kforge.errors import InputError
 from kforge.mixins.cache import PredictionCache
 from kforge.mixins.catalogue import Catalogue, load_catalogue
+from kforge.mixins.dataset import feature_columns
 from kforge.mixins.harness import compose
 from kforge.mixins.predictor import MixinPredictor
 
 MODEL_NAME = "kforge-mixins"
 MAX_RECOMMEND_COMBOS = 200
+INPUTS_KEY = "_model_inputs"    # stored with each cache entry, never returned to callers
 
 
 def load_predictor(tracker: Any, version: int) -> MixinPredictor:
@@ -49,6 +53,8 @@ class PredictionService:
         self._predictor = predictor
         self._version = version
         self.cache = PredictionCache(paths) if use_cache else None
+        self.last_inputs = pl.DataFrame()
+        self._inputs: list[pl.DataFrame] = []
 
     @property
     def version(self) -> int:
@@ -71,14 +77,21 @@ class PredictionService:
         return self._predictor
 
     def _cached(self, key: dict[str, Any], compute: Any) -> dict[str, Any]:
+        """The answer for ``key``, from the cache or computed. Either way ``last_inputs`` is left
+        holding the model inputs behind the answer (stored with the entry, so a cache hit can be
+        monitored for drift without loading the model)."""
         k = json.dumps(key, sort_keys=True)
         if self.cache is not None:
             hit = self.cache.get(self.version, k)
             if hit is not None:
+                rows = hit.pop(INPUTS_KEY, None)
+                self.last_inputs = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
                 return {**hit, "cached": True}
+        self._inputs = []
         value = compute()
+        self.last_inputs = pl.concat(self._inputs, how="diagonal_relaxed") if self._inputs else pl.DataFrame()
         if self.cache is not None:
-            self.cache.put(self.version, k, value)
+            self.cache.put(self.version, k, {**value, INPUTS_KEY: self.last_inputs.to_dicts()})
         return {**value, "cached": False}
 
     def _names(self, mixins: list[str], node_type: str, min_n: int = 2) -> tuple[list[str], str]:
@@ -90,7 +103,10 @@ class PredictionService:
         return names, self.cat.node_type(node_type)
 
     def _predict(self, queries: list[tuple[list[str], str]], explain: bool = True) -> list[dict[str, Any]]:
-        return self.predictor.predict(queries, self.cat.traits(), explain=explain)
+        traits = self.cat.traits()
+        frame = self.predictor.frame(queries, traits)
+        self._inputs.append(frame.select(feature_columns(frame)))
+        return self.predictor.predict(queries, traits, explain=explain, frame=frame)
 
     def check(self, mixins: list[str], node_type: str) -> dict[str, Any]:
         names, node = self._names(mixins, node_type)

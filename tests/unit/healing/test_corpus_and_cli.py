@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from kforge.cli.main import main
@@ -60,6 +61,29 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert main(["--home", home, "healing", "explain", str(tb)]) == 0
     out = capsys.readouterr().out
     assert "py-nameerror" in out and "y_pred" in out
+    error_id = out.splitlines()[0].removeprefix("error id: ")
+    assert error_id.startswith("err-") and len(error_id) == 16
+    assert main(["--home", home, "healing", "explain", str(tb), "--id", "nb-7"]) == 0
+    assert capsys.readouterr().out.startswith("error id: nb-7\n")
+
+    # both calls are logged (no model yet: the matched rule, version "rules"), keyed by the error id,
+    # so fix feedback on that id is joined to what kforge said
+    import time
+
+    from kforge.config import Paths
+    from kforge.monitoring.feedback_join import joined
+
+    wh = Warehouse(Paths(Path(home)).warehouse)
+    assert wh.read("select item_key, field, prediction, model_version from prediction_items order by item_key").rows() \
+        == [(error_id, "error_class", "py-nameerror", "rules"), ("nb-7", "error_class", "py-nameerror", "rules")]
+    assert wh.read("select batch_ref from prediction_log").rows() == [("explain:tb.txt",)] * 2
+    time.sleep(0.01)
+    add_feedback("healing", {"kind": "fix", "error_id": "nb-7", "error_class": "py-nameerror", "strategy": "s",
+                             "success": True}, wh)
+    add_feedback("healing", {"kind": "fix", "error_id": error_id, "error_class": "py-keyerror", "strategy": "s",
+                             "success": False}, wh)
+    j = joined(wh).sort("feedback_id")
+    assert j.select("model_version", "followed").rows() == [("rules", True), ("rules", False)]
 
 
 def test_classify_with_a_saved_model(tmp_path):
@@ -80,3 +104,14 @@ def test_classify_with_a_saved_model(tmp_path):
     assert [r["id"] for r in res] == [r["id"] for r in rows[:3]] + ["k1"]
     assert "pred_label_root_cause" in res[0] and "confidence" in res[0] and "params" in res[0]
     assert res[3]["rule_id"] == "kasan-uaf" and res[3]["pred_crash_class"] == "kasan-use-after-free"
+
+    # explain with the same model logs the model's predictions for that error id (version "file")
+    tb = tmp_path / "tb.txt"
+    tb.write_text(rows[0]["traceback"])
+    assert main(["--home", str(tmp_path / "h"), "healing", "explain", str(tb), "--model", str(path),
+                 "--id", "x1"]) == 0
+    from kforge.config import Paths
+
+    wh = Warehouse(Paths(tmp_path / "h").warehouse)
+    logged = wh.read("select field, model_version from prediction_items where item_key = 'x1'").rows()
+    assert ("label_root_cause", "file") in logged
