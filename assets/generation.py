@@ -116,6 +116,8 @@ def generation_models(context: dg.AssetExecutionContext, config: GenerationTrain
         "metrics": metrics_md({k: v for k, v in m.items() if "nngen" in k})})
     yield dg.MaterializeResult(asset_key="generation_lm", metadata={
         **common, "model_version": logged.lm_version, "adapters": str(logged.adapter_versions),
+        "adapter_gates": dg.MetadataValue.json({f: {k: v for k, v in g.items()}
+                                                for f, g in result.adapter_gates.items()}),
         "metrics": metrics_md({k: v for k, v in m.items() if k.startswith(("test_", "train_"))}),
         "samples": table_md(result.samples.select("reference", "lm", "nngen", "confidence"), 10),
         **decision.as_metadata()})

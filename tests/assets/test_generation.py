@@ -64,7 +64,17 @@ def test_group_materializes_registers_and_checks(home):
     model = mlflow.pytorch.load_model("models:/kforge-generation-lm/1")
     assert model(torch.tensor([[1, 2, 3]])).shape[-1] > 100
     assert client.get_registered_model("kforge-generation-level1")
-    assert client.search_registered_models("name LIKE 'kforge-generation-lora-%'")
+    # each adapter is kept only if it lowers its family's held-out (val) perplexity; the registry agrees
+    gates = lm["adapter_gates"].value
+    assert len(gates) == 1
+    (fam, g), = gates.items()
+    assert g["val_rows"] >= 1 and g["val_ppl_base"] > 0 and g["val_ppl_adapter"] > 0
+    assert g["kept"] == (g["val_rows"] >= 3 and g["val_ppl_adapter"] < g["val_ppl_base"])
+    lora = client.search_registered_models(f"name = 'kforge-generation-lora-{fam}'")
+    assert bool(lora) == g["kept"]
+    if g["kept"]:
+        arun = client.get_run(client.get_model_version(f"kforge-generation-lora-{fam}", "1").run_id)
+        assert arun.data.metrics["val_ppl_adapter"] == pytest.approx(g["val_ppl_adapter"])
 
 
 def test_cli_generates_and_rejects_bad_input(home, tmp_path, capsys):

@@ -3,7 +3,8 @@
 Works on both backbones (peft wraps the from-scratch ``TinyLM`` as a custom module and SmolLM2
 as a transformers model). ``train_adapter`` fine-tunes only the adapter weights on one family's
 examples; ``save_adapter``/``load_adapter`` round-trip it; ``merge`` folds it into a copy of the
-base for fast inference.
+base for fast inference. ``compare_adapter`` is the adapter's gate: an adapter is kept (saved,
+registered, served) only when it lowers the held-out perplexity of its family against the base.
 """
 
 import copy
@@ -14,7 +15,9 @@ from typing import Any
 from kforge.errors import InputError
 from kforge.generation.backbones import Backbone
 from kforge.generation.prompts import Example
-from kforge.generation.train import TrainConfig, TrainResult, train
+from kforge.generation.train import TrainConfig, TrainResult, perplexity, train
+
+MIN_GATE_ROWS = 3   # held-out examples of the family needed before an adapter may be kept
 
 
 def peft_available() -> bool:
@@ -79,3 +82,24 @@ def adapter_for(backbone: Backbone, adapters_dir: Path | None, family: str) -> t
     if adapters_dir is None or not (adapters_dir / family / "adapter_config.json").exists() or not peft_available():
         return backbone, "base"
     return merge(load_adapter(backbone, adapters_dir / family)), family
+
+
+def compare_adapter(base: Backbone, tuned: Backbone, val: list[Example], test: list[Example],
+                    min_rows: int = MIN_GATE_ROWS) -> dict[str, Any]:
+    """Held-out perplexity of the family's examples under the base and under base + adapter.
+
+    The decision uses the validation examples only (``kept`` when the adapter's perplexity is
+    lower on at least ``min_rows`` of them); the test figures are reported, never used to decide."""
+    out: dict[str, Any] = {"val_rows": len(val), "test_rows": len(test)}
+    for split, ex in (("val", val), ("test", test)):
+        out[f"{split}_ppl_base"] = perplexity(base, ex) if ex else float("nan")
+        out[f"{split}_ppl_adapter"] = perplexity(tuned, ex) if ex else float("nan")
+    if len(val) < min_rows:
+        out["kept"], out["reason"] = False, f"only {len(val)} held-out rows of this family (< {min_rows})"
+    elif out["val_ppl_adapter"] < out["val_ppl_base"]:
+        out["kept"], out["reason"] = True, (f"val perplexity {out['val_ppl_adapter']:.3f} < base "
+                                            f"{out['val_ppl_base']:.3f}")
+    else:
+        out["kept"], out["reason"] = False, (f"val perplexity {out['val_ppl_adapter']:.3f} >= base "
+                                             f"{out['val_ppl_base']:.3f}: the adapter does not help")
+    return out

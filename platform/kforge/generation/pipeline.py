@@ -51,6 +51,7 @@ class GenerationResult:
     samples: pl.DataFrame
     adapters: dict[str, TrainResult]
     test_shas: list[str]
+    adapter_gates: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def build_examples(backbone: Backbone, rows: pl.DataFrame, index: RetrievalIndex, *, self_in_index: bool,
@@ -131,9 +132,10 @@ def run_generation(corpus: pl.DataFrame, cfg: GenerationConfig, workdir: Path,
     m |= {f"test_{k}": v for k, v in evaluate.evaluate_patches(backbone, level1, index, eval_rows.head(16), repo_paths or {}).items()}
 
     adapters: dict[str, TrainResult] = {}
+    gates: dict[str, dict[str, Any]] = {}
     adir = workdir / "bundle" / "adapters"
     if cfg.adapter_families:
-        from kforge.generation.adapters import peft_available, save_adapter, train_adapter
+        from kforge.generation.adapters import compare_adapter, peft_available, save_adapter, train_adapter
 
         if peft_available():
             fams = [f for f, n in Counter(train_rows["family"].to_list()).most_common(cfg.adapter_families) if n >= 5]
@@ -147,10 +149,17 @@ def run_generation(corpus: pl.DataFrame, cfg: GenerationConfig, workdir: Path,
 
                     base = merge(backbone)
                 tuned, ah = train_adapter(base, ex, acfg)
-                save_adapter(tuned, adir / fam, {"family": fam, "examples": len(ex), "loss_first": ah.first_loss(),
-                                                  "loss_last": ah.last_loss()})
+                held = {name: build_examples(base, part.filter(pl.col("family") == fam), index, self_in_index=False)
+                        for name, part in (("val", val), ("test", test))}
+                g = compare_adapter(base, tuned, held["val"], held["test"])
+                gates[fam] = g
+                m |= {f"adapter_{fam}_{k}": float(v) for k, v in g.items() if k != "reason"}
+                log(f"adapter {fam}: loss {ah.first_loss():.3f} -> {ah.last_loss():.3f}; "
+                    f"{'kept' if g['kept'] else 'dropped'} ({g['reason']})")
                 adapters[fam] = ah
-                log(f"adapter {fam}: loss {ah.first_loss():.3f} -> {ah.last_loss():.3f}")
+                if g["kept"]:
+                    save_adapter(tuned, adir / fam, {"family": fam, "examples": len(ex), "loss_first": ah.first_loss(),
+                                                      "loss_last": ah.last_loss(), "gate": g})
         else:
             log("peft not installed: no LoRA adapters trained")
     if hasattr(backbone.model, "merge_and_unload"):  # SmolLM2: the run's LoRA is folded for the bundle
@@ -162,7 +171,8 @@ def run_generation(corpus: pl.DataFrame, cfg: GenerationConfig, workdir: Path,
               **{f"level1_{k}": v for k, v in cfg.level1.__dict__.items()},
               "eval_rows": eval_rows.height, "train_rows": train_rows.height, "val_rows": val.height, "test_rows": test.height,
               "n_params": sum(p.numel() for p in backbone.model.parameters())}
-    bundle = Bundle(level1, index, backbone, calib, {"params": params, "families_with_adapters": sorted(adapters)},
-                    adir if adapters else None)
+    kept = sorted(f for f, g in gates.items() if g["kept"])
+    bundle = Bundle(level1, index, backbone, calib, {"params": params, "families_with_adapters": kept,
+                                                     "adapter_gates": gates}, adir if kept else None)
     bundle.save(workdir / "bundle")
-    return GenerationResult(bundle, m, params, hist, samples, adapters, eval_rows["sha"].to_list())
+    return GenerationResult(bundle, m, params, hist, samples, adapters, eval_rows["sha"].to_list(), gates)

@@ -113,6 +113,10 @@ def log_run(tracker: Tracker, result: GenerationResult, *, data_version: str, da
                 ah = result.adapters.get(fam_dir.name)
                 if ah is not None:
                     mlflow.log_metrics({"train_loss_first": ah.first_loss(), "train_loss_last": ah.last_loss()})
+                gate = result.adapter_gates.get(fam_dir.name, {})
+                mlflow.log_metrics({k: float(v) for k, v in gate.items() if k not in ("kept", "reason")})
+                if gate:
+                    mlflow.set_tags({"gate_kept": str(gate["kept"]), "gate_reason": gate["reason"]})
                 mlflow.log_artifacts(str(fam_dir), "adapter")
             adapters[fam_dir.name] = tracker.register(arun.info.run_id, "adapter", f"kforge-generation-lora-{fam_dir.name}",
                                                       tags={"base_run_id": run_id})

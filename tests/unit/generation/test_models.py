@@ -109,3 +109,13 @@ def test_lora_adapters_save_load_merge(tmp_path, parts, index):
     assert not torch.allclose(base, c, atol=1e-6)  # the adapter changed the model; the base is untouched
     with pytest.raises(InputError):
         load_adapter(bb, tmp_path / "nothing")
+
+    # the gate: kept only when the family's held-out perplexity falls (decided on val, test only reported)
+    from kforge.generation.adapters import compare_adapter
+
+    g = compare_adapter(bb, tuned, ex[:6], ex[6:9])   # rows it was tuned on: its perplexity must fall
+    assert g["val_ppl_adapter"] < g["val_ppl_base"] and g["kept"] and g["test_rows"] == 3
+    same = compare_adapter(bb, bb, ex[:6], [])
+    assert same["val_ppl_adapter"] == same["val_ppl_base"] and not same["kept"] and "does not help" in same["reason"]
+    few = compare_adapter(bb, tuned, ex[:2], [])
+    assert not few["kept"] and "only 2 held-out rows" in few["reason"]
