@@ -101,6 +101,27 @@ def test_cli_generates_and_rejects_bad_input(home, tmp_path, capsys):
     assert m["psi"]  # the diff was binned against the LM version's training reference
     assert main(["--home", str(h), "generate", "patch", "--issue", "ice rx queue leaks on reset", "--subsystem", "net/ice"]) == 0
     assert "X-Kforge-Subsystem: net/ice" in capsys.readouterr().out
+    # --repo anchors the drafted hunks in a real tree: what is left applies there, the rest is dropped
+    import subprocess
+
+    from kforge.generation.evaluate import git_apply_check
+
+    repo = tmp_path / "tree"
+    (repo / "drivers" / "net" / "ice").mkdir(parents=True)
+    (repo / "drivers" / "net" / "ice" / "ice_rxtx.c").write_text("".join(f"int v{i};\n" for i in range(50)))
+    for cmd in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(["git", "-C", str(repo), *cmd], check=True, capture_output=True)
+    assert main(["--home", str(h), "generate", "patch", "--issue", "ice rx queue leaks on reset", "--subsystem",
+                 "net/ice", "--repo", str(repo)]) == 0
+    text = capsys.readouterr().out
+    assert "hunks anchored in the tree: " in text
+    diff = text[text.index("diff --git"):text.index("-- \nkforge")] if "diff --git" in text else ""
+    anchored = int(text.split("hunks anchored in the tree: ")[1].split(" of ")[0])
+    assert (anchored > 0) == bool(diff) and (not diff or git_apply_check(repo, "HEAD", diff))
+    assert main(["--home", str(h), "generate", "patch", "--issue", "x", "--repo", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["--home", str(h), "generate", "patch", "--issue", "x", "--repo", str(repo), "--rev", "nobranch"]) == 2
+    assert "is not a commit" in capsys.readouterr().err
     bad = tmp_path / "bad.diff"
     bad.write_text("hello")
     assert main(["--home", str(h), "generate", "message", "--diff", str(bad)]) == 2

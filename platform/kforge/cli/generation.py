@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = gsub.add_parser("patch", help="message + diff skeleton drafted from an issue description")
     p.add_argument("--issue", required=True, metavar="TEXT", help="issue text, or @FILE to read it from a file")
     p.add_argument("--subsystem", default=None, help="force the subsystem instead of predicting it")
+    p.add_argument("--repo", default=None, metavar="PATH",
+                   help="a git repository: anchor the drafted hunks in its tree (drop those it does not contain)")
+    p.add_argument("--rev", default="HEAD", help="the revision of --repo the patch is for (default HEAD)")
     _model_args(p)
     p.set_defaults(func=cmd_patch)
 
@@ -149,9 +152,19 @@ def cmd_patch(ctx: Ctx, args: argparse.Namespace) -> int:
         if not f.exists():
             raise InputError(f"{f}: no such file")
         issue = f.read_text(errors="replace")
+    read_file = None
+    if args.repo:
+        from kforge.git.gitcmd import check_repository, resolve_ref
+        from kforge.generation.patch_repair import tree_reader
+
+        repo = check_repository(args.repo)
+        rev = resolve_ref(repo, args.rev)
+        if rev is None:
+            raise InputError(f"{args.rev!r} is not a commit in {repo}")
+        read_file = tree_reader(repo, rev)
     bundle, source, version = _load(ctx, args)
     started = time.perf_counter()
-    gen = generate_patch(bundle, issue, args.subsystem, source)
+    gen = generate_patch(bundle, issue, args.subsystem, source, read_file=read_file)
     _record(ctx, version, started, gen, None, "patch")
     return _emit(gen, args)
 

@@ -21,6 +21,7 @@ from kforge.generation import metrics, prompts
 from kforge.generation.backbones import Backbone
 from kforge.generation.level1 import Level1Model
 from kforge.generation.retrieval import RetrievalIndex
+from kforge.generation.patch_repair import repair_patch, tree_reader
 from kforge.generation.train import perplexity
 
 
@@ -141,14 +142,21 @@ def evaluate_patches(backbone: Backbone, level1: Level1Model, index: RetrievalIn
     res = {"patch_rows": float(rows.height),
            "patch_prefix_acc": metrics.prefix_accuracy(d.subjects, rows["subject"].to_list()),
            "patch_rouge_l": metrics.rouge_l(d.subjects, rows["subject"].to_list())}
-    checked, applied = 0, 0
+    checked, applied, repaired_ok, hunks, kept = 0, 0, 0, 0, 0
     for r, text in zip(rows.iter_rows(named=True), d.texts, strict=True):
         path = repo_paths.get(r["repo"])
         if path is None or not r.get("parent"):
             continue
         checked += 1
-        applied += git_apply_check(path, r["parent"], patch_part(text))
+        draft = patch_part(text)
+        applied += git_apply_check(path, r["parent"], draft)
+        fixed, st = repair_patch(draft, tree_reader(path, r["parent"]))
+        repaired_ok += git_apply_check(path, r["parent"], fixed)
+        hunks, kept = hunks + st.hunks, kept + st.kept
     res["patch_apply_checked"] = float(checked)
-    if checked:
+    if checked:   # as drafted, and after anchoring the hunks in the parent tree (unanchorable ones dropped)
         res["patch_apply_share"] = applied / checked
+        res["patch_apply_share_repaired"] = repaired_ok / checked
+        res["patch_hunks_drafted"] = float(hunks)
+        res["patch_hunks_anchored_share"] = kept / hunks if hunks else 0.0
     return res

@@ -9,6 +9,7 @@ from pathlib import Path
 from kforge.errors import InputError
 from kforge.generation import evaluate
 from kforge.generation.adapters import adapter_for
+from kforge.generation.patch_repair import ReadFile, repair_patch
 from kforge.generation.bundle import Bundle
 from kforge.generation.labels import diff_paths
 
@@ -62,7 +63,9 @@ def generate_message(bundle: Bundle, diff: str, source: str = "", max_new_tokens
 
 
 def generate_patch(bundle: Bundle, issue: str, subsystem: str | None = None, source: str = "",
-                   max_new_tokens: int = 200) -> Generated:
+                   max_new_tokens: int = 200, read_file: ReadFile | None = None) -> Generated:
+    """``read_file`` (e.g. :func:`~kforge.generation.patch_repair.tree_reader`): anchor the drafted
+    hunks in that tree and drop the ones it does not contain (see ``patch_repair``)."""
     if not issue.strip():
         raise InputError("--issue must not be empty")
     l1 = bundle.level1.predict(issues=[issue])[0]
@@ -71,6 +74,11 @@ def generate_patch(bundle: Bundle, issue: str, subsystem: str | None = None, sou
     d = evaluate.draft_patches(backbone, bundle.level1, bundle.index, [issue], [subsystem], max_new_tokens)
     text = d.texts[0]
     message, _, skeleton = text.partition("\n---\n")
+    if read_file is not None:
+        skeleton, st = repair_patch(skeleton, read_file)
+        note = f"hunks anchored in the tree: {st.kept} of {st.hunks}" + (f" ({'; '.join(st.reasons)})" if st.reasons else "")
+        skeleton = skeleton or f"# {note}; nothing left to apply\n"
+        message += f"\n\n[{note}]"
     subject, _, body = message.partition("\n")
     conf = evaluate.confidence(bundle.confidence, d.mean_logprob[0])
     out = _format_patch(subject.strip() or "(empty)", body, skeleton, sub, 1.0 if subsystem else l1["subsystem_conf"],
