@@ -154,8 +154,8 @@ def cmd_patch(ctx: Ctx, args: argparse.Namespace) -> int:
         issue = f.read_text(errors="replace")
     read_file = None
     if args.repo:
-        from kforge.git.gitcmd import check_repository, resolve_ref
         from kforge.generation.patch_repair import tree_reader
+        from kforge.git.gitcmd import check_repository, resolve_ref
 
         repo = check_repository(args.repo)
         rev = resolve_ref(repo, args.rev)

@@ -20,8 +20,8 @@ import polars as pl
 from kforge.generation import metrics, prompts
 from kforge.generation.backbones import Backbone
 from kforge.generation.level1 import Level1Model
-from kforge.generation.retrieval import RetrievalIndex
 from kforge.generation.patch_repair import repair_patch, tree_reader
+from kforge.generation.retrieval import RetrievalIndex
 from kforge.generation.train import perplexity
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from kforge.errors import InputError
 from kforge.generation import evaluate
 from kforge.generation.adapters import adapter_for
-from kforge.generation.patch_repair import ReadFile, repair_patch
 from kforge.generation.bundle import Bundle
 from kforge.generation.labels import diff_paths
+from kforge.generation.patch_repair import ReadFile, repair_patch
 
 
 @dataclass
