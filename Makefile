@@ -28,6 +28,7 @@ demo: install
 
 test: install
 	./scripts/install-system-deps.sh
+	$(BIN)/ruff check .
 	$(BIN)/pytest tests --durations=15
 
 test-fast: install
