@@ -77,7 +77,6 @@ def generate_patch(bundle: Bundle, issue: str, subsystem: str | None = None, sou
     if read_file is not None:
         skeleton, st = repair_patch(skeleton, read_file)
         note = f"hunks anchored in the tree: {st.kept} of {st.hunks}" + (f" ({'; '.join(st.reasons)})" if st.reasons else "")
-        skeleton = skeleton or f"# {note}; nothing left to apply\n"
         message += f"\n\n[{note}]"
     subject, _, body = message.partition("\n")
     conf = evaluate.confidence(bundle.confidence, d.mean_logprob[0])
