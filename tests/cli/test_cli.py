@@ -32,6 +32,7 @@ def test_ingest_query_export(kforge_home: Path, demo_repo: Path, capsys: pytest.
     (["export", "standard", "--out", "x.jsonl"], "missing"),
     (["feedback", "add", "nosuchfamily", "a=b"], "unknown feedback family"),
     (["materialize", "--select", "nosuchasset"], "invalid --select"),
+    (["acceptance", "evaluate", "dpdk", "--dpdk-git", "/definitely/not/here"], "does not exist"),
 ])
 def test_user_errors_are_clear(kforge_home: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
     assert run(kforge_home, *args) == 2

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = asub.add_parser("evaluate", help="measure the quality targets on the real data (prints JSON)")
     e.add_argument("suite", choices=["dpdk", "jit", "ltp", "cross", "all"])
     e.add_argument("--n-estimators", type=int, default=250)
+    e.add_argument("--dpdk-git", default=None, metavar="PATH",
+                   help="a DPDK git clone: diff features for every commit, not only the stored recent ones (dpdk suite)")
     e.set_defaults(func=cmd_evaluate)
 
 
@@ -85,12 +87,19 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(ctx: Ctx, args: argparse.Namespace) -> int:
-    from kforge.acceptance.evaluate import SUITES
+    from kforge.acceptance.evaluate import SUITES, suite_dpdk
 
+    git_repo = None
+    if args.dpdk_git:
+        from kforge.git.gitcmd import check_repository
+
+        git_repo = check_repository(args.dpdk_git)
     data = ctx.data or Path(__file__).resolve().parents[4] / "shared" / "data"
     if not (data / "kernel").is_dir():
         raise InputError(f"real data not found at {data}: pass --data DIR (laid out like ../shared/data)")
     names = list(SUITES) if args.suite == "all" else [args.suite]
     for name in names:
-        print(json.dumps({"suite": name, **SUITES[name](data, args.n_estimators)}, default=str), flush=True)
+        res = (suite_dpdk(data, args.n_estimators, git_repo) if name == "dpdk" and git_repo is not None
+               else SUITES[name](data, args.n_estimators))
+        print(json.dumps({"suite": name, **res}, default=str), flush=True)
     return 0
