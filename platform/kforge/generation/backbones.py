@@ -46,7 +46,10 @@ class Backbone:
     def logits(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def generate(self, prompts: list[list[int]], max_new_tokens: int = 48) -> list[tuple[list[int], float]]:
+    def generate(self, prompts: list[list[int]], max_new_tokens: int = 48,
+                 no_repeat_ngram: int = 3) -> list[tuple[list[int], float]]:
+        """Greedy continuations with their mean log-probability. ``no_repeat_ngram`` blocks repeated
+        n-grams (good for prose; 0 for diffs, whose headers and context repeat by nature)."""
         raise NotImplementedError
 
     def lora_targets(self) -> list[str]:
@@ -210,12 +213,13 @@ class SmolBackbone(Backbone):
         return ["q_proj", "k_proj", "v_proj", "o_proj"]
 
     @torch.no_grad()
-    def generate(self, prompts: list[list[int]], max_new_tokens: int = 48) -> list[tuple[list[int], float]]:
+    def generate(self, prompts: list[list[int]], max_new_tokens: int = 48,
+                 no_repeat_ngram: int = 3) -> list[tuple[list[int], float]]:
         self.model.eval()
         max_new_tokens = min(max_new_tokens, self.max_len // 2)
         ids, mask = _left_pad([p[-(self.max_len - max_new_tokens):] for p in prompts], self.pad_id, self.device())
         out = self.model.generate(input_ids=ids, attention_mask=mask.long(), max_new_tokens=max_new_tokens, do_sample=False,
-                                  no_repeat_ngram_size=3, return_dict_in_generate=True, output_scores=True,
+                                  no_repeat_ngram_size=no_repeat_ngram, return_dict_in_generate=True, output_scores=True,
                                   pad_token_id=self.pad_id, eos_token_id=self.eos_id)
         scores = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
         res = []

@@ -67,7 +67,7 @@ def draft_patches(backbone: Backbone, level1: Level1Model, index: RetrievalIndex
     for i in range(0, len(issues), batch_size):
         batch = [prompts.patch_prompt(backbone, t, l1[j], (nbs[j][0].subject, nbs[j][0].diff) if nbs[j] else None, budget)
                  for j, t in enumerate(issues[i:i + batch_size], start=i)]
-        for ids, lp in backbone.generate(batch, max_new_tokens):
+        for ids, lp in backbone.generate(batch, max_new_tokens, no_repeat_ngram=0):  # diffs repeat paths/context
             texts.append(backbone.decode(ids).strip())
             lps.append(lp)
     return Drafts([t.split("\n", 1)[0] for t in texts], texts, lps, l1, [[n.subject for n in nb] for nb in nbs])
