@@ -2,9 +2,9 @@
 
 Message task: ``<diff> DIFF <sub> S <type> T <size> C <ctx> NEIGHBOUR-SUBJECTS <msg>`` then the
 target ``subject\\n\\nbody<eos>``. Patch task: ``<issue> TEXT <sub> ... <ctx> NEIGHBOUR SUBJECT +
-DIFF SKELETON <patch>`` then ``subject\\n\\nbody\\n---\\nDIFF SKELETON<eos>``. A target longer than
-its limit is cut and gets no ``<eos>``. Only target tokens carry loss. The marker strings are special
-tokens for the BPE backbone and plain text headers for pretrained backbones (see ``Backbone.marker``).
+DIFF SKELETON <patch>`` then ``subject\\n\\nbody\\n---\\nDIFF SKELETON<eos>``. Only target tokens
+carry loss. The marker strings are special tokens for the BPE backbone and plain text headers
+for pretrained backbones (see ``Backbone.marker``).
 """
 
 from dataclasses import dataclass
@@ -95,21 +95,13 @@ def _fit(prompt: list[int], budget: int) -> list[int]:
     return prompt if len(prompt) <= budget else prompt[:1] + prompt[len(prompt) - budget + 1:]
 
 
-def _target_ids(codec: Codec, text: str, limit: int) -> list[int]:
-    """The target's tokens, ended by EOS only when the whole text fits: a target cut at ``limit``
-    ends without EOS, so the model never learns to stop where a truncation happened to fall
-    (patch targets are cut mid-diff about half the time)."""
-    ids = codec.encode(text)
-    return ids + [codec.eos_id] if len(ids) <= limit else ids[:limit]
-
-
 def gold_l1(row: dict[str, Any]) -> dict[str, Any]:
     return {"subsystem": row["prefix"], "change_type": row["change_type"], "complexity": row["complexity"]}
 
 
 def message_example(codec: Codec, row: dict[str, Any], l1: dict[str, Any], neighbours: list[str], max_len: int,
                     max_target: int = 96, max_body: int = 400) -> Example:
-    target = _target_ids(codec, _target_message(row["subject"], row["body"], max_body), min(max_target, max_len // 2))
+    target = codec.encode(_target_message(row["subject"], row["body"], max_body))[:min(max_target, max_len // 2)] + [codec.eos_id]
     prompt = message_prompt(codec, row["diff"], l1, neighbours, max_len - len(target))
     return Example(prompt + target, len(prompt))
 
@@ -117,6 +109,6 @@ def message_example(codec: Codec, row: dict[str, Any], l1: dict[str, Any], neigh
 def patch_example(codec: Codec, row: dict[str, Any], l1: dict[str, Any], neighbour: tuple[str, str] | None,
                   max_len: int, max_target: int = 160) -> Example:
     text = _target_message(row["subject"], labels.strip_trailers(row["body"]), 200) + "\n---\n" + diff_skeleton(row["diff"])
-    target = _target_ids(codec, text, min(max_target, max_len // 2))
+    target = codec.encode(text)[:min(max_target, max_len // 2)] + [codec.eos_id]
     prompt = patch_prompt(codec, row["issue"], l1, neighbour, max_len - len(target))
     return Example(prompt + target, len(prompt))

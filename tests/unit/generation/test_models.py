@@ -119,17 +119,3 @@ def test_lora_adapters_save_load_merge(tmp_path, parts, index):
     assert same["val_ppl_adapter"] == same["val_ppl_base"] and not same["kept"] and "does not help" in same["reason"]
     few = compare_adapter(bb, tuned, ex[:2], [])
     assert not few["kept"] and "only 2 held-out rows" in few["reason"]
-
-
-def test_targets_end_with_eos_only_when_whole(parts):
-    from kforge.generation.prompts import patch_example
-
-    bb = _backbone(parts)
-    row = {**parts["train"].row(0, named=True), "body": "why " * 20}
-    long_diff = row["diff"] + "".join(f"diff --git a/f{i}.c b/f{i}.c\n--- a/f{i}.c\n+++ b/f{i}.c\n@@ -1,3 +1,4 @@\n"
-                                      f" int a{i};\n+int b{i};\n" for i in range(40))
-    l1 = {"subsystem": row["prefix"], "change_type": "fix", "complexity": "small"}
-    cut = patch_example(bb, {**row, "diff": long_diff}, l1, None, bb.max_len, max_target=40)
-    whole = patch_example(bb, {**row, "body": "", "diff": "", "subject": "x: y"}, l1, None, bb.max_len, max_target=40)
-    assert cut.ids[-1] != bb.eos_id and len(cut.ids) - cut.n_prompt == 40   # cut mid-diff: no stop learned there
-    assert whole.ids[-1] == bb.eos_id and len(whole.ids) - whole.n_prompt < 40
