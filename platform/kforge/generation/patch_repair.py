@@ -31,10 +31,6 @@ class RepairStats:
     dropped: int = 0
     reasons: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, float]:
-        return {"files": float(self.files), "hunks": float(self.hunks), "kept": float(self.kept),
-                "dropped": float(self.dropped)}
-
 
 @dataclass
 class _Hunk:

@@ -28,10 +28,6 @@ def error_id_of(text: str) -> str:
     return "err-" + hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()[:12]
 
 
-def explain_text(text: str, model: Any = None) -> str:
-    return explain_error(text, model).text
-
-
 def explain_error(text: str, model: Any = None, error_id: str = "explain") -> Explanation:
     kind = "kernel" if any(k in text for k in ("Call Trace", "BUG:", "WARNING:", "KASAN", "Kernel panic", "RIP:", "INFO: ")) \
         and "Traceback (most recent call last)" not in text else "python"
