@@ -11,6 +11,8 @@ import polars as pl
 from kforge.dagster_io import WarehouseResource
 from kforge.dagster_io.metadata import table_md
 from kforge.features import NUMERIC_FEATURES, build_patch_features, point_in_time_check
+from kforge.features.build import event_times_for
+from kforge.features.line_origins import for_repositories
 from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 from pydantic import Field
 
@@ -36,15 +38,20 @@ def patch_features(context: dg.AssetExecutionContext, config: PatchFeaturesConfi
     # diff-content features where diffs are stored (training uses them only when they cover the rows)
     diffs = wh.read("select sha, diff, truncated from commit_diffs") if wh.has_table("commit_diffs") else None
     start = time.perf_counter()
-    feats = build_patch_features(commits, files, chains, diffs)
+    # line origins (who wrote the lines each commit touches) from the registered clones
+    repos = dict(wh.read("select repo, path from repositories").iter_rows()) if wh.has_table("repositories") else {}
+    origins, replay = for_repositories(repos, commits, event_times_for(commits, chains))
+    feats = build_patch_features(commits, files, chains, diffs, origins)
     seconds = time.perf_counter() - start
     wh.replace("patch_features", feats)
-    report = point_in_time_check(commits, files, feats, n_probes=config.pit_probes, diffs=diffs)
+    report = point_in_time_check(commits, files, feats, n_probes=config.pit_probes, diffs=diffs, repos=repos)
     summary = feats.select(NUMERIC_FEATURES[:14]).describe().filter(pl.col("statistic").is_in(["mean", "50%", "max"]))
     return dg.MaterializeResult(
         metadata={"dagster/row_count": feats.height, "features": len(NUMERIC_FEATURES) + 2,
                   "compute_seconds": round(seconds, 2), "repos": feats["repo"].n_unique(),
                   "commits_with_diff": int(feats["has_diff"].sum()) if "has_diff" in feats.columns else 0,
+                  "commits_with_line_origins": int(feats["has_line_origins"].sum()),
+                  "line_origin_replay": str(replay),
                   "jit_summary": table_md(summary)},
         check_results=[dg.AssetCheckResult(
             check_name="point_in_time", passed=report.passed,

@@ -32,3 +32,9 @@ def test_patch_features_materialize_with_point_in_time_check(kforge_home: Path, 
     assert feats["exp"].min() == 0 and feats["la"].max() > 0
     # stored diffs give the diff-content features (checked point in time above)
     assert feats["has_diff"].sum() == feats.height and feats["diff_added_lines"].max() > 0
+    # the registered clone gives the line-origin features (also checked point in time above)
+    mat = [e for e in out.get_asset_materialization_events() if e.asset_key.path[-1] == "patch_features"][0]
+    meta = mat.materialization.metadata
+    assert meta["commits_with_line_origins"].value == feats["has_line_origins"].sum() > 0.9 * feats.height
+    assert feats["lo_rm_lines"].max() > 0 and feats["lo_tc_n_authors"].max() >= 2
+    assert "'mismatches': 0" in meta["line_origin_replay"].value

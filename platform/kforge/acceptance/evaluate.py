@@ -57,11 +57,20 @@ def repo_frame(data: Path, repo: str, git_repo: Path | None = None) -> tuple[pl.
     files = files_from_commit_files(commits)
     chains = build_chains(_chain_ready(commits))
     t2 = time.perf_counter()
-    feats = build_patch_features(commits, files, chains, diffs)
+    origins, lo_timing = None, {}
+    if git_repo is not None:
+        from kforge.features.build import commit_event_times
+        from kforge.features.line_origins import from_repository
+
+        origins, counters = from_repository(git_repo, commits, commit_event_times(chains))
+        lo_timing = {"line_origins_s": round(time.perf_counter() - t2, 2),
+                     **{f"line_origins_{k}": v for k, v in counters.items()}}
+    t2b = time.perf_counter()
+    feats = build_patch_features(commits, files, chains, diffs, origins)
     t3 = time.perf_counter()
     timing = {"commits": commits.height, "with_diff": int(feats["has_diff"].sum()), "read_s": round(t1 - t0, 2),
-              "files_and_chains_s": round(t2 - t1, 2), "features_s": round(t3 - t2, 2),
-              "peak_rss_mb": round(_rss_mb(), 1)}
+              "files_and_chains_s": round(t2 - t1, 2), **lo_timing, "features_s": round(t3 - t2b, 2),
+              "with_line_origins": int(feats["has_line_origins"].sum()), "peak_rss_mb": round(_rss_mb(), 1)}
     return commit_survival_frame(feats, chains), timing
 
 
@@ -74,7 +83,8 @@ def _plain_lgbm(split_train: pl.DataFrame, split_test: pl.DataFrame) -> float:
 
 
 def suite_dpdk(data: Path, n_estimators: int, git_repo: Path | None = None) -> dict[str, object]:
-    """``git_repo``: a DPDK clone to take the diffs of the commits ``dpdk.diffs.parquet`` lacks."""
+    """``git_repo``: a DPDK clone to take the diffs of the commits ``dpdk.diffs.parquet`` lacks, and
+    the line origins (who wrote the lines each commit touches) from."""
     frame, timing = repo_frame(data, "dpdk", git_repo)
     out: dict[str, object] = {"timing": timing}
     for labels in ("as_of_cutoff", "snapshot"):
@@ -95,6 +105,7 @@ def suite_dpdk(data: Path, n_estimators: int, git_repo: Path | None = None) -> d
             "f1": round(m["test_f1"], 4), "n_train": res.split.train.height, "n_test": res.split.test.height,
             "diff_coverage_train": round(float(res.params["diff_coverage_train"]), 3),  # type: ignore[arg-type]
             "diff_features_used": res.params["diff_features_used"],
+            "line_origin_features_used": res.params["line_origin_features_used"],
             "gates": {k: v[0] for k, v in res.gates.items()}, "train_and_eval_s": round(train_s, 1),
             "scoring_commits_per_s": round(frame.height / score_s, 1), "peak_rss_mb": round(_rss_mb(), 1),
             "target_0.84_met": m["test_roc_auc"] >= 0.84,

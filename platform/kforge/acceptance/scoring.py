@@ -51,7 +51,37 @@ def commit_rows(path: Path, wh: Warehouse) -> pl.DataFrame:
             new = pl.concat([old.select(common), new.select(common)], how="vertical_relaxed")
             files = pl.concat([old_files.select(files.columns), files], how="vertical_relaxed")
     wanted = pl.read_parquet(path, columns=["sha"])["sha"]
-    return build_patch_features(new, files, diffs=diffs).filter(pl.col("sha").is_in(wanted.implode()))
+    origins = _line_origins(new, wh)
+    return build_patch_features(new, files, diffs=diffs, line_origins=origins).filter(pl.col("sha").is_in(wanted.implode()))
+
+
+def _line_origins(commits: pl.DataFrame, wh: Warehouse) -> pl.DataFrame | None:
+    """Line-origin features from the registered clones of the commits' repositories (None without one)."""
+    from kforge.features.build import event_times_for
+    from kforge.features.line_origins import for_repositories
+
+    if not wh.has_table("repositories"):
+        return None
+    repos = {r: p for r, p in wh.read("select repo, path from repositories").iter_rows()
+             if r in set(commits["repo"].unique().to_list())}
+    return for_repositories(repos, commits, event_times_for(commits))[0] if repos else None
+
+
+def check_line_origins(model: object, rows: pl.DataFrame) -> None:
+    """A model trained with line-origin features cannot score commits whose line origins are unknown
+    (zeros would read as "touches no lines"): say so instead of returning wrong scores."""
+    from kforge.features.line_origins import LINE_ORIGIN_NUMERIC
+
+    numeric = getattr(getattr(model, "encoder", None), "numeric", None) or getattr(model, "numeric", [])
+    if "has_line_origins" not in numeric:
+        return
+    missing = rows.filter(pl.col("has_line_origins") < 1)
+    if missing.height:
+        raise InputError(
+            f"{missing.height} of {rows.height} commits have no line origins (e.g. {missing['sha'][0]}), but this "
+            f"model uses them ({len(LINE_ORIGIN_NUMERIC)} lo_* features): register the repository's clone "
+            "(`kforge ingest PATH`) with these commits on its first-parent history, or score with a version "
+            "trained without a clone (`--alias`)")
 
 
 def _diffs(commits: pl.DataFrame, wh: Warehouse) -> pl.DataFrame | None:
@@ -88,6 +118,8 @@ def score_file(path: str | Path, wh: Warehouse, tracker: Tracker, target: str = 
     from kforge.monitoring.items import Item
 
     model = load_model(tracker, spec, alias)
+    if target == "commit":
+        check_line_origins(model, rows)
     version = tracker.version_of(spec.model_name, alias)
     threshold = float(getattr(model, "threshold", 0.5))
     started = time.perf_counter()

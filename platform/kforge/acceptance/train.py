@@ -16,6 +16,7 @@ from kforge.acceptance.metrics import auc, binary_metrics, fit_baselines, per_gr
 from kforge.acceptance.model import AcceptanceEnsemble
 from kforge.acceptance.spec import TargetSpec
 from kforge.features.diff import DIFF_NUMERIC
+from kforge.features.line_origins import LINE_ORIGIN_NUMERIC
 
 LABEL_COLUMNS = {"event_ts", "y", "fixed_later", "reverted", "first_fix_ts", "merged", "merged_commit",
                  "days_to_merge", "fixed_by", "reverted_by"}
@@ -87,7 +88,9 @@ def train_and_evaluate(frame: pl.DataFrame, spec: TargetSpec, cfg: TrainConfig,
     gates = evaluation_gates(split, spec, metrics, cfg, pit_passed)
     params = {**split.describe(), "target": spec.target, "n_folds": cfg.n_folds, "n_estimators": cfg.n_estimators,
               "use_text": cfg.use_text, "threshold": model.threshold, "n_features": len(numeric) + len(spec.categorical),
-              "diff_coverage_train": diff_coverage, "diff_features_used": any(c in DIFF_NUMERIC for c in numeric)}
+              "diff_coverage_train": diff_coverage, "diff_features_used": any(c in DIFF_NUMERIC for c in numeric),
+              "line_origin_coverage_train": coverage(train, "has_line_origins"),
+              "line_origin_features_used": any(c in LINE_ORIGIN_NUMERIC for c in numeric)}
     return TrainResult(spec, model, split, metrics, scores, per_group(test, y_te, comps["ensemble"], spec.group),
                        gates, imp, params)
 
@@ -98,11 +101,20 @@ def usable_numeric(train: pl.DataFrame, numeric: tuple[str, ...] | list[str],
 
     Diff-content features are dropped unless ``min_diff_coverage`` of the training rows have a
     diff: where only recent commits have one, "has a diff" stands for "young, so its later fix
-    is not known yet" (right-censoring), and the model would learn that instead of the code."""
-    coverage = float(train["has_diff"].mean() or 0.0) if "has_diff" in train.columns else 0.0
-    if coverage >= min_diff_coverage:
-        return list(numeric), coverage
-    return [c for c in numeric if c not in DIFF_NUMERIC], coverage
+    is not known yet" (right-censoring), and the model would learn that instead of the code.
+    Line-origin features (which need a git clone) follow the same rule with ``has_line_origins``."""
+    diff_cov = coverage(train, "has_diff")
+    out = list(numeric)
+    if diff_cov < min_diff_coverage:
+        out = [c for c in out if c not in DIFF_NUMERIC]
+    if coverage(train, "has_line_origins") < min_diff_coverage:
+        out = [c for c in out if c not in LINE_ORIGIN_NUMERIC]
+    return out, diff_cov
+
+
+def coverage(train: pl.DataFrame, flag: str) -> float:
+    """Share of ``train`` rows whose ``flag`` column is set (0 when the column is absent)."""
+    return float(train[flag].mean() or 0.0) if flag in train.columns and train.height else 0.0
 
 
 def evaluation_gates(split: Split, spec: TargetSpec, m: dict[str, float], cfg: TrainConfig,

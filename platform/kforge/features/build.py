@@ -12,6 +12,7 @@ from kforge.errors import InputError
 from kforge.features.diff import DIFF_NUMERIC, diff_features
 from kforge.features.jit import JIT_COLUMNS, commit_frame, file_frame, file_history, jit_metrics
 from kforge.features.kernel import TRAILERS, area_features, bug_history, message_features
+from kforge.features.line_origins import LINE_ORIGIN_NUMERIC
 
 KERNEL_NUMERIC = [
     *(f"n_{t}" for t in TRAILERS), "n_fixes", "cc_stable", "is_revert", "n_cve", "body_len", "body_lines",
@@ -21,7 +22,7 @@ KERNEL_NUMERIC = [
     "la_code_new_files", "la_code_existing_files", "la_test", "la_doc", "la_build", "author_prior_fixes",
     "author_tenure_days", "file_prior_bugs", "files_with_prior_bugs", "author_prior_bugs",
 ]
-NUMERIC_FEATURES = [*JIT_COLUMNS, *KERNEL_NUMERIC, *DIFF_NUMERIC]
+NUMERIC_FEATURES = [*JIT_COLUMNS, *KERNEL_NUMERIC, *DIFF_NUMERIC, *LINE_ORIGIN_NUMERIC]
 CATEGORICAL_FEATURES = ["subsystem"]
 TEXT_COLUMN = "text"
 FEATURE_COLUMNS = [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES, TEXT_COLUMN]
@@ -62,6 +63,13 @@ def commit_event_times(chains: pl.DataFrame) -> pl.DataFrame:
             .agg(pl.col("fix_ts").min().alias("event_ts"), (pl.col("kind") == "reverts").any().alias("reverted")))
 
 
+def event_times_for(commits: pl.DataFrame, chains: pl.DataFrame | None = None) -> pl.DataFrame:
+    """:func:`commit_event_times` of ``chains``, resolved from ``commits`` when not given."""
+    if chains is None:
+        chains = build_chains(_chain_ready(normalize_commits(commits)))
+    return commit_event_times(chains)
+
+
 def files_from_commit_files(commits: pl.DataFrame, rules: object | None = None) -> pl.DataFrame:
     """``file_changes``-like rows from a commits parquet's nested ``files`` column."""
     from kforge.git.subsystems import SubsystemRules
@@ -81,14 +89,21 @@ def _diff_block(diffs: pl.DataFrame | None) -> pl.DataFrame:
     return diff_features(diffs)
 
 
+def _line_origin_block(line_origins: pl.DataFrame | None) -> pl.DataFrame:
+    if line_origins is None or line_origins.height == 0:
+        return pl.DataFrame(schema={"sha": pl.String, **dict.fromkeys(LINE_ORIGIN_NUMERIC, pl.Float64)})
+    return line_origins.select("sha", *LINE_ORIGIN_NUMERIC)
+
+
 def build_patch_features(commits: pl.DataFrame, files: pl.DataFrame, chains: pl.DataFrame | None = None,
-                         diffs: pl.DataFrame | None = None) -> pl.DataFrame:
+                         diffs: pl.DataFrame | None = None, line_origins: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per non-merge commit: keys, ``t`` (committer_ts), features and ``text``.
 
     ``chains`` (``commit_chains``; default: resolved from ``commits``) gives the bug-history
     features, each counted at the time the fix landed. ``diffs`` (``commit_diffs`` /
     ``*.diffs.parquet``; optional) gives the diff-content features; commits without a stored
-    diff get zeros and ``has_diff`` = 0.
+    diff get zeros and ``has_diff`` = 0. ``line_origins`` (:mod:`kforge.features.line_origins`,
+    from a git clone; optional) gives the line-origin features, likewise ``has_line_origins``.
     """
     commits = normalize_commits(commits)
     base = commit_frame(commits)
@@ -108,6 +123,7 @@ def build_patch_features(commits: pl.DataFrame, files: pl.DataFrame, chains: pl.
            .join(area, on=["repo", "sha"], how="left")
            .join(bugs, on=["repo", "sha"], how="left")
            .join(_diff_block(diffs), on="sha", how="left")
+           .join(_line_origin_block(line_origins), on="sha", how="left")
            .join(text, on=["repo", "sha"], how="left"))
     out = out.with_columns(
         [pl.col(c).cast(pl.Float64).fill_null(0.0) for c in NUMERIC_FEATURES]

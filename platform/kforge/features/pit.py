@@ -1,10 +1,11 @@
 """Point-in-time check: a commit's features must not change when later history is removed."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
-from kforge.features.build import NUMERIC_FEATURES, build_patch_features
+from kforge.features.build import NUMERIC_FEATURES, build_patch_features, event_times_for
 
 
 @dataclass(frozen=True)
@@ -19,10 +20,12 @@ class PitReport:
 
 def point_in_time_check(commits: pl.DataFrame, files: pl.DataFrame, features: pl.DataFrame,
                         n_probes: int = 4, tol: float = 1e-6, seed: int = 0,
-                        diffs: pl.DataFrame | None = None) -> PitReport:
+                        diffs: pl.DataFrame | None = None, repos: dict[str, Path] | None = None) -> PitReport:
     """Recompute features for ``n_probes`` commits (spread over time) with every commit committed
     after them removed (their files and diffs too), and compare with the stored ``features`` rows.
-    Pass the ``diffs`` the features were built with so the diff-content features are checked."""
+    Pass the ``diffs`` the features were built with so the diff-content features are checked, and
+    the clones (``repos``: repo -> path) the line origins came from: those are recomputed from the
+    history up to the probe commit only."""
     if features.height == 0:
         return PitReport(0, [])
     ordered = features.sort("t")
@@ -34,7 +37,12 @@ def point_in_time_check(commits: pl.DataFrame, files: pl.DataFrame, features: pl
         keep = commits.filter((pl.col("repo") == repo) & (pl.col("committer_ts") <= t))
         cut_files = files.join(keep.select("repo", "sha"), on=["repo", "sha"], how="semi")
         cut_diffs = None if diffs is None else diffs.filter(pl.col("sha").is_in(keep["sha"].implode()))
-        again = build_patch_features(keep, cut_files, diffs=cut_diffs).filter(pl.col("sha") == sha)
+        origins = None
+        if repos and repo in repos and Path(repos[repo]).exists():
+            from kforge.features.line_origins import from_repository
+
+            origins, _ = from_repository(Path(repos[repo]), keep, event_times_for(keep), upto=sha)
+        again = build_patch_features(keep, cut_files, diffs=cut_diffs, line_origins=origins).filter(pl.col("sha") == sha)
         stored = features.filter((pl.col("repo") == repo) & (pl.col("sha") == sha))
         for col in (*NUMERIC_FEATURES, "subsystem"):
             a, b = stored[col][0], again[col][0]

@@ -92,3 +92,17 @@ def test_diff_features_need_training_coverage(with_diff: int, used: bool) -> Non
     assert coverage == pytest.approx(with_diff / 100)
     assert (set(DIFF_NUMERIC) <= set(numeric)) is used
     assert "la" in numeric and "exp" in numeric
+
+
+@pytest.mark.parametrize(("with_origins", "used"), [(100, True), (90, True), (89, False), (None, False)])
+def test_line_origin_features_need_training_coverage(with_origins: int | None, used: bool) -> None:
+    from kforge.acceptance.train import usable_numeric
+    from kforge.features.line_origins import LINE_ORIGIN_NUMERIC
+
+    cols = {"has_diff": [1.0] * 100}
+    if with_origins is not None:
+        cols["has_line_origins"] = [1.0] * with_origins + [0.0] * (100 - with_origins)
+    numeric, _ = usable_numeric(pl.DataFrame(cols), COMMIT.numeric, 0.9)
+    assert (set(LINE_ORIGIN_NUMERIC) <= set(numeric)) is used
+    assert not (set(LINE_ORIGIN_NUMERIC) & set(numeric)) or used
+    assert "la" in numeric

@@ -1,0 +1,93 @@
+"""The zero-context change log of a repository's first-parent history, oldest first.
+
+``git log -p -U0`` gives, per commit, only the line ranges it removed and added: what
+:mod:`kforge.features.line_origins` needs to track which commit wrote each line (an incremental
+``git blame`` over the whole history in one stream). Clones that lack some objects are handled:
+git stops at the first commit it cannot diff, so the log is read in chunks and a failing chunk
+is redone commit by commit; a commit git still cannot diff is marked (``FAILED_MARK``) so the
+replay forgets the files it touched instead of drifting out of line.
+
+Example::
+
+    shas = first_parent_shas(Path("/src/dpdk"))
+    log = change_log(Path("/src/dpdk"), shas)
+"""
+
+import subprocess
+from pathlib import Path
+
+from kforge.errors import InputError
+
+COMMIT_MARK = b"\x01"
+FAILED_MARK = b"\x02FAILED"
+_FORMAT = ["-c", "core.quotePath=false"]
+_PATCH = ["-p", "-U0", "-M", "--no-color", "--no-ext-diff", "--diff-merges=first-parent", "--format=%x01%H"]
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    proc = subprocess.run(["git", *_FORMAT, "-C", str(repo), *args], capture_output=True, check=False)
+    if check and proc.returncode != 0:
+        raise InputError(f"git {args[0]} failed in {repo}: {proc.stderr.decode(errors='replace').strip()}")
+    return proc
+
+
+def first_parent_shas(repo: Path, upto: str = "HEAD") -> list[str]:
+    """The first-parent history ending at ``upto``, oldest first."""
+    if not (repo / ".git").exists() and not (repo / "HEAD").exists():
+        raise InputError(f"{repo} is not a git repository")
+    return _git(repo, "rev-list", "--first-parent", "--reverse", upto).stdout.decode().split()
+
+
+def _touched_paths(repo: Path, sha: str) -> list[bytes] | None:
+    proc = _git(repo, "diff-tree", "--no-commit-id", "--name-only", "-r", "--root", sha, check=False)
+    return proc.stdout.split(b"\n") if proc.returncode == 0 else None
+
+
+def change_log(repo: Path, shas: list[str], chunk: int = 500) -> bytes:
+    """``git log -p -U0`` of ``shas`` (first-parent order, oldest first), as one byte stream.
+
+    A commit git cannot diff appears as its mark followed by ``FAILED_MARK`` and the paths it
+    touched (one per line; none when even those are unknown, which makes the replay forget all)."""
+    out: list[bytes] = []
+    for i in range(0, len(shas), chunk):
+        part = shas[i:i + chunk]
+        rng = part[-1] if i == 0 else f"{shas[i - 1]}..{part[-1]}"
+        proc = _git(repo, "log", "--first-parent", "--reverse", *_PATCH, rng, check=False)
+        if proc.returncode == 0:
+            out.append(proc.stdout)
+            continue
+        for sha in part:
+            one = _git(repo, "show", *_PATCH, sha, check=False)
+            if one.returncode == 0:
+                out.append(one.stdout)
+                continue
+            paths = _touched_paths(repo, sha)
+            tail = b"" if paths is None else b"\n".join(b"\x03" + p for p in paths if p)
+            out.append(COMMIT_MARK + sha.encode() + b"\n" + FAILED_MARK + (b"\n" + tail if tail else b"") + b"\n")
+    return b"".join(out)
+
+
+class BlobLines:
+    """Line counts of files at a given commit, read through one ``git cat-file --batch``."""
+
+    def __init__(self, repo: Path) -> None:
+        self._proc = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE)
+
+    def __call__(self, sha: str, path: bytes) -> int | None:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(sha.encode() + b":" + path + b"\n")
+        self._proc.stdin.flush()
+        head = self._proc.stdout.readline().split()
+        if len(head) < 3 or head[1] != b"blob":
+            return None
+        data = self._proc.stdout.read(int(head[2]) + 1)[:-1]
+        return data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        self._proc.wait()
+
+
+__all__ = ["COMMIT_MARK", "FAILED_MARK", "BlobLines", "change_log", "first_parent_shas"]
