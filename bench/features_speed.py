@@ -2,9 +2,11 @@
 
 Prints wall time per stage, peak RSS, and the feature step's ratio to the I/O floor (reading the
 parquet file) measured in the same run; with the repository's ``*.diffs.parquet`` (when present) it
-also times the diff-content features on their own. Usage::
+also times the diff-content features on their own. With ``--git PATH`` (a clone of the same
+project) it times the line-origin features: reading the change log from git (the I/O floor of
+that step) against the replay + statistics, in the same run. Usage::
 
-    .venv/bin/python bench/features_speed.py [--data ../shared/data] [--repo dpdk] [--profile]
+    .venv/bin/python bench/features_speed.py [--data ../shared/data] [--repo dpdk] [--profile] [--git PATH]
 """
 
 import argparse
@@ -26,6 +28,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--repo", default="dpdk")
     ap.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
+    ap.add_argument("--git", default=None, metavar="PATH", help="a clone of the repository: time the line origins")
     args = ap.parse_args()
     path = Path(args.data) / "kernel" / f"{args.repo}.commits.parquet"
     t0 = time.perf_counter()
@@ -57,9 +60,30 @@ def main() -> None:
                 "read_diffs_s": round(t5 - t4, 3), "diff_features_s": round(t6 - t5, 3),
                 "diffs_per_s": round(diffs.height / (t6 - t5), 1),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if args.git:
+        out |= _line_origins(Path(args.git), commits, chains)
     print(json.dumps(out))
     if prof:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(12)
+
+
+def _line_origins(repo: Path, commits: pl.DataFrame, chains: pl.DataFrame) -> dict[str, float]:
+    from kforge.features.build import commit_event_times
+    from kforge.features.line_origins import line_origin_features
+    from kforge.git.line_log import BlobLines, change_log, first_parent_shas
+
+    t0 = time.perf_counter()
+    shas = first_parent_shas(repo)
+    log = change_log(repo, shas)
+    t1 = time.perf_counter()
+    blobs = BlobLines(repo)
+    feats, counters = line_origin_features(log, shas, commits, commit_event_times(chains), blobs)
+    blobs.close()
+    t2 = time.perf_counter()
+    return {"change_log_mb": round(len(log) / 2**20, 1), "change_log_s": round(t1 - t0, 2),
+            "line_origins_s": round(t2 - t1, 2), "line_origins_per_change_log": round((t2 - t1) / (t1 - t0), 3),
+            "line_origin_rows": feats.height, "line_origin_mismatches": counters["mismatches"],
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ def test_kill_9_during_feature_materialization_then_rerun(ingested_home: Path) -
     clean_home.mkdir()
     Warehouse(Paths.of(clean_home).warehouse).replace("commits", wh.read_table("commits"))
     Warehouse(Paths.of(clean_home).warehouse).replace("file_changes", wh.read_table("file_changes"))
+    # the registered clone too: patch_features reads line origins from it
+    Warehouse(Paths.of(clean_home).warehouse).replace("repositories", wh.read_table("repositories"))
     ref = python(FEATURES, str(clean_home), "1", home=clean_home)
     _, err = ref.communicate(timeout=300)
     assert ref.returncode == 0, err[-3000:]

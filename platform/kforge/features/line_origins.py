@@ -238,14 +238,22 @@ def from_repository(repo: Path, commits: pl.DataFrame, event_times: pl.DataFrame
 
 def for_repositories(repos: dict[str, Path], commits: pl.DataFrame, event_times: pl.DataFrame
                      ) -> tuple[pl.DataFrame | None, dict[str, dict[str, object]]]:
-    """Line-origin features of every ``repo -> clone path`` whose clone exists (None when none does),
-    with the replay counters per repository."""
+    """Line-origin features of every ``repo -> clone path`` whose clone can be read (None when none
+    can), with the replay counters per repository (or why it was skipped: those commits then have
+    ``has_line_origins`` = 0, and the training coverage rule decides whether the features are used)."""
+    from kforge.errors import InputError
+
     frames, counters = [], {}
     for repo, path in sorted(repos.items()):
         if not Path(path).exists():
+            counters[repo] = {"skipped": f"clone {path} does not exist"}
             continue
         mine = commits.filter(pl.col("repo") == repo) if "repo" in commits.columns else commits
-        frame, counters[repo] = from_repository(Path(path), mine, event_times)
+        try:
+            frame, counters[repo] = from_repository(Path(path), mine, event_times)
+        except InputError as exc:
+            counters[repo] = {"skipped": str(exc)}
+            continue
         frames.append(frame)
     return (pl.concat(frames) if frames else None), counters
 

@@ -137,3 +137,18 @@ def test_scoring_refuses_commits_without_line_origins_for_a_model_that_uses_them
         check_line_origins(SimpleNamespace(numeric=["la", "has_line_origins"]), rows)
     check_line_origins(SimpleNamespace(numeric=["la"]), rows)  # a model without them scores anything
     check_line_origins(SimpleNamespace(numeric=["la", "has_line_origins"]), rows.head(1))
+
+
+def test_unreadable_clones_are_skipped_with_the_reason(history: tuple[Path, dict[str, str], pl.DataFrame],
+                                                       tmp_path: Path) -> None:
+    from kforge.features.line_origins import for_repositories
+
+    repo, _, commits = history
+    not_git = tmp_path / "plain"
+    not_git.mkdir()
+    name = commits["repo"][0]
+    frame, counters = for_repositories({name: repo, "gone": tmp_path / "nope", "plain": not_git}, commits,
+                                       event_times_for(commits))
+    assert frame is not None and frame.height == 7 and counters[name]["mismatches"] == 0
+    assert "does not exist" in counters["gone"]["skipped"]
+    assert "not a git repository" in counters["plain"]["skipped"]
