@@ -49,7 +49,7 @@ ParentLines = Callable[[str, bytes], int | None]
 
 
 def _path(raw: bytes) -> bytes | None:
-    raw = raw.rstrip(b"\r")
+    raw = raw.rstrip(b"\r\t")  # git ends ---/+++ names that contain a space with a tab
     if raw.startswith(b'"') and raw.endswith(b'"'):
         raw = raw[1:-1]
     if raw == b"/dev/null":
@@ -118,17 +118,13 @@ class _Replay:
             self.new = None
             return
         self.new.extend(self.old[self.cursor:start])
-        removed = self.old[start:start + b]
-        touched = [(o, 0) for o in removed]
-        if b == 0:
-            if 0 < start <= len(self.old):
-                touched.append((self.old[start - 1], 1))
-            if start < len(self.old):
-                touched.append((self.old[start], 1))
-        for o, k in touched:
-            self.ev_commit.append(ci)
-            self.ev_origin.append(o)
-            self.ev_kind.append(k)
+        touched = self.old[start:start + b]  # the removed lines
+        kind = 0
+        if b == 0:  # a pure insertion: the lines just before and after it
+            touched, kind = self.old[max(start - 1, 0):start + 1], 1
+        self.ev_commit.extend([ci] * len(touched))
+        self.ev_origin.extend(touched)
+        self.ev_kind.extend([kind] * len(touched))
         self.new.extend([ci] * d)
         self.cursor = start + b
 
