@@ -51,15 +51,22 @@ def commit_rows(path: Path, wh: Warehouse) -> pl.DataFrame:
             new = pl.concat([old.select(common), new.select(common)], how="vertical_relaxed")
             files = pl.concat([old_files.select(files.columns), files], how="vertical_relaxed")
     wanted = pl.read_parquet(path, columns=["sha"])["sha"]
-    origins = _line_origins(new, wh)
+    origins = line_origins_for(new, wh, wanted.to_list())
     return build_patch_features(new, files, diffs=diffs, line_origins=origins).filter(pl.col("sha").is_in(wanted.implode()))
 
 
-def _line_origins(commits: pl.DataFrame, wh: Warehouse) -> pl.DataFrame | None:
-    """Line-origin features from the registered clones of the commits' repositories (None without one)."""
+def line_origins_for(commits: pl.DataFrame, wh: Warehouse, wanted: list[str]) -> pl.DataFrame | None:
+    """Line-origin features of the ``wanted`` commits: the stored ``patch_features`` rows when they
+    all have them (a commit's line origins never change: they depend only on its own past), else
+    replayed from the registered clones of the commits' repositories (None without one)."""
     from kforge.features.build import event_times_for
-    from kforge.features.line_origins import for_repositories
+    from kforge.features.line_origins import LINE_ORIGIN_NUMERIC, for_repositories
 
+    if wh.has_table("patch_features") and "has_line_origins" in wh.read("select * from patch_features limit 0").columns:
+        cached = wh.read(f"select sha, {', '.join(LINE_ORIGIN_NUMERIC)} from patch_features "
+                         "where has_line_origins = 1").filter(pl.col("sha").is_in(wanted))
+        if set(wanted) <= set(cached["sha"].to_list()):
+            return cached
     if not wh.has_table("repositories"):
         return None
     repos = {r: p for r, p in wh.read("select repo, path from repositories").iter_rows()

@@ -152,3 +152,22 @@ def test_unreadable_clones_are_skipped_with_the_reason(history: tuple[Path, dict
     assert frame is not None and frame.height == 7 and counters[name]["mismatches"] == 0
     assert "does not exist" in counters["gone"]["skipped"]
     assert "not a git repository" in counters["plain"]["skipped"]
+
+
+def test_scoring_reuses_stored_line_origins_and_replays_only_for_new_commits(
+        history: tuple[Path, dict[str, str], pl.DataFrame], tmp_path: Path) -> None:
+    from kforge.acceptance.scoring import line_origins_for
+    from kforge.git.ingest import register_repository
+    from kforge.storage import Warehouse
+
+    repo, c, commits = history
+    wh = Warehouse(tmp_path / "score.duckdb")
+    full, _ = from_repository(repo, commits, event_times_for(commits))
+    stored = full.filter(pl.col("sha") != c["c7"]).with_columns(pl.lit(123.0).alias("lo_rm_lines"))
+    wh.replace("patch_features", stored)  # marked so the test can tell stored rows from replayed ones
+    got = line_origins_for(commits, wh, [c["c5"], c["c6"]])
+    assert got is not None and got["lo_rm_lines"].to_list() == [123.0, 123.0]
+    assert line_origins_for(commits, wh, [c["c7"]]) is None  # not stored, and no clone registered
+    register_repository(wh, commits["repo"][0], repo)
+    again = line_origins_for(commits, wh, [c["c7"]])
+    assert again is not None and _row(again, c["c7"]) == _row(full, c["c7"])
