@@ -59,10 +59,10 @@ def repo_frame(data: Path, repo: str, git_repo: Path | None = None) -> tuple[pl.
     t2 = time.perf_counter()
     origins, lo_timing = None, {}
     if git_repo is not None:
-        from kforge.features.build import commit_event_times
+        from kforge.features.build import event_times_for
         from kforge.features.line_origins import from_repository
 
-        origins, counters = from_repository(git_repo, commits, commit_event_times(chains))
+        origins, counters = from_repository(git_repo, commits, event_times_for(commits, chains))
         lo_timing = {"line_origins_s": round(time.perf_counter() - t2, 2),
                      **{f"line_origins_{k}": v for k, v in counters.items()}}
     t2b = time.perf_counter()

@@ -16,7 +16,7 @@ Example::
 import subprocess
 from pathlib import Path
 
-from kforge.errors import InputError
+from kforge.git.gitcmd import check_repository, git
 
 COMMIT_MARK = b"\x01"
 FAILED_MARK = b"\x02FAILED"
@@ -24,22 +24,18 @@ _FORMAT = ["-c", "core.quotePath=false"]
 _PATCH = ["-p", "-U0", "-M", "--no-color", "--no-ext-diff", "--diff-merges=first-parent", "--format=%x01%H"]
 
 
-def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    proc = subprocess.run(["git", *_FORMAT, "-C", str(repo), *args], capture_output=True, check=False)
-    if check and proc.returncode != 0:
-        raise InputError(f"git {args[0]} failed in {repo}: {proc.stderr.decode(errors='replace').strip()}")
-    return proc
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """``git`` with names unquoted; the caller reads the exit status (a broken clone is expected)."""
+    return subprocess.run(["git", *_FORMAT, "-C", str(repo), *args], capture_output=True)
 
 
 def first_parent_shas(repo: Path, upto: str = "HEAD") -> list[str]:
     """The first-parent history ending at ``upto``, oldest first."""
-    if not (repo / ".git").exists() and not (repo / "HEAD").exists():
-        raise InputError(f"{repo} is not a git repository")
-    return _git(repo, "rev-list", "--first-parent", "--reverse", upto).stdout.decode().split()
+    return git(check_repository(repo), "rev-list", "--first-parent", "--reverse", upto).decode().split()
 
 
 def _touched_paths(repo: Path, sha: str) -> list[bytes] | None:
-    proc = _git(repo, "diff-tree", "--no-commit-id", "--name-only", "-r", "--root", sha, check=False)
+    proc = _git(repo, "diff-tree", "--no-commit-id", "--name-only", "-r", "--root", sha)
     return proc.stdout.split(b"\n") if proc.returncode == 0 else None
 
 
@@ -52,12 +48,12 @@ def change_log(repo: Path, shas: list[str], chunk: int = 500) -> bytes:
     for i in range(0, len(shas), chunk):
         part = shas[i:i + chunk]
         rng = part[-1] if i == 0 else f"{shas[i - 1]}..{part[-1]}"
-        proc = _git(repo, "log", "--first-parent", "--reverse", *_PATCH, rng, check=False)
+        proc = _git(repo, "log", "--first-parent", "--reverse", *_PATCH, rng)
         if proc.returncode == 0:
             out.append(proc.stdout)
             continue
         for sha in part:
-            one = _git(repo, "show", *_PATCH, sha, check=False)
+            one = _git(repo, "show", *_PATCH, sha)
             if one.returncode == 0:
                 out.append(one.stdout)
                 continue
