@@ -16,6 +16,7 @@ from kforge.generation.level1 import Level1Config
 from kforge.generation.lm import TinyLMConfig
 from kforge.generation.pipeline import GenerationConfig, run_generation
 from kforge.generation.train import TrainConfig
+from kforge.git.ingest import registered_repositories
 from kforge.registry import data_version
 from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 from pydantic import Field
@@ -94,9 +95,7 @@ def generation_models(context: dg.AssetExecutionContext, config: GenerationTrain
         level1=Level1Config(n_estimators=config.level1_estimators),
         eval_rows=config.eval_rows, adapter_families=config.adapter_families, adapter_steps=config.adapter_steps,
         calib_rows=config.calib_rows)
-    repos = {}
-    if wh.has_table("repositories"):
-        repos = {r: Path(p) for r, p in wh.read("select repo, path from repositories").iter_rows() if Path(p).exists()}
+    repos = {r: p for r, p in registered_repositories(wh).items() if p.exists()}
     tracker = mlflow.tracker()
     with tempfile.TemporaryDirectory() as tmp:
         result = run_generation(corpus, cfg, Path(tmp), repos, log=context.log.info)

@@ -13,6 +13,7 @@ from kforge.dagster_io.metadata import table_md
 from kforge.features import NUMERIC_FEATURES, build_patch_features, point_in_time_check
 from kforge.features.build import event_times_for
 from kforge.features.line_origins import for_repositories
+from kforge.git.ingest import registered_repositories
 from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 from pydantic import Field
 
@@ -39,7 +40,7 @@ def patch_features(context: dg.AssetExecutionContext, config: PatchFeaturesConfi
     diffs = wh.read("select sha, diff, truncated from commit_diffs") if wh.has_table("commit_diffs") else None
     start = time.perf_counter()
     # line origins (who wrote the lines each commit touches) from the registered clones
-    repos = dict(wh.read("select repo, path from repositories").iter_rows()) if wh.has_table("repositories") else {}
+    repos = registered_repositories(wh)
     origins, replay = for_repositories(repos, commits, event_times_for(commits, chains))
     feats = build_patch_features(commits, files, chains, diffs, origins)
     seconds = time.perf_counter() - start

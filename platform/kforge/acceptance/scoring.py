@@ -67,10 +67,10 @@ def line_origins_for(commits: pl.DataFrame, wh: Warehouse, wanted: list[str]) ->
                          "where has_line_origins = 1").filter(pl.col("sha").is_in(wanted))
         if set(wanted) <= set(cached["sha"].to_list()):
             return cached
-    if not wh.has_table("repositories"):
-        return None
-    repos = {r: p for r, p in wh.read("select repo, path from repositories").iter_rows()
-             if r in set(commits["repo"].unique().to_list())}
+    from kforge.git.ingest import registered_repositories
+
+    mine = set(commits["repo"].unique().to_list())
+    repos = {r: p for r, p in registered_repositories(wh).items() if r in mine}
     return for_repositories(repos, commits, event_times_for(commits))[0] if repos else None
 
 
@@ -79,8 +79,7 @@ def check_line_origins(model: object, rows: pl.DataFrame) -> None:
     (zeros would read as "touches no lines"): say so instead of returning wrong scores."""
     from kforge.features.line_origins import LINE_ORIGIN_NUMERIC
 
-    numeric = getattr(getattr(model, "encoder", None), "numeric", None) or getattr(model, "numeric", [])
-    if "has_line_origins" not in numeric:
+    if "has_line_origins" not in getattr(model, "numeric", []):
         return
     missing = rows.filter(pl.col("has_line_origins") < 1)
     if missing.height:

@@ -5,14 +5,15 @@ from pathlib import Path
 import polars as pl
 
 from kforge.git.diffs import DIFF_SCHEMA, extract_diffs
+from kforge.git.ingest import registered_repositories
 from kforge.storage import Warehouse
 
 
 def collect_diffs(wh: Warehouse, data_root: Path | None, max_commits: int, max_bytes: int) -> tuple[pl.DataFrame, list[str]]:
     frames, failed = [], []
-    if wh.has_table("repositories") and wh.has_table("commits"):
-        for repo, path in wh.read("select repo, path from repositories").iter_rows():
-            if not Path(path).exists():
+    if wh.has_table("commits"):
+        for repo, path in registered_repositories(wh).items():
+            if not path.exists():
                 continue
             shas = wh.read(
                 "select sha from commits where repo = ? and not is_merge order by committer_ts desc limit ?",

@@ -232,8 +232,8 @@ def from_repository(repo: Path, commits: pl.DataFrame, event_times: pl.DataFrame
         blobs.close()
 
 
-def for_repositories(repos: dict[str, Path], commits: pl.DataFrame, event_times: pl.DataFrame
-                     ) -> tuple[pl.DataFrame | None, dict[str, dict[str, object]]]:
+def for_repositories(repos: dict[str, Path], commits: pl.DataFrame, event_times: pl.DataFrame,
+                     upto: str = "HEAD") -> tuple[pl.DataFrame | None, dict[str, dict[str, object]]]:
     """Line-origin features of every ``repo -> clone path`` whose clone can be read (None when none
     can), with the replay counters per repository (or why it was skipped: those commits then have
     ``has_line_origins`` = 0, and the training coverage rule decides whether the features are used)."""
@@ -246,7 +246,7 @@ def for_repositories(repos: dict[str, Path], commits: pl.DataFrame, event_times:
             continue
         mine = commits.filter(pl.col("repo") == repo) if "repo" in commits.columns else commits
         try:
-            frame, counters[repo] = from_repository(Path(path), mine, event_times)
+            frame, counters[repo] = from_repository(Path(path), mine, event_times, upto)
         except InputError as exc:
             counters[repo] = {"skipped": str(exc)}
             continue

@@ -38,10 +38,10 @@ def point_in_time_check(commits: pl.DataFrame, files: pl.DataFrame, features: pl
         cut_files = files.join(keep.select("repo", "sha"), on=["repo", "sha"], how="semi")
         cut_diffs = None if diffs is None else diffs.filter(pl.col("sha").is_in(keep["sha"].implode()))
         origins = None
-        if repos and repo in repos and Path(repos[repo]).exists():
-            from kforge.features.line_origins import from_repository
+        if repos and repo in repos:
+            from kforge.features.line_origins import for_repositories
 
-            origins, _ = from_repository(Path(repos[repo]), keep, event_times_for(keep), upto=sha)
+            origins, _ = for_repositories({repo: Path(repos[repo])}, keep, event_times_for(keep), upto=sha)
         again = build_patch_features(keep, cut_files, diffs=cut_diffs, line_origins=origins).filter(pl.col("sha") == sha)
         stored = features.filter((pl.col("repo") == repo) & (pl.col("sha") == sha))
         for col in (*NUMERIC_FEATURES, "subsystem"):

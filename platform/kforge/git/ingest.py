@@ -83,6 +83,13 @@ def repository_path(warehouse: Warehouse, name: str) -> Path:
     return Path(df["path"][0])
 
 
+def registered_repositories(warehouse: Warehouse) -> dict[str, Path]:
+    """Every registered repository name -> clone path (empty when none is registered)."""
+    if not warehouse.has_table(REPOS_TABLE):
+        return {}
+    return {r: Path(p) for r, p in warehouse.read(f"select repo, path from {REPOS_TABLE}").iter_rows()}
+
+
 def _stored_shas(warehouse: Warehouse, repo: str) -> set[str]:
     if not warehouse.has_table("commits"):
         return set()
