@@ -173,7 +173,7 @@ def list_versions(client: Any, prefix: str = "kforge-") -> pl.DataFrame:
                 "model": rm.name,
                 "version": int(mv.version),
                 "aliases": ",".join(sorted(alias_of.get(int(mv.version), []))),
-                "gate": (mv.tags or {}).get("gate_decision", ""),
+                "gate": (mv.tags or {}).get("kforge.gate.decision", ""),
                 "run_id": mv.run_id or "",
                 "metrics": " ".join(f"{k}={v:.4f}" for k, v in sorted(headline.items())[:6]),
             })

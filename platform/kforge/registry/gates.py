@@ -1,0 +1,124 @@
+"""Evaluation gates with one vocabulary, for every model family.
+
+Standard names: ``split_holds`` (time, group or seed split as fits), ``no_future_features``,
+``test_size``, ``beats_<baseline>`` (one per named baseline) and ``beats_champion``. A family may
+add its own (``generalizes``, a WARN-only target, ...). A :class:`ModelSpec` declares them once,
+statically, so the Dagster asset checks exist before anything runs; a :class:`Check` is one
+gate's outcome in a run. A check that did not run has ``passed=None``: it is never "passed", and
+a blocking gate that did not run blocks promotion.
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+SPLIT_HOLDS = "split_holds"
+NO_FUTURE_FEATURES = "no_future_features"
+TEST_SIZE = "test_size"
+BEATS_CHAMPION = "beats_champion"
+
+SplitKind = Literal["time", "group", "seed"]
+
+
+def beats(baseline: str) -> str:
+    """The gate name for a named baseline: ``beats_<baseline>``."""
+    return f"beats_{baseline}"
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """A gate declared up front: its name, what it checks (metric and threshold) and whether a
+    failure blocks promotion (``blocking``) or only warns."""
+
+    name: str
+    description: str
+    blocking: bool = True
+
+
+@dataclass(frozen=True)
+class Check:
+    """One gate's outcome. ``passed=None``: the gate did not run (reported as WARN, never passed)."""
+
+    name: str
+    passed: bool | None
+    detail: str = ""
+    numbers: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ran(self) -> bool:
+        return self.passed is not None
+
+
+def not_run(name: str, why: str) -> Check:
+    return Check(name, None, why)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the release path needs to know about a model before it trains.
+
+    ``metric`` is the primary held-out metric (``higher_is_better`` gives its direction);
+    ``baselines`` are the named simple baselines the model must beat on the same rows;
+    ``split`` and ``split_unit`` say what is held out; ``min_test_rows`` sizes the test set.
+    """
+
+    name: str
+    family: str
+    asset_key: str
+    metric: str
+    higher_is_better: bool = True
+    baselines: tuple[str, ...] = ()
+    split: SplitKind = "time"
+    split_unit: str = "rows"
+    min_test_rows: int = 20
+    min_delta: float = 0.0
+    point_in_time: bool = True
+    extra_gates: tuple[GateSpec, ...] = ()
+    descriptions: dict[str, str] = field(default_factory=dict)
+
+    def better(self, a: float, b: float) -> float:
+        """How much better ``a`` is than ``b`` by the primary metric (positive: better)."""
+        return (a - b) if self.higher_is_better else (b - a)
+
+    def _direction(self) -> str:
+        return ">" if self.higher_is_better else "<"
+
+    def gate_specs(self) -> list[GateSpec]:
+        """Every gate of this model, standard ones first; ``beats_champion`` last."""
+        d = self.descriptions
+        out = [
+            GateSpec(SPLIT_HOLDS, d.get(SPLIT_HOLDS, f"{self.split} split: no held-out {self.split_unit} is used "
+                                                     "in training, calibration or threshold choice")),
+        ]
+        if self.point_in_time:
+            out.append(GateSpec(NO_FUTURE_FEATURES, d.get(NO_FUTURE_FEATURES,
+                                "no feature uses information from after the row's prediction point or the label")))
+        out.append(GateSpec(TEST_SIZE, d.get(TEST_SIZE, f"at least {self.min_test_rows} held-out rows")))
+        for b in self.baselines:
+            out.append(GateSpec(beats(b), d.get(beats(b), f"{self.metric} {self._direction()} the {b} baseline's "
+                                                           f"{self.metric} on the same held-out rows")))
+        out.extend(self.extra_gates)
+        out.append(GateSpec(BEATS_CHAMPION, d.get(BEATS_CHAMPION,
+                            f"{self.metric} {self._direction()} the champion's by more than {self.min_delta:g} "
+                            "on the same held-out rows (decides promotion)"), blocking=False))
+        return out
+
+    def blocking_gates(self) -> set[str]:
+        return {g.name for g in self.gate_specs() if g.blocking and g.name != BEATS_CHAMPION}
+
+
+def size_check(n_rows: int, minimum: int, **numbers: float) -> Check:
+    ok = n_rows >= minimum
+    return Check(TEST_SIZE, ok, f"{n_rows} held-out rows (minimum {minimum})",
+                 {"rows": float(n_rows), "minimum": float(minimum), **numbers})
+
+
+def beats_check(spec: ModelSpec, baseline: str, model_score: float, baseline_score: float | None) -> Check:
+    """``beats_<baseline>`` on the primary metric (strictly better)."""
+    if baseline_score is None or baseline_score != baseline_score:
+        return not_run(beats(baseline), f"the {baseline} baseline was not scored")
+    if model_score != model_score:
+        return Check(beats(baseline), False, f"the model has no {spec.metric}")
+    delta = spec.better(model_score, baseline_score)
+    return Check(beats(baseline), delta > 0,
+                 f"{spec.metric} {model_score:.4f} vs {baseline} {baseline_score:.4f} ({delta:+.4f})",
+                 {"model": round(model_score, 4), baseline: round(baseline_score, 4), "delta": round(delta, 4)})

@@ -1,0 +1,152 @@
+"""The one release path, on a toy model: promotion, blocking, same rows, no duplicate versions."""
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from kforge.config import Paths
+from kforge.registry import Tracker
+from kforge.registry.gates import Check, ModelSpec, size_check
+from kforge.registry.heldout import in_test, rows_digest, stable_group_split
+from kforge.registry.release import Candidate, Scored, release
+
+SPEC = ModelSpec(name="kforge-toy", family="unit", asset_key="toy_model", metric="test_acc",
+                 baselines=("majority",), split="group", split_unit="groups", min_test_rows=3, point_in_time=False)
+ROWS = {"a": 1, "b": 0, "c": 1, "d": 1, "e": 0}
+
+
+def _threshold_model(threshold: float):  # noqa: ANN202
+    """A toy 'model': predicts 1 for keys whose ord() parity matches, scored against ROWS."""
+
+    def save(d: Path) -> None:
+        d.mkdir(parents=True)
+        (d / "model.json").write_text(json.dumps({"threshold": threshold}))
+
+    return save
+
+
+def _score_dir(keys: list[str]):  # noqa: ANN202
+    def score(d: Path) -> Scored:
+        thr = json.loads((d / "model.json").read_text())["threshold"]
+        return Scored(thr, keys)
+
+    return score
+
+
+def _cand(score: float, train: pl.DataFrame, *, keys: list[str] | None = None, champion_keys: list[str] | None = None,
+          checks: list[Check] | None = None, params: dict | None = None) -> Candidate:
+    keys = keys or sorted(ROWS)
+    return Candidate(SPEC, train_table=train, eval_keys=keys, score=score, baselines={"majority": 0.6},
+                     checks=checks if checks is not None else [Check("split_holds", True), size_check(len(keys), 3)],
+                     params=params or {"threshold": score}, metrics={"test_rows": len(keys)},
+                     save_model=_threshold_model(score), score_registered=_score_dir(champion_keys or keys))
+
+
+@pytest.fixture()
+def tracker(kforge_home: Path) -> Tracker:
+    return Tracker(Paths.of(kforge_home))
+
+
+def _tags(tracker: Tracker, version: int) -> dict[str, str]:
+    return tracker.client().get_model_version(SPEC.name, str(version)).tags
+
+
+def test_promoted_when_better_and_digests_equal(tracker: Tracker) -> None:
+    train = pl.DataFrame({"x": [1, 2, 3]})
+    r1 = release(tracker, _cand(0.7, train), dagster_run_id="run-1")
+    assert r1.decision == "promoted" and r1.version == 1
+    r2 = release(tracker, _cand(0.8, train.with_columns(pl.col("x") + 1)), dagster_run_id="run-2")
+    assert r2.decision == "promoted" and r2.champion_version == 1 and r2.champion_score == pytest.approx(0.7)
+    t = _tags(tracker, r2.version)
+    assert t["kforge.eval_rows_digest"] == t["kforge.gate.champion_eval_rows_digest"] == rows_digest(ROWS)
+    assert t["kforge.gate.decision"] == "promoted"
+    assert int(tracker.champion(SPEC.name).version) == 2
+    assert tracker.version_of(SPEC.name, "previous-champion") == 1
+    run = tracker.client().get_run(r2.run_id)
+    assert run.info.run_name.startswith("kforge-toy ") and run.info.run_name.endswith(" run-2")
+    for key in ("dagster_run_id", "asset_key", "data_version", "code_version"):
+        assert run.data.tags[key]
+    desc = tracker.client().get_model_version(SPEC.name, "2").description
+    assert "champion v1" in desc and "baseline majority" in desc and "/runs/run-2" in desc
+    assert {c.name: c.passed for c in r2.checks}["beats_champion"] is True
+    # a worse challenger is registered but blocked, the champion stays
+    r3 = release(tracker, _cand(0.65, train.with_columns(pl.col("x") + 2)))
+    assert r3.decision == "blocked" and "champion v2" in r3.reason
+    assert int(tracker.champion(SPEC.name).version) == 2
+
+
+def test_blocked_when_champion_cannot_be_scored(tracker: Tracker) -> None:
+    train = pl.DataFrame({"x": [1, 2, 3]})
+    assert release(tracker, _cand(0.7, train)).promoted
+    bad = _cand(0.9, train.with_columns(pl.col("x") * 5))
+
+    def broken(d: Path) -> Scored:
+        raise ValueError("feature set changed")
+
+    bad.score_registered = broken
+    r = release(tracker, bad)
+    assert r.decision == "blocked" and "could not be scored" in r.reason and "feature set changed" in r.reason
+    assert _tags(tracker, r.version)["kforge.gate.decision"] == "blocked"
+    assert "feature set changed" in _tags(tracker, r.version)["kforge.gate.reason"]
+    assert int(tracker.champion(SPEC.name).version) == 1
+
+
+def test_blocked_when_champion_scored_on_other_rows(tracker: Tracker) -> None:
+    train = pl.DataFrame({"x": [1, 2, 3]})
+    assert release(tracker, _cand(0.7, train)).promoted
+    r = release(tracker, _cand(0.9, train.with_columns(pl.col("x") * 3), champion_keys=["a", "b", "c"]))
+    assert r.decision == "blocked" and "other rows" in r.reason
+    assert int(tracker.champion(SPEC.name).version) == 1
+
+
+def test_unchanged_data_registers_nothing(tracker: Tracker) -> None:
+    train = pl.DataFrame({"x": [1, 2, 3]})
+    r1 = release(tracker, _cand(0.7, train))
+    r2 = release(tracker, _cand(0.7, train.reverse()), dagster_run_id="nightly")
+    assert r2.decision == "unchanged" and r2.version == r1.version
+    assert len(tracker.client().search_model_versions(f"name='{SPEC.name}'")) == 1
+    assert "nightly" in _tags(tracker, r1.version)["kforge.last_unchanged_run"]
+    assert {c.name: c.passed for c in r2.checks}["beats_champion"] is None
+    # other params: a new version
+    r3 = release(tracker, _cand(0.7, train, params={"threshold": 0.7, "depth": 3}))
+    assert r3.decision != "unchanged" and r3.version == 2
+
+
+def test_failed_or_missing_gate_blocks_promotion(tracker: Tracker) -> None:
+    train = pl.DataFrame({"x": [1, 2, 3]})
+    # the model loses to its baseline: blocked even with no champion
+    r = release(tracker, _cand(0.5, train))
+    assert r.decision == "blocked" and "beats_majority" in r.reason and tracker.champion(SPEC.name) is None
+    # a blocking gate that did not run blocks too, and is reported as not run
+    r2 = release(tracker, _cand(0.9, train.with_columns(pl.col("x") + 1), checks=[Check("split_holds", True)]))
+    assert r2.decision == "blocked" and "test_size (not run)" in r2.reason
+    assert r2.check("test_size").passed is None
+    assert tracker.champion(SPEC.name) is None
+
+
+def test_check_results_report_not_run_as_warn(tracker: Tracker) -> None:
+    import dagster as dg
+    from kforge.dagster_io.release import release_check_results, release_checks
+
+    specs = release_checks(SPEC)
+    assert [s.name for s in specs] == ["split_holds", "test_size", "beats_majority", "beats_champion"]
+    assert all("test_acc" in s.description for s in specs if s.name.startswith("beats_"))
+    r = release(tracker, _cand(0.9, pl.DataFrame({"x": [1]}), checks=[Check("split_holds", True)]))
+    by = {c.check_name: c for c in release_check_results(r)}
+    assert set(by) == {s.name for s in specs}
+    assert by["test_size"].passed is False and by["test_size"].severity == dg.AssetCheckSeverity.WARN
+    assert by["test_size"].metadata["status"].value == "not run"
+    assert by["beats_majority"].passed is True
+
+
+def test_stable_group_split_never_moves_a_training_group_into_test() -> None:
+    groups = [f"g{i}" for i in range(200)]
+    tr, te = stable_group_split(groups, 0.25)
+    test_groups = {groups[i] for i in te}
+    assert 20 < len(test_groups) < 80
+    more = groups + [f"new{i}" for i in range(100)]
+    _, te2 = stable_group_split(more, 0.25)
+    assert {more[i] for i in te2} & set(groups) == test_groups
+    assert all(in_test(g, 0.25) == (g in test_groups) for g in groups)
+    assert rows_digest(["b", "a"]) == rows_digest(["a", "b"]) != rows_digest(["a"])
