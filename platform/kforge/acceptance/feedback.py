@@ -11,7 +11,7 @@ records what the model said (the drift check falls back to stored champion predi
 from typing import Any
 
 from kforge.errors import InputError
-from kforge.feedback.store import FeedbackSchema, Field, register_schema
+from kforge.feedback.store import FeedbackSchema, Field
 from kforge.storage import Warehouse
 
 
@@ -32,7 +32,7 @@ def _check(row: dict[str, Any], warehouse: Warehouse) -> None:
                              "feedback must refer to an ingested commit")
 
 
-SCHEMA = register_schema(FeedbackSchema(
+SCHEMA = FeedbackSchema(
     family="acceptance",
     doc="observed fate of a patch e-mail (merged?) or a merged commit (later fixed/reverted?)",
     fields=(
@@ -44,4 +44,4 @@ SCHEMA = register_schema(FeedbackSchema(
         Field("p_predicted", "float", required=False, doc="the model's probability, if known"),
     ),
     check=_check,
-))
+)

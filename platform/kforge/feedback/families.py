@@ -1,11 +1,16 @@
-"""Registers each family's feedback schema. Families add theirs in ``kforge/<family>/feedback.py``
-and import it here (one line per family)."""
+"""The families' feedback schemas: each family declares ``SCHEMA`` in ``kforge/<family>/feedback.py``
+and is named here once. Reading them has no side effects on import of any family module."""
 
 import importlib
 
-for _family in ("acceptance", "healing", "mixins", "generation", "telemetry"):
-    try:
-        importlib.import_module(f"kforge.{_family}.feedback")
-    except ModuleNotFoundError as exc:
-        if exc.name not in (f"kforge.{_family}", f"kforge.{_family}.feedback"):
-            raise
+from kforge.feedback.store import FeedbackSchema
+
+FAMILIES = ("acceptance", "healing", "mixins", "generation", "telemetry")
+
+
+def family_schemas() -> dict[str, FeedbackSchema]:
+    out = {}
+    for family in FAMILIES:
+        schema = importlib.import_module(f"kforge.{family}.feedback").SCHEMA
+        out[schema.family] = schema
+    return out

@@ -15,7 +15,6 @@ import polars as pl
 
 from kforge.errors import InputError
 from kforge.storage import Warehouse
-from kforge.storage import warehouse as wh
 
 _TYPES: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "str": (pl.String, lambda v: str(v)),
@@ -86,11 +85,10 @@ def register_schema(schema: FeedbackSchema) -> FeedbackSchema:
 
 
 def schemas() -> dict[str, FeedbackSchema]:
-    import importlib
+    """Every family's schema (``kforge.feedback.families``) plus any registered at run time."""
+    from kforge.feedback.families import family_schemas
 
-    importlib.import_module("kforge.feedback.families")  # registers the families' schemas
-
-    return dict(_REGISTRY)
+    return {**family_schemas(), **_REGISTRY}
 
 
 def get_schema(family: str) -> FeedbackSchema:
@@ -102,12 +100,9 @@ def get_schema(family: str) -> FeedbackSchema:
 
 def _write(schema: FeedbackSchema, rows: list[dict[str, Any]], warehouse: Warehouse, source: str) -> int:
     now = datetime.now(UTC)
-    with warehouse.writer() as con:
-        start = 0
-        if wh._exists(con, schema.table):
-            start = int(con.execute(f"select coalesce(max(feedback_id), 0) from {schema.table}").fetchall()[0][0])
-        full = [{"feedback_id": start + i + 1, **r, "source": source, "received_at": now} for i, r in enumerate(rows)]
-        return wh.append(con, schema.table, pl.DataFrame(full, schema=schema.polars_schema()))
+    full = [{**r, "source": source, "received_at": now} for r in rows]
+    first, last = warehouse.append_with_ids(schema.table, "feedback_id", full, schema.polars_schema())
+    return last - first + 1
 
 
 def add_feedback(family: str, row: dict[str, Any], warehouse: Warehouse, source: str = "cli") -> int:

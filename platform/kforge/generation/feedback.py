@@ -12,7 +12,7 @@ Example::
 from typing import Any
 
 from kforge.errors import InputError
-from kforge.feedback import FeedbackSchema, Field, register_schema
+from kforge.feedback import FeedbackSchema, Field
 from kforge.storage import Warehouse
 
 
@@ -26,7 +26,7 @@ def _check(row: dict[str, Any], wh: Warehouse) -> None:
         raise InputError(f"model_version must be >= 1, got {mv}")
 
 
-SCHEMA = register_schema(FeedbackSchema(
+SCHEMA = FeedbackSchema(
     family="generation",
     fields=(
         Field("verdict", "str", choices=("accept", "edit", "reject"), doc="the reviewer's decision"),
@@ -40,4 +40,4 @@ SCHEMA = register_schema(FeedbackSchema(
     ),
     doc="A reviewer's accept/edit/reject of a generated commit message.",
     check=_check,
-))
+)

@@ -69,7 +69,7 @@ def register_repository(warehouse: Warehouse, name: str, path: Path) -> None:
         schema={"repo": pl.String, "path": pl.String, "added_at": pl.Datetime("us", "UTC")},
     )
     with warehouse.writer() as con:
-        if wh._exists(con, REPOS_TABLE):
+        if wh.exists(con, REPOS_TABLE):
             con.execute(f"delete from {REPOS_TABLE} where repo = ?", [name])
         wh.append(con, REPOS_TABLE, df)
 

@@ -13,7 +13,7 @@ Example: ``kforge feedback add healing kind=fix error_class=py-keyerror strategy
 from typing import Any
 
 from kforge.errors import InputError
-from kforge.feedback import FeedbackSchema, Field, register_schema
+from kforge.feedback import FeedbackSchema, Field
 
 
 def _check(row: dict[str, Any], _warehouse: Any) -> None:
@@ -30,7 +30,7 @@ def _check(row: dict[str, Any], _warehouse: Any) -> None:
             raise InputError(f"a fix row needs error_class, strategy and success (missing: {', '.join(missing or ['success'])})")
 
 
-SCHEMA = register_schema(FeedbackSchema(
+SCHEMA = FeedbackSchema(
     family="healing",
     doc="labelled errors (kind=label) and fix outcomes (kind=fix)",
     fields=(
@@ -45,4 +45,4 @@ SCHEMA = register_schema(FeedbackSchema(
         Field("success", type="bool", required=False, doc="did the fix work (fix rows)"),
     ),
     check=_check,
-))
+)

@@ -9,7 +9,7 @@ from typing import Any
 
 from kforge.config import Paths
 from kforge.errors import InputError
-from kforge.feedback import FeedbackSchema, Field, register_schema
+from kforge.feedback import FeedbackSchema, Field
 from kforge.storage import Warehouse
 
 
@@ -32,7 +32,7 @@ def _check(row: dict[str, Any], warehouse: Warehouse) -> None:
             raise InputError(f"observed_at must be an ISO timestamp, got {row['observed_at']!r}") from None
 
 
-SCHEMA = register_schema(FeedbackSchema(
+SCHEMA = FeedbackSchema(
     family="mixins",
     doc="an observed outcome of a mixin combination on a node type",
     fields=(
@@ -45,4 +45,4 @@ SCHEMA = register_schema(FeedbackSchema(
         Field("notes", "str", required=False),
     ),
     check=_check,
-))
+)

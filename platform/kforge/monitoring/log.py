@@ -26,7 +26,6 @@ import polars as pl
 from kforge.errors import InputError
 from kforge.monitoring.drift import bin_counts, profile
 from kforge.storage import Warehouse
-from kforge.storage import warehouse as whmod
 
 PREDICTION_LOG = "prediction_log"
 FOLLOWED = "prediction_followed"
@@ -43,13 +42,7 @@ def _check(family: str, model_name: str) -> None:
 
 def _append_with_id(warehouse: Warehouse, table: str, id_col: str, rows: list[dict[str, Any]],
                     schema: dict[str, Any]) -> int:
-    with warehouse.writer() as con:
-        start = 0
-        if whmod._exists(con, table):
-            start = int(con.execute(f"select coalesce(max({id_col}), 0) from {table}").fetchall()[0][0])
-        full = [{id_col: start + i + 1, **r} for i, r in enumerate(rows)]
-        whmod.append(con, table, pl.DataFrame(full, schema=schema))
-        return start + len(rows)
+    return warehouse.append_with_ids(table, id_col, rows, schema)[1]
 
 
 LOG_SCHEMA = {

@@ -172,6 +172,12 @@ class Warehouse:
         with self.writer() as con:
             return replace(con, table, df)
 
+    def append_with_ids(self, table: str, id_col: str, rows: Sequence[dict[str, Any]],
+                        schema: dict[str, Any] | None = None) -> tuple[int, int]:
+        """Append rows stamped with new consecutive ``id_col`` values; (first id, last id)."""
+        with self.writer() as con:
+            return append_with_ids(con, table, id_col, rows, schema)
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         with self.writer() as con:
             con.execute(sql, params or [])
@@ -207,12 +213,31 @@ def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | Non
     return pl.from_arrow(rel.to_arrow_table())  # type: ignore[return-value]
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ``table`` exists (inside an open connection or writer transaction)."""
     return bool(
         con.execute(
             "select count(*) from information_schema.tables where table_name = ?", [table]
         ).fetchall()[0][0]  # type: ignore[index]
     )
+
+
+_exists = exists
+
+
+def append_with_ids(con: duckdb.DuckDBPyConnection, table: str, id_col: str, rows: Sequence[dict[str, Any]],
+                    schema: dict[str, Any] | None = None) -> tuple[int, int]:
+    """Append ``rows`` stamped with consecutive ids after the table's largest ``id_col``, in the
+    caller's writer transaction (so two writers never hand out the same id). Returns the first
+    and last id written (``(start, start - 1)`` for no rows)."""
+    table, id_col = _ident(table), _ident(id_col)
+    start = 1
+    if exists(con, table):
+        start = int(con.execute(f"select coalesce(max({id_col}), 0) from {table}").fetchall()[0][0]) + 1  # type: ignore[index]
+    if rows:
+        full = [{id_col: start + i, **r} for i, r in enumerate(rows)]
+        append(con, table, pl.DataFrame(full, schema=schema) if schema else pl.DataFrame(full))
+    return start, start + len(rows) - 1
 
 
 def _create_like(con: duckdb.DuckDBPyConnection, table: str, view: str) -> None:

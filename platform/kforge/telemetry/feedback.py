@@ -4,7 +4,7 @@
 from typing import Any
 
 from kforge.errors import InputError
-from kforge.feedback import FeedbackSchema, Field, register_schema
+from kforge.feedback import FeedbackSchema, Field
 from kforge.storage import Warehouse
 
 
@@ -15,7 +15,7 @@ def _check(row: dict[str, Any], warehouse: Warehouse) -> None:
         raise InputError("lead_s must be >= 0")
 
 
-SCHEMA = register_schema(FeedbackSchema(
+SCHEMA = FeedbackSchema(
     family="telemetry",
     doc="Observed outcome of a telemetry prediction (OOM forecast, recommended action, scheduling decision).",
     fields=(
@@ -29,4 +29,4 @@ SCHEMA = register_schema(FeedbackSchema(
         Field("note", "str", required=False),
     ),
     check=_check,
-))
+)
