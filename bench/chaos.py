@@ -91,7 +91,7 @@ def check_registry(home: Path) -> list[dict]:
                 loadable = f"{type(exc).__name__}: {str(exc)[:120]}"
             rows.append({"model": rm.name, "version": int(mv.version), "status": mv.status, "loadable": loadable,
                          "champion": champ is not None and int(champ.version) == int(mv.version),
-                         "gate": (mv.tags or {}).get("gate_decision", "")})
+                         "gate": (mv.tags or {}).get("kforge.gate.decision", "")})
     return rows
 
 

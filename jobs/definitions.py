@@ -1,20 +1,49 @@
-"""The Definitions root that ``workspace.yaml`` loads.
+"""The Definitions root that ``workspace.yaml`` loads, and the policy applied once for all families.
 
 Lazy: nothing here opens a database or reads the environment at import time. Every module in
 ``assets/`` and ``jobs/`` that exposes ``defs`` (a ``dagster.Definitions`` without resources) is
-merged; resources are bound once, here.
+merged; resources, the executor and the nightly schedule are declared once, here.
+
+Policy:
+* **Warehouse writers.** DuckDB takes one writer; the warehouse's file lock serialises every write
+  (``kforge.storage.Warehouse.writer``). The executor runs at most ``MAX_CONCURRENT_STEPS`` steps of
+  a run at once, so a run never queues more steps on that lock than the machine has cores.
+* **Families.** Every retraining job carries ``kforge/family=<family>``; ``deploy/dagster.yaml``
+  lets one run per family run at a time.
+* **Nightly.** ``nightly_ingest`` (01:00 UTC) reads new commits of every registered repository;
+  ``nightly_retrain`` (02:00 UTC) runs one job over every other asset in dependency order: commit
+  tables, features, and every family's models through the release path.
 """
 
 import importlib
 import pkgutil
 
 import dagster as dg
-from kforge.dagster_io import DataResource, GitReposResource, MlflowResource, WarehouseResource
+from kforge.dagster_io.resources import home_resources
 
 import assets as assets_pkg
 import jobs as jobs_pkg
 
 _SKIP = {"jobs.definitions"}
+FAMILY_TAG = "kforge/family"
+MAX_CONCURRENT_STEPS = 2
+INGESTION_ASSETS = ("commits", "file_changes", "ingest_quarantine")
+
+
+def retrain_job(family: str, selection: dg.AssetSelection, description: str) -> "dg.JobDefinition":
+    """``retrain_<family>``: the job a family's feedback sensor requests (tagged with its family)."""
+    return dg.define_asset_job(f"retrain_{family}", selection=selection, description=description,
+                               tags={FAMILY_TAG: family})
+
+
+nightly_refresh_and_retrain = dg.define_asset_job(
+    "nightly_refresh_and_retrain", selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*INGESTION_ASSETS),
+    description="Rebuild the commit tables and features, then retrain and gate every model family.",
+    tags={FAMILY_TAG: "all"})
+nightly_retrain = dg.ScheduleDefinition(
+    name="nightly_retrain", cron_schedule="0 2 * * *", execution_timezone="UTC", target=nightly_refresh_and_retrain,
+    description="Nightly 02:00 UTC, after nightly_ingest: refresh every derived table and retrain every family "
+                "(a family whose data, code and params did not change registers nothing).")
 
 
 def domain_modules() -> list[str]:
@@ -28,12 +57,7 @@ def domain_modules() -> list[str]:
 
 
 def resources() -> dict[str, dg.ConfigurableResource]:
-    return {
-        "warehouse": WarehouseResource(),
-        "mlflow": MlflowResource(),
-        "git_repos": GitReposResource(),
-        "data": DataResource(),
-    }
+    return home_resources()
 
 
 def build_definitions() -> dg.Definitions:
@@ -42,7 +66,9 @@ def build_definitions() -> dg.Definitions:
         module = importlib.import_module(name)
         if isinstance(getattr(module, "defs", None), dg.Definitions):
             parts.append(module.defs)
-    return dg.Definitions.merge(*parts, dg.Definitions(resources=resources()))
+    root = dg.Definitions(resources=resources(), jobs=[nightly_refresh_and_retrain], schedules=[nightly_retrain],
+                          executor=dg.multiprocess_executor.configured({"max_concurrent": MAX_CONCURRENT_STEPS}))
+    return dg.Definitions.merge(*parts, root)
 
 
 @dg.definitions

@@ -1,35 +1,24 @@
-"""Retraining for the generation group: nightly, and when reviewers' feedback on generated
-messages (accept/edit/reject) accumulates or their acceptance rate drops."""
+"""Retraining for the generation family when reviews of generated messages (accept/edit/reject)
+accumulate or reviewers reject most of them; the corpus asset reads those reviews."""
 
 import dagster as dg
-from kforge.dagster_io import WarehouseResource
-from kforge.feedback import feedback_since
-from kforge.generation import feedback as _schema  # noqa: F401 - registers the 'generation' feedback schema
+from kforge.dagster_io.sensors import feedback_sensor
+from kforge.feedback.retrain import Drift, RetrainPolicy
 
-retrain_generation = dg.define_asset_job("retrain_generation", selection=dg.AssetSelection.groups("generation"),
-                                         description="Rebuild the generation corpus and retrain level 1, NNGen and the LM.")
-nightly_generation = dg.ScheduleDefinition(name="nightly_generation", job=retrain_generation, cron_schedule="30 3 * * *",
-                                           execution_timezone="UTC")
-MIN_NEW = 20
-MIN_ACCEPT_RATE = 0.3
+from jobs.definitions import retrain_job
 
+MAX_REJECTION = 0.7  # policy: more than 70% of recent reviews not accepting the message unchanged
+POLICY = RetrainPolicy(min_new_rows=20, max_drift=0.0, min_drift_rows=5,
+                       error_name=f"share of reviews not accepted (policy ceiling {MAX_REJECTION:.0%})")
 
-@dg.sensor(job=retrain_generation, minimum_interval_seconds=300,
-           description=f"Retrain after {MIN_NEW} new reviews of generated messages, or sooner if fewer than "
-                       f"{MIN_ACCEPT_RATE:.0%} of the last reviews accepted the message unchanged.")
-def generation_feedback_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-    after = int(context.cursor or 0)
-    new = feedback_since("generation", warehouse.get(), after)
-    if new.height == 0:
-        return dg.SkipReason(f"no new generation feedback after id {after}")
-    last = int(new["feedback_id"].max())
-    accept = float((new["verdict"] == "accept").mean())
-    drift = new.height >= 5 and accept < MIN_ACCEPT_RATE
-    if new.height < MIN_NEW and not drift:
-        return dg.SkipReason(f"{new.height} new review(s) (< {MIN_NEW}) and acceptance {accept:.0%} >= {MIN_ACCEPT_RATE:.0%}")
-    context.update_cursor(str(last))
-    reason = "acceptance_drift" if drift else "new_feedback"
-    return dg.RunRequest(run_key=f"generation-feedback-{last}", tags={"trigger": reason, "feedback_rows": str(new.height)})
+retrain_generation = retrain_job("generation", dg.AssetSelection.groups("generation"),
+                                 "Rebuild the generation corpus (with reviews) and retrain level 1, NNGen and the LM.")
 
 
-defs = dg.Definitions(jobs=[retrain_generation], schedules=[nightly_generation], sensors=[generation_feedback_sensor])
+def _rejection(wh, mlflow, rows):  # noqa: ANN001, ANN202
+    return Drift(live=float((rows["verdict"] != "accept").mean()), reference=MAX_REJECTION, n=rows.height)
+
+
+generation_feedback_sensor = feedback_sensor("generation", retrain_generation, POLICY, drift=_rejection)
+
+defs = dg.Definitions(jobs=[retrain_generation], sensors=[generation_feedback_sensor])

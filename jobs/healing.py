@@ -1,33 +1,16 @@
-"""Jobs, schedule and sensor of the ``healing`` group.
-
-* ``retrain_healing``: the whole group; nightly at 03:30 UTC;
-* ``healing_feedback_sensor``: requests ``retrain_healing`` when new healing feedback (labelled
-  errors or fix outcomes) has arrived; its cursor is the last ``feedback_id`` seen.
-"""
+"""Retraining for the healing family on new feedback (labelled errors or fix outcomes), which the
+classifier, bandit and fix-effectiveness assets read."""
 
 import dagster as dg
-from kforge.dagster_io import WarehouseResource
-from kforge.feedback import feedback_since
-from kforge.healing import feedback as _feedback  # noqa: F401 - registers the healing feedback schema
+from kforge.dagster_io.sensors import feedback_sensor
+from kforge.feedback.retrain import RetrainPolicy
 
-MIN_NEW_ROWS = 1
+from jobs.definitions import retrain_job
 
-retrain_healing = dg.define_asset_job("retrain_healing", selection=dg.AssetSelection.groups("healing"))
-nightly_healing = dg.ScheduleDefinition(name="nightly_healing", job=retrain_healing, cron_schedule="30 3 * * *",
-                                        execution_timezone="UTC")
+POLICY = RetrainPolicy(min_new_rows=1)
 
+retrain_healing = retrain_job("healing", dg.AssetSelection.groups("healing"),
+                              "Rebuild the healing corpus, retrain and gate the classifier, bandit and fix-effectiveness model.")
+healing_feedback_sensor = feedback_sensor("healing", retrain_healing, POLICY)
 
-@dg.sensor(job=retrain_healing, minimum_interval_seconds=300, description="Retrain on new healing feedback.")
-def healing_feedback_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-    after = int(context.cursor or 0)
-    new = feedback_since("healing", warehouse.get(), after)
-    if new.height < MIN_NEW_ROWS:
-        return dg.SkipReason(f"no new healing feedback after id {after}")
-    last = int(new["feedback_id"].max())
-    kinds = new["kind"].value_counts().to_dicts()
-    context.update_cursor(str(last))
-    return dg.RunRequest(run_key=f"healing-feedback-{last}", tags={"feedback_rows": str(new.height),
-                                                                   "feedback_kinds": str(kinds)})
-
-
-defs = dg.Definitions(jobs=[retrain_healing], schedules=[nightly_healing], sensors=[healing_feedback_sensor])
+defs = dg.Definitions(jobs=[retrain_healing], sensors=[healing_feedback_sensor])

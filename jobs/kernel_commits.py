@@ -3,7 +3,8 @@
 * ``ingest_repository_job`` (partitioned by repository) and ``refresh_commit_tables`` (derived tables).
 * ``repository_sensor``: adds a partition for every configured path not known yet and requests its
   first ingestion (run_key = repo name + head sha, so one run per new head).
-* ``nightly_ingest``: 01:00 UTC, one ingestion run per repository partition, then the derived tables.
+* ``nightly_ingest``: 01:00 UTC, one ingestion run per repository partition (the derived tables
+  follow in ``nightly_retrain``, see ``jobs/definitions.py``).
 """
 
 import dagster as dg
@@ -30,12 +31,6 @@ def nightly_ingest(context: dg.ScheduleEvaluationContext):
         return dg.SkipReason("no repositories registered: run `kforge ingest PATH`")
     day = context.scheduled_execution_time.strftime("%Y-%m-%d")
     return [dg.RunRequest(run_key=f"{k}:{day}", partition_key=k) for k in keys]
-
-
-nightly_commit_tables = dg.ScheduleDefinition(
-    name="nightly_commit_tables", cron_schedule="30 1 * * *", execution_timezone="UTC", target=refresh_commit_tables,
-    description="Nightly, after ingestion: rebuild derived commit tables and exports.",
-)
 
 
 @dg.sensor(job=ingest_repository_job, minimum_interval_seconds=300,
@@ -68,4 +63,4 @@ def repository_sensor(context: dg.SensorEvaluationContext, git_repos: GitReposRe
 
 
 defs = dg.Definitions(jobs=[ingest_repository_job, refresh_commit_tables],
-                      schedules=[nightly_ingest, nightly_commit_tables], sensors=[repository_sensor])
+                      schedules=[nightly_ingest], sensors=[repository_sensor])

@@ -1,16 +1,20 @@
 """The whole graph loads, and the jobs, schedules and sensors users rely on exist."""
 
+import json
+import os
+from pathlib import Path
+
 import dagster as dg
 
 from jobs.definitions import build_definitions, domain_modules
 
 REQUIRED_GROUPS = {"kernel_commits", "patch_features", "acceptance", "generation", "mixins", "healing", "telemetry"}
 REQUIRED_JOBS = {"ingest_repository_job", "refresh_commit_tables", "retrain_acceptance", "retrain_generation",
-                 "retrain_mixins", "retrain_healing", "retrain_telemetry", "refresh_model_monitoring"}
-REQUIRED_SCHEDULES = {"nightly_ingest", "nightly_commit_tables", "nightly_acceptance", "nightly_generation",
-                      "nightly_mixins", "nightly_healing", "nightly_telemetry", "hourly_model_monitoring"}
+                 "retrain_mixins", "retrain_healing", "retrain_telemetry", "refresh_model_monitoring",
+                 "nightly_refresh_and_retrain"}
+REQUIRED_SCHEDULES = {"nightly_ingest", "nightly_retrain", "hourly_model_monitoring"}
 REQUIRED_SENSORS = {"repository_sensor", "acceptance_feedback_sensor", "generation_feedback_sensor",
-                    "healing_feedback_sensor", "mixins_outcomes_sensor", "telemetry_feedback_sensor"}
+                    "healing_feedback_sensor", "mixins_feedback_sensor"}
 
 
 def test_definitions_load_and_name_what_users_need(kforge_home) -> None:
@@ -48,29 +52,40 @@ def test_importing_definitions_opens_nothing(tmp_path, monkeypatch) -> None:
     assert not home.exists()
 
 
-# Assets that use the warehouse but are deliberately not writer-tagged: training and evaluation
-# steps that read tables for minutes and write a few rows at the end (under the file lock). Tagging
-# them would serialise all training behind one writer slot.
-UNTAGGED_WAREHOUSE_USERS = {
-    "acceptance_commit_model", "acceptance_email_model", "generation_models", "healing_model", "healing_strategies",
-    "healing_rule_suggestions", "mixin_model", "oom_forecaster", "oom_recommender", "model_monitoring_report",
-}
+SNAPSHOT = Path(__file__).with_name("definitions_snapshot.json")
 
 
-def test_every_bulk_warehouse_writer_carries_the_writer_tag(kforge_home) -> None:
-    """The multiprocess executor's ``kforge/warehouse=write`` limit (kforge.scale.executor) only
-    covers tagged steps: every asset that needs the warehouse is tagged or listed above on purpose."""
-    from kforge.scale.executor import WAREHOUSE_TAG
+def _snapshot(defs: dg.Definitions) -> dict[str, list[str]]:
+    graph = defs.resolve_asset_graph()
+    return {
+        "assets": sorted(k.to_user_string() for k in graph.get_all_asset_keys()),
+        "checks": sorted(f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys),
+        "jobs": sorted(j.name for j in defs.jobs or []),
+        "schedules": sorted(f"{s.name} {s.cron_schedule} {s.execution_timezone}" for s in defs.schedules or []),
+        "sensors": sorted(s.name for s in defs.sensors or []),
+    }
+
+
+def test_definitions_snapshot(kforge_home) -> None:
+    """Every asset, check, job, schedule and sensor, by name: a change to the graph is a reviewed
+    change to tests/definitions_snapshot.json (KFORGE_UPDATE_SNAPSHOT=1 rewrites it)."""
+    with dg.instance_for_test():
+        snap = _snapshot(build_definitions())
+    if os.environ.get("KFORGE_UPDATE_SNAPSHOT") == "1":
+        SNAPSHOT.write_text(json.dumps(snap, indent=1) + "\n")
+    assert snap == json.loads(SNAPSHOT.read_text())
+
+
+def test_writer_policy_is_declared_once(kforge_home) -> None:
+    """No asset hand-sets concurrency tags: the root's executor caps concurrent steps, the
+    warehouse's file lock serialises writes, retraining jobs carry their family tag."""
+    from jobs.definitions import MAX_CONCURRENT_STEPS
 
     with dg.instance_for_test():
         defs = build_definitions()
-    seen = set()
     for ad in defs.assets or []:
-        if not isinstance(ad, dg.AssetsDefinition) or "warehouse" not in ad.required_resource_keys:
-            continue
-        name = ad.node_def.name
-        seen.add(name)
-        tagged = ad.node_def.tags.get(WAREHOUSE_TAG) == "write"
-        assert tagged != (name in UNTAGGED_WAREHOUSE_USERS), (
-            f"{name}: {'tagged but listed as untagged' if tagged else 'uses the warehouse without the writer tag'}")
-    assert seen >= UNTAGGED_WAREHOUSE_USERS | {"ingest_commits", "patch_features", "generation_corpus", "healing_corpus"}
+        if isinstance(ad, dg.AssetsDefinition):
+            assert not any(k.startswith("kforge/") for k in ad.node_def.tags), ad.node_def.name
+    job = defs.resolve_job_def("retrain_mixins")
+    assert job.executor_def.config_schema is not None and MAX_CONCURRENT_STEPS == 2
+    assert job.tags["kforge/family"] == "mixins"

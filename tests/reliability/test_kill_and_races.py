@@ -68,27 +68,33 @@ def test_kill_9_during_feature_materialization_then_rerun(ingested_home: Path) -
 
 
 REGISTER = """
-import sys, mlflow, numpy as np
+import sys, mlflow, numpy as np, polars as pl
 from mlflow.models import infer_signature
 from sklearn.linear_model import LogisticRegression
 from kforge.config import Paths
 from kforge.registry import Tracker
+from kforge.registry.gates import Check, ModelSpec, size_check
+from kforge.registry.release import Candidate, Scored, release
 t = Tracker(Paths.of(sys.argv[1]))
 rng = np.random.default_rng(int(sys.argv[3]))
 X = rng.normal(size=(120, 3)); y = (X[:, 0] > 0).astype(int)
+keys = [str(i) for i in range(80, 120)]
+spec = ModelSpec(name="kforge-reliability", family="reliability", asset_key="reliability_model",
+                 metric="test_accuracy", min_test_rows=10, point_in_time=False)
+def score(d):
+    return Scored(float(mlflow.sklearn.load_model(str(d)).score(X[80:], y[80:])), keys)
 print("ready", flush=True)
 for i in range(int(sys.argv[2])):
-    m = LogisticRegression(C=float(rng.uniform(0.001, 1))).fit(X[:80], y[:80])
-    score = float(m.score(X[80:], y[80:]))
-    with t.run("reliability", f"r{i}") as run:
-        mlflow.log_metric("test_accuracy", score)
-        info = mlflow.sklearn.log_model(m, name="model", pip_requirements=["scikit-learn"],
-                                        signature=infer_signature(X[:2], m.predict(X[:2])))
-    v = t.register(run.info.run_id, info.model_uri, "kforge-reliability")
-    champ = t.champion("kforge-reliability")
-    champ_score = float(champ.tags["gate_challenger_score"]) if champ is not None else None
-    t.gate("kforge-reliability", v, metric="test_accuracy", challenger_score=score, champion_score=champ_score)
-    print("registered", v, flush=True)
+    C = float(rng.uniform(0.001, 1))
+    m = LogisticRegression(C=C).fit(X[:80], y[:80])
+    cand = Candidate(spec, train_table=pl.DataFrame(X[:80], schema=["a", "b", "c"]), eval_keys=keys,
+                     score=float(m.score(X[80:], y[80:])), params={"C": C},
+                     checks=[Check("split_holds", True), size_check(len(keys), 10)],
+                     save_model=lambda d, m=m: mlflow.sklearn.save_model(
+                         m, str(d), pip_requirements=["scikit-learn"], signature=infer_signature(X[:2], m.predict(X[:2]))),
+                     score_registered=score)
+    r = release(t, cand)
+    print("registered", r.version, flush=True)
 """
 
 
@@ -123,7 +129,7 @@ def test_kill_9_during_model_registration_then_rerun(kforge_home: Path) -> None:
         mlflow.pyfunc.load_model(f"models:/kforge-reliability/{mv.version}")
     assert champion is not None
     champ_tags = {mv.version: mv.tags for mv in versions}[champion]
-    assert champ_tags.get("gate_decision") == "promoted"  # only a passed gate made it champion
+    assert champ_tags.get("kforge.gate.decision") == "promoted"  # only a passed gate made it champion
     # a version registered but not gated when killed never became champion; re-run: the champion
     # moves only if the next gate passes
     rerun = python(REGISTER, str(kforge_home), "2", "3", home=kforge_home)
@@ -132,7 +138,7 @@ def test_kill_9_during_model_registration_then_rerun(kforge_home: Path) -> None:
     after, versions_after = _registry_state(kforge_home)
     assert len(versions_after) == len(versions) + 2
     new = sorted(versions_after, key=lambda m: int(m.version))[-2:]
-    promoted = [int(m.version) for m in new if m.tags.get("gate_decision") == "promoted"]
+    promoted = [int(m.version) for m in new if m.tags.get("kforge.gate.decision") == "promoted"]
     assert after == (promoted[-1] if promoted else champion)
 
 

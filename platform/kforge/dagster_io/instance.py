@@ -10,9 +10,8 @@ PARTITIONS = "repositories"
 def instance(paths: Paths):  # noqa: ANN201 - dagster type imported lazily
     import dagster as dg
 
-    os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home))
     paths.dagster_home.mkdir(parents=True, exist_ok=True)
-    if os.environ["DAGSTER_HOME"] != str(paths.dagster_home):
+    if os.environ.get("DAGSTER_HOME") != str(paths.dagster_home):
         return dg.DagsterInstance.from_config(str(paths.dagster_home))
     return dg.DagsterInstance.get()
 

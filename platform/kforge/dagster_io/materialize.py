@@ -4,7 +4,7 @@ Partitioned assets (ingestion, one partition per repository) run once per partit
 then everything else in the selection, in one run, in dependency order.
 """
 
-import os
+import importlib
 from dataclasses import dataclass
 
 import dagster as dg
@@ -22,23 +22,29 @@ class MaterializeSummary:
     failed_checks: list[str]
 
 
-def _resources(paths: Paths, data: str | None) -> dict[str, dg.ConfigurableResource]:
-    from kforge.dagster_io import DataResource, GitReposResource, MlflowResource, WarehouseResource
-
-    return {"warehouse": WarehouseResource(home=str(paths.home)), "mlflow": MlflowResource(home=str(paths.home)),
-            "git_repos": GitReposResource(), "data": DataResource(data_dir=data or "")}
+CODE_LOCATION = "jobs.definitions"  # the module workspace.yaml loads
 
 
-def materialize_selection(paths: Paths, selection: str | None = None, data: str | None = None,
+def load_code_location(module: str = CODE_LOCATION) -> dg.Definitions:
+    """The ``Definitions`` of a code location module (its ``build_definitions()`` or ``defs``), the way
+    ``dagster dev -w workspace.yaml`` finds them; the library itself never imports the app."""
+    mod = importlib.import_module(module)
+    build = getattr(mod, "build_definitions", None)
+    defs = build() if callable(build) else getattr(mod, "defs", None)
+    if callable(defs) and not isinstance(defs, dg.Definitions):
+        defs = defs()
+    if not isinstance(defs, dg.Definitions):
+        raise InputError(f"module {module!r} has no Dagster Definitions (build_definitions() or defs)")
+    return defs
+
+
+def materialize_selection(defs: dg.Definitions, paths: Paths, selection: str | None = None, data: str | None = None,
                           partitions: list[str] | None = None) -> MaterializeSummary:
-    """Materialize ``selection`` (Dagster selection syntax, e.g. ``group:kernel_commits``; None = all)."""
-    from jobs.definitions import build_definitions
+    """Materialize ``selection`` of ``defs`` (Dagster selection syntax, e.g. ``group:kernel_commits``;
+    None = all) against the kforge home ``paths``, with the real data under ``data`` if given."""
+    from kforge.dagster_io.resources import home_resources
 
-    os.environ["KFORGE_HOME"] = str(paths.home)
-    if data:
-        os.environ["KFORGE_DATA"] = data
     inst = kforge_instance(paths)
-    defs = build_definitions()
     graph = defs.resolve_asset_graph()
     sel = dg.AssetSelection.from_string(selection) if selection else dg.AssetSelection.all()
     keys = sel.resolve(graph)
@@ -53,7 +59,7 @@ def materialize_selection(paths: Paths, selection: str | None = None, data: str 
                              " (add one with `kforge ingest PATH`)")
     assets_defs = list(defs.assets or [])
     checks = list(defs.asset_checks or [])
-    resources = _resources(paths, data)
+    resources = home_resources(str(paths.home), data or "")
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
     rest = keys - partitioned
     runs, ok, failed_checks = 0, True, []

@@ -61,3 +61,14 @@ class DataResource(ConfigurableResource):
             return None
         p = root.joinpath(*parts)
         return p if p.exists() else None
+
+
+def home_resources(home: str = "", data_dir: str = "") -> dict[str, ConfigurableResource]:
+    """The resources of a code location, sharing one home setting (empty: ``$KFORGE_HOME`` or
+    ``./.kforge`` at run time) and one data setting."""
+    return {
+        "warehouse": WarehouseResource(home=home),
+        "mlflow": MlflowResource(home=home),
+        "git_repos": GitReposResource(),
+        "data": DataResource(data_dir=data_dir),
+    }

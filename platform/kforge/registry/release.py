@@ -231,7 +231,8 @@ def release(tracker: Tracker, cand: Candidate, *, dagster_run_id: str = "", dags
     latest = _latest_version(client, spec.name)
     if latest is not None:
         t = latest.tags or {}
-        if (t.get(TAG + "data_version"), t.get(TAG + "code_version"), t.get(TAG + "params_hash")) == (dv, cv, ph):
+        same = (t.get(TAG + "data_version"), t.get(TAG + "code_version"), t.get(TAG + "params_hash")) == (dv, cv, ph)
+        if same and t.get(TAG + "gate.decision"):  # a version killed before its gate ran is not reused
             champ = aliases.get_alias(client, spec.name, aliases.CHAMPION)
             client.set_model_version_tag(spec.name, str(latest.version), TAG + "last_unchanged_run",
                                          f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {dagster_run_id or 'cli'}")
@@ -313,8 +314,6 @@ def release(tracker: Tracker, cand: Candidate, *, dagster_run_id: str = "", dags
                                  "delta": round(delta, 4)})
     checks = [c for c in checks if c.name != BEATS_CHAMPION] + [champ_check]
 
-    if decision == "promoted":
-        aliases.promote(client, spec.name, version, reason)
     vtags = {
         TAG + "gate.decision": decision, TAG + "gate.reason": reason[:500], TAG + "gate.metric": spec.metric,
         TAG + "gate.challenger_score": f"{cand.score:.6f}",
@@ -334,6 +333,8 @@ def release(tracker: Tracker, cand: Candidate, *, dagster_run_id: str = "", dags
                "baselines": cand.baselines}
     client.update_model_version(spec.name, str(version),
                                 description=_description(spec, summary, checks, dagster_run_id, dagster_url))
+    if decision == "promoted":  # last: a version is champion only once its decision is recorded
+        aliases.promote(client, spec.name, version, reason)
     return ReleaseResult(decision=decision, reason=reason, version=version, run_id=run_id,
                          champion_version=champ_version,
                          champion_score=champ_score, checks=checks, champion_eval_rows_digest=champ_digest, **common)
