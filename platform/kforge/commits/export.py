@@ -8,8 +8,8 @@ Modes:
 
 Rows are deduplicated by patch id (backports and cherry-picks keep the earliest), filtered by
 quality score, tags, subsystems and date, and split by time (the newest ``test_fraction`` is
-``test``; a patch id never appears on both sides). An axolotl-style YAML config is written
-beside each export. :func:`validate_export` is what the asset check runs.
+``test``; a patch id never appears on both sides). The train and test rows are also written to
+separate files, which the axolotl-style YAML beside each export trains and evaluates on. :func:`validate_export` is what the asset check runs.
 """
 
 import json
@@ -140,43 +140,92 @@ def build_export(wh: Warehouse, mode: str, filters: ExportFilters | None = None)
         pl.col("subsystem").fill_null(""), "tags", "quality", "patch_id", "split")
 
 
+def _split_paths(out: Path) -> tuple[Path, Path]:
+    return out.with_name(out.stem + ".train.jsonl"), out.with_name(out.stem + ".test.jsonl")
+
+
+def _write_atomic(rows: pl.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    rows.write_ndjson(tmp)
+    tmp.replace(path)  # atomic: a killed export never leaves a half file under the final name
+
+
 def write_export(rows: pl.DataFrame, out: str | Path, mode: str) -> dict[str, Any]:
-    """Write JSONL + an axolotl-style YAML beside it; return a summary."""
+    """Write JSONL (every row, with its split) plus the time-split ``.train.jsonl`` and
+    ``.test.jsonl`` files, and an axolotl-style YAML beside them that trains on the train file and
+    evaluates on the test file; return a summary."""
     out = Path(out)
     if out.suffix != ".jsonl":
         raise InputError(f"--out must end in .jsonl, got {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".jsonl.tmp")
-    rows.write_ndjson(tmp)
-    tmp.replace(out)  # atomic: a killed export never leaves a half file under the final name
+    train_path, test_path = _split_paths(out)
+    _write_atomic(rows.filter(pl.col("split") == "train"), train_path)
+    _write_atomic(rows.filter(pl.col("split") == "test"), test_path)
+    _write_atomic(rows, out)
     cfg = {
         "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
         "adapter": "lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "lora_target_linear": True,
-        "datasets": [{"path": str(out), "type": "alpaca", "split": "train"}],
-        "test_datasets": [{"path": str(out), "type": "alpaca", "split": "train"}],
-        "dataset_filter_note": "rows carry split=train|test; filter on it before training",
+        "datasets": [{"path": str(train_path), "type": "alpaca", "ds_type": "json"}],
+        "test_datasets": [{"path": str(test_path), "type": "alpaca", "ds_type": "json", "split": "train"}],
         "sequence_len": 2048, "micro_batch_size": 2, "gradient_accumulation_steps": 8, "num_epochs": 2,
         "learning_rate": 2e-4, "optimizer": "adamw_torch", "lr_scheduler": "cosine", "bf16": "auto",
         "output_dir": f"./outputs/kforge-{mode}",
     }
     yaml_path = out.with_suffix(".axolotl.yaml")
     yaml_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return {"path": str(out), "config": str(yaml_path), "rows": rows.height,
-            "train": int((rows["split"] == "train").sum()), "test": int((rows["split"] == "test").sum())}
+    return {"path": str(out), "config": str(yaml_path), "train_path": str(train_path), "test_path": str(test_path),
+            "rows": rows.height, "train": int((rows["split"] == "train").sum()),
+            "test": int((rows["split"] == "test").sum())}
+
+
+def _read_jsonl(path: Path, problems: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            problems.append(f"{path.name} line {i}: not JSON")
+    return rows
+
+
+def _config_problems(path: Path) -> list[str]:
+    """The axolotl config beside ``path`` must train and evaluate on different, disjoint files."""
+    cfg_path = path.with_suffix(".axolotl.yaml")
+    if not cfg_path.exists():
+        return []
+    cfg = yaml.safe_load(cfg_path.read_text()) or {}
+    train = [Path(d["path"]) for d in cfg.get("datasets") or []]
+    test = [Path(d["path"]) for d in cfg.get("test_datasets") or []]
+    if not train or not test:
+        return [f"{cfg_path.name}: needs both datasets and test_datasets"]
+    if set(train) & set(test):
+        return [f"{cfg_path.name}: datasets and test_datasets name the same file"]
+    problems: list[str] = []
+    ids: dict[str, set[str]] = {"train": set(), "test": set()}
+    pids: dict[str, set[str]] = {"train": set(), "test": set()}
+    for side, paths in (("train", train), ("test", test)):
+        for p in paths:
+            if not p.exists():
+                problems.append(f"{cfg_path.name}: {side} file {p} is missing")
+                continue
+            for r in _read_jsonl(p, problems):
+                ids[side].add(str(r.get("id")))
+                pids[side].add(str(r.get("patch_id")))
+    if ids["train"] & ids["test"]:
+        problems.append(f"{len(ids['train'] & ids['test'])} rows in both the training and the test file")
+    if pids["train"] & pids["test"]:
+        problems.append(f"{len(pids['train'] & pids['test'])} patch ids in both the training and the test file")
+    return problems
 
 
 def validate_export(path: str | Path) -> list[str]:
     """Problems with an export file: schema, empty fields, duplicates, split leakage."""
     path = Path(path)
     problems: list[str] = []
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            problems.append(f"line {i}: not JSON")
+    rows = _read_jsonl(path, problems)
     if not rows:
         return problems + ["no rows"]
+    problems += _config_problems(path)
     for i, r in enumerate(rows, start=1):
         missing = [k for k in REQUIRED_KEYS if k not in r]
         if missing:

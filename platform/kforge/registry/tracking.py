@@ -110,6 +110,7 @@ class Tracker:
             "asset_key": asset_key or run_name,
             "data_version": data_version or "unknown",
             "git_sha": code_version(),
+            "code_version": code_version(),
             "kforge_group": group,
             **(tags or {}),
         }

@@ -83,3 +83,28 @@ def test_bad_mode_and_missing_tables(tmp_path: Path) -> None:
         build_export(wh, "poetry")
     with pytest.raises(InputError, match="missing"):
         build_export(wh, "standard")
+
+
+def test_axolotl_config_trains_and_evaluates_on_separate_disjoint_files(wh: Warehouse, tmp_path: Path) -> None:
+    import yaml
+
+    rows = build_export(wh, "standard")
+    out = tmp_path / "s.jsonl"
+    summary = write_export(rows, out, "standard")
+    cfg = yaml.safe_load(Path(summary["config"]).read_text())
+    train, test = cfg["datasets"][0]["path"], cfg["test_datasets"][0]["path"]
+    assert train != test and train == summary["train_path"] and test == summary["test_path"]
+    train_rows = [json.loads(x) for x in Path(train).read_text().splitlines()]
+    test_rows = [json.loads(x) for x in Path(test).read_text().splitlines()]
+    assert {r["split"] for r in train_rows} == {"train"} and {r["split"] for r in test_rows} == {"test"}
+    assert len(train_rows) == summary["train"] and len(test_rows) == summary["test"] > 0
+    assert validate_export(out) == []
+    # the old config (both keys on one file) fails the check
+    cfg["test_datasets"][0]["path"] = train
+    Path(summary["config"]).write_text(yaml.safe_dump(cfg))
+    assert any("same file" in p for p in validate_export(out))
+    # a test row copied into the training file fails it too
+    cfg["test_datasets"][0]["path"] = test
+    Path(summary["config"]).write_text(yaml.safe_dump(cfg))
+    Path(train).write_text(Path(train).read_text() + json.dumps(test_rows[0]) + "\n")
+    assert any("both the training and the test file" in p for p in validate_export(out))
