@@ -2,18 +2,19 @@
 
 ``mixin_catalogue`` (introspected traits) -> ``mixin_outcomes`` (append-only: exercise harness
 batch + new feedback) -> ``mixin_compatibility_matrix`` (aggregated) -> ``mixin_model``
-(evaluate on three splits vs the Beta-binomial and rule baselines, leakage checks, MLflow run,
-registry version, champion/challenger gate; its checks block promotion).
+(:func:`kforge.mixins.release.train_and_release`: evaluate on three splits vs the Beta-binomial
+and rule baselines, leakage checks, then the release path; its blocking checks block promotion).
 """
 
 import dagster as dg
 import polars as pl
 from kforge.dagster_io import MlflowResource, WarehouseResource
 from kforge.dagster_io.metadata import metrics_md, plot_md, table_md
+from kforge.dagster_io.release import release_check_results, release_checks, release_metadata
 from kforge.mixins import pipeline
 from kforge.mixins.catalogue import load_catalogue
 from kforge.mixins.outcomes import read_outcomes
-from kforge.monitoring.calls import set_training_reference
+from kforge.mixins.release import SPEC, TrainConfig
 from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 from pydantic import Field
 
@@ -75,47 +76,22 @@ def mixin_compatibility_matrix(warehouse: WarehouseResource) -> dg.MaterializeRe
                                           "least_compatible": table_md(worst)})
 
 
-CHECKS = {
-    "no_label_leakage": "No feature changes when its own or later labels are flipped; no single feature separates the labels.",
-    "split_integrity": "Seen-pair split by time; unseen-pair and unseen-mixin splits share no pair/mixin with training.",
-    "test_set_size": "Every split has at least 200 held-out outcomes.",
-    "beats_baseline": "The model's held-out Brier is no worse than the Beta-binomial's (seen and unseen pairs).",
-}
-
-
-@dg.asset(group_name=GROUP, deps=[mixin_compatibility_matrix],
-          check_specs=[dg.AssetCheckSpec(name, asset="mixin_model", description=doc) for name, doc in CHECKS.items()],
-          description="Calibrated LightGBM+RF compatibility model, registered as kforge-mixins (gated).")
+@dg.asset(group_name=GROUP, deps=[mixin_compatibility_matrix], check_specs=release_checks(SPEC),
+          description="Calibrated LightGBM+RF compatibility model, released as kforge-mixins (gated).")
 def mixin_model(context: dg.AssetExecutionContext, config: ModelConfig, warehouse: WarehouseResource,
                 mlflow: MlflowResource) -> dg.MaterializeResult:
-    from kforge.mixins.tracking import MODEL_NAME, log_and_gate
-    from kforge.mixins.training import train
+    from kforge.mixins.release import train_and_release
 
-    wh = warehouse.get()
-    cat = load_catalogue(warehouse.paths())
-    outcomes = read_outcomes(wh)
-    result = train(outcomes, cat, seed=config.seed)
-    reg, plot = log_and_gate(mlflow.tracker(), result, outcomes, dagster_run_id=context.run.run_id,
-                             min_delta=config.min_delta)
-    set_training_reference(wh, "mixins", "kforge-mixins", reg.version, result.reference_inputs())
+    run = train_and_release(mlflow.tracker(), warehouse.get(), TrainConfig(seed=config.seed, min_delta=config.min_delta),
+                            dagster_run_id=context.run.run_id)
+    result = run.train
     headline = {k: v for k, v in result.headline().items() if not k.endswith("_n") and "fold" not in k}
-    details = {
-        "no_label_leakage": result.leakage.describe(),
-        "split_integrity": str({n: s.checks for n, s in result.evaluation.splits.items()}),
-        "test_set_size": str({n: s.n_test for n, s in result.evaluation.splits.items()}),
-        "beats_baseline": str({n: (round(s.metrics["model"]["brier"], 4), round(s.metrics["beta_binomial"]["brier"], 4))
-                               for n, s in result.evaluation.splits.items()}),
-    }
-    checks = [dg.AssetCheckResult(check_name=name, passed=bool(result.checks[name]),
-                                  severity=dg.AssetCheckSeverity.ERROR, metadata={"detail": details[name]})
-              for name in CHECKS]
     return dg.MaterializeResult(
-        metadata={"n_outcomes": result.n_outcomes, "mlflow_run_id": reg.run_id, "model": MODEL_NAME,
-                  "model_version": reg.version, **reg.decision.as_metadata(),
-                  "cache_entries_invalidated": reg.cache_entries_invalidated,
+        metadata={**release_metadata(run.release), "n_outcomes": result.n_outcomes,
+                  "cache_entries_invalidated": run.cache_entries_invalidated,
                   "evaluation": table_md(result.evaluation.table()), "metrics": metrics_md(headline),
-                  "calibration": plot_md(plot)},
-        check_results=checks)
+                  "calibration": plot_md(run.calibration_plot)},
+        check_results=release_check_results(run.release))
 
 
 defs = dg.Definitions(assets=[mixin_catalogue, mixin_outcomes, mixin_compatibility_matrix, mixin_model])

@@ -16,6 +16,7 @@ import json
 import random
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -41,7 +42,7 @@ def main() -> None:
     ap.add_argument("--trials-per-pair", type=int, default=8)
     ap.add_argument("--sets", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--mlflow", action="store_true", help="also log, register and gate in MLflow")
+    ap.add_argument("--mlflow", action="store_true", help="also release kforge-mixins through the release path")
     args = ap.parse_args()
     paths = Paths.of(args.home or tempfile.mkdtemp(prefix="kforge-mixins-bench-")).ensure()
     wh = Warehouse(paths.warehouse)
@@ -64,17 +65,19 @@ def main() -> None:
         "home": str(paths.home), "outcomes": outcomes.height, "pair_outcomes": int((outcomes["set_size"] == 2).sum()),
         "set_outcomes": int((outcomes["set_size"] > 2).sum()), "pass_rate": round(float(outcomes["passed"].mean()), 4),
         "harness_seconds": round(harness_s, 1), "train_evaluate_seconds": round(train_s, 1),
-        "checks": result.checks, "leakage": result.leakage.describe(),
+        "checks": {c.name: c.passed for c in result.checks}, "leakage": result.leakage.describe(),
         "metrics": {f"{r['split']}/{r['scorer']}": {k: round(r[k], 4) for k in ("n", "accuracy", "roc_auc", "brier")}
                     for r in table.iter_rows(named=True)},
     }
     if args.mlflow:
-        from kforge.mixins.tracking import log_and_gate
+        from kforge.mixins.release import TrainConfig, candidate
         from kforge.registry import Tracker
+        from kforge.registry.release import release
 
-        reg, _ = log_and_gate(Tracker(paths), result, outcomes)
-        report["mlflow"] = {"run_id": reg.run_id, "version": reg.version, "promoted": reg.decision.promoted,
-                            "reason": reg.decision.reason}
+        rel = release(Tracker(paths), candidate(result, outcomes, cat, TrainConfig(seed=args.seed),
+                                                 Path(tempfile.mkdtemp(prefix="kforge-mixins-bench-"))))
+        report["mlflow"] = {"run_id": rel.run_id, "version": rel.version, "decision": rel.decision,
+                            "reason": rel.reason}
 
     svc = PredictionService(paths, predictor=result.predictor, version=1, catalogue=cat)
     svc.cache.invalidate(keep_version=None)

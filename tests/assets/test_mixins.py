@@ -1,5 +1,5 @@
-"""The mixins asset group end to end against a temporary KFORGE_HOME: materialize, gate, serve,
-retrain on feedback (sensor), CLI."""
+"""The mixins asset group end to end against a temporary KFORGE_HOME: materialize, release, serve,
+re-materialize on identical outcomes (nothing registered), retrain on feedback (sensor), CLI."""
 
 import json
 from pathlib import Path
@@ -13,7 +13,9 @@ from kforge.errors import InputError
 from kforge.storage import Warehouse
 
 from assets.mixins import mixin_catalogue, mixin_compatibility_matrix, mixin_model, mixin_outcomes
-from jobs.mixins import MIN_NEW_OUTCOMES, mixins_outcomes_sensor
+from jobs.mixins import POLICY, mixins_feedback_sensor
+
+MIN_NEW_OUTCOMES = POLICY.min_new_rows
 
 SMALL = {"ops": {"mixin_outcomes": {"config": {"trials_per_pair": 3, "n_sets": 20, "trials_per_set": 3}}}}
 
@@ -38,15 +40,26 @@ def test_materialize_gate_serve_and_retrain(kforge_home: Path, capsys: pytest.Ca
     n = wh.count("mixin_outcomes")
     assert n > 1000 and wh.count("mixin_catalogue") == 20 and wh.count("mixin_compatibility_matrix") > 400
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert set(checks) == {"no_label_leakage", "split_integrity", "test_set_size", "beats_baseline"}
-    assert checks["no_label_leakage"] and checks["split_integrity"]
+    assert set(checks) == {"split_holds", "no_future_features", "test_size", "beats_beta_binomial", "beats_rules",
+                           "beats_champion"}
+    assert checks["no_future_features"] and checks["split_holds"]
     md = result.asset_materializations_for_node("mixin_model")[0].metadata
-    assert md["model_version"].value == 1
-    assert md["gate_promoted"].value == all(checks.values())     # any failed check blocks promotion
+    assert md["model_version"].value == 1 and md["model"].text == "kforge-mixins"
+    gates = {k: v for k, v in checks.items() if k != "beats_champion"}
+    assert md["gate_promoted"].value == all(gates.values())     # any failed blocking check blocks promotion
+    assert md["gate_decision"].text == ("promoted" if all(gates.values()) else "blocked")
+    assert md["gate_metric"].text == "brier" and md["eval_rows"].value > 0
 
     from kforge.registry import Tracker
 
     tracker = Tracker(paths)
+    # the old hole: re-materializing the model on identical outcomes registered a duplicate version
+    same = dg.materialize([mixin_model], resources={"warehouse": WarehouseResource(home=str(kforge_home)),
+                                                    "mlflow": MlflowResource(home=str(kforge_home))},
+                          instance=dg.DagsterInstance.ephemeral())
+    md_same = same.asset_materializations_for_node("mixin_model")[0].metadata
+    assert md_same["gate_decision"].text == "unchanged" and md_same["model_version"].value == 1
+    assert len(tracker.client().search_model_versions("name='kforge-mixins'")) == 1
     if not md["gate_promoted"].value:      # small data: promote by hand to exercise serving
         tracker.promote("kforge-mixins", 1, "test")
     run = tracker.client().get_run(md["mlflow_run_id"].text)
@@ -94,16 +107,16 @@ def test_materialize_gate_serve_and_retrain(kforge_home: Path, capsys: pytest.Ca
     # sensor: nothing new -> skip; enough feedback -> one run request; cursor moves; then skip again
     res = {"warehouse": WarehouseResource(home=str(kforge_home)), "mlflow": MlflowResource(home=str(kforge_home))}
     ctx = dg.build_sensor_context(cursor=None, resources=res)
-    assert isinstance(mixins_outcomes_sensor(ctx), dg.SkipReason)
+    assert isinstance(mixins_feedback_sensor(ctx), dg.SkipReason)
     fb = kforge_home / "fb.jsonl"
     fb.write_text("".join(json.dumps({"mixins": "Caching,Retry", "node_type": "REDUCER", "outcome": "failure",
                                       "conflict_reason": "stale_state"}) + "\n" for _ in range(MIN_NEW_OUTCOMES)))
     assert main(["feedback", "import", "mixins", str(fb)]) == 0
-    tick = mixins_outcomes_sensor(dg.build_sensor_context(cursor=None, resources=res))
-    assert len(tick.run_requests) == 1 and tick.run_requests[0].run_key.startswith("mixins-")
-    cursor = json.loads(tick.cursor)
-    assert cursor["feedback_id"] == MIN_NEW_OUTCOMES
-    again = mixins_outcomes_sensor(dg.build_sensor_context(cursor=tick.cursor, resources=res))
+    ctx = dg.build_sensor_context(cursor=None, resources=res)
+    tick = mixins_feedback_sensor(ctx)
+    assert isinstance(tick, dg.RunRequest) and tick.run_key.startswith("mixins-")
+    assert json.loads(ctx.cursor)["last_request_id"] == MIN_NEW_OUTCOMES
+    again = mixins_feedback_sensor(dg.build_sensor_context(cursor=ctx.cursor, resources=res))
     assert isinstance(again, dg.SkipReason)
 
     # retraining run: feedback ingested, new challenger gated against the champion on the same rows
@@ -111,6 +124,10 @@ def test_materialize_gate_serve_and_retrain(kforge_home: Path, capsys: pytest.Ca
     assert result2.success and wh.count("mixin_outcomes") > n + MIN_NEW_OUTCOMES
     md2 = result2.asset_materializations_for_node("mixin_model")[0].metadata
     assert md2["model_version"].value == 2 and md2["gate_champion_version"].value == 1
+    # the champion is scored on the challenger's held-out outcomes (or promotion is blocked, with why)
+    t2 = tracker.client().get_model_version("kforge-mixins", "2").tags
+    assert t2["kforge.gate.decision"] == md2["gate_decision"].text
+    assert t2["kforge.eval_rows_digest"] == t2["kforge.gate.champion_eval_rows_digest"], t2["kforge.gate.reason"]
     if md2["gate_promoted"].value:
         assert md2["cache_entries_invalidated"].value >= 1
         capsys.readouterr()  # drop earlier output ("recorded N mixins feedback rows")

@@ -29,8 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     i = ms.add_parser("import", help="import a mixin_compatibility_matrix export (CSV or JSONL)")
     i.add_argument("file")
     i.set_defaults(func=cmd_import)
-    t = ms.add_parser("train", help="train, evaluate, register kforge-mixins and run the promotion gate")
-    t.add_argument("--seed", type=int, default=0)
+    t = ms.add_parser("train", help="train, evaluate and release kforge-mixins (same as the mixin_model asset)")
+    t.add_argument("--seed", type=int, default=0, help="seed for splits, masking and the models")
+    t.add_argument("--min-delta", type=float, default=0.0,
+                   help="Brier improvement over the champion needed for promotion")
     t.set_defaults(func=cmd_train)
 
     k = ms.add_parser("check", help="P(two mixins work together on a node type), with an explanation")
@@ -113,27 +115,24 @@ def cmd_import(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
+    """Ingest new feedback (the ``mixin_outcomes`` asset's job upstream), then the asset's function."""
     from kforge.mixins import pipeline
-    from kforge.mixins.catalogue import load_catalogue
-    from kforge.mixins.outcomes import read_outcomes
-    from kforge.mixins.tracking import log_and_gate
-    from kforge.mixins.training import train
-    from kforge.monitoring.calls import set_training_reference
+    from kforge.mixins.release import TrainConfig, train_and_release
 
     wh = ctx.warehouse()
     pipeline.ingest_feedback(wh)
-    outcomes = read_outcomes(wh)
-    if outcomes.height == 0:
+    if not wh.has_table("mixin_outcomes") or wh.count("mixin_outcomes") == 0:
         raise InputError("no mixin outcomes yet: run `kforge mixins exercise` or import a matrix first")
     try:
-        result = train(outcomes, load_catalogue(ctx.paths), seed=args.seed)
+        run = train_and_release(ctx.tracker(), wh, TrainConfig(seed=args.seed, min_delta=args.min_delta))
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    reg, _ = log_and_gate(ctx.tracker(), result, outcomes)
-    set_training_reference(wh, "mixins", "kforge-mixins", reg.version, result.reference_inputs())
-    print_table(result.evaluation.table())
-    print(json.dumps({"checks": result.checks, "leakage": result.leakage.describe(), "run_id": reg.run_id,
-                      "version": reg.version, "promoted": reg.decision.promoted, "reason": reg.decision.reason}))
+    rel = run.release
+    print_table(run.train.evaluation.table())
+    print(json.dumps({"checks": {c.name: c.passed for c in rel.checks}, "leakage": run.train.leakage.describe(),
+                      "run_id": rel.run_id, "version": rel.version, "decision": rel.decision,
+                      "promoted": rel.promoted, "reason": rel.reason,
+                      "cache_entries_invalidated": run.cache_entries_invalidated}))
     return 0
 
 

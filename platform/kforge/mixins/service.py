@@ -21,14 +21,16 @@ from kforge.mixins.catalogue import Catalogue, load_catalogue
 from kforge.mixins.dataset import feature_columns
 from kforge.mixins.harness import compose
 from kforge.mixins.predictor import MixinPredictor
+from kforge.mixins.release import MODEL_NAME
 
-MODEL_NAME = "kforge-mixins"
 MAX_RECOMMEND_COMBOS = 200
 INPUTS_KEY = "_model_inputs"    # stored with each cache entry, never returned to callers
 
 
 def load_predictor(tracker: Any, version: int) -> MixinPredictor:
-    """The bundle of ``kforge-mixins`` version ``version``, downloaded once into the model cache."""
+    """The bundle of ``kforge-mixins`` version ``version`` (the registered model directory's
+    ``artifacts/bundle.joblib``), downloaded once into the model cache for serving. The release
+    path never scores this cache: it downloads the registered directory itself."""
     import joblib
 
     local = Path(tracker.paths.models_cache) / "mixins" / f"v{version}" / "bundle.joblib"
@@ -36,7 +38,7 @@ def load_predictor(tracker: Any, version: int) -> MixinPredictor:
         import mlflow
 
         mv = tracker.client().get_model_version(MODEL_NAME, str(version))
-        tmp = mlflow.artifacts.download_artifacts(f"runs:/{mv.run_id}/bundle/bundle.joblib",
+        tmp = mlflow.artifacts.download_artifacts(artifact_uri=f"{mv.source}/artifacts/bundle.joblib",
                                                   tracking_uri=tracker.tracking_uri)
         local.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(tmp, local)

@@ -1,5 +1,7 @@
-"""Train, evaluate and leakage-check in one call (what the ``mixin_model`` asset and
-``kforge mixins train`` run)."""
+"""Train, evaluate and leakage-check in one call; the evaluation gates in the release path's
+vocabulary (``split_holds``, ``no_future_features``, ``test_size``, ``beats_beta_binomial``).
+:func:`kforge.mixins.release.train_and_release` runs it for the ``mixin_model`` asset and
+``kforge mixins train``."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -9,13 +11,17 @@ import polars as pl
 
 from kforge.mixins.catalogue import Catalogue
 from kforge.mixins.dataset import feature_columns, feature_frame
-from kforge.mixins.evaluate import Evaluation, evaluate
+from kforge.mixins.evaluate import MIN_TEST_ROWS, Evaluation, evaluate
 from kforge.mixins.leakage import LeakageReport, leakage_report
 from kforge.mixins.metrics import binary_metrics
 from kforge.mixins.predictor import MixinPredictor, conflict_reasons
 from kforge.mixins.snapshot import HistorySnapshot
+from kforge.registry.gates import NO_FUTURE_FEATURES, SPLIT_HOLDS, TEST_SIZE, Check, beats
+from kforge.registry.release import Scored
 
 MIN_OUTCOMES = 300
+GATE_SPLIT = "seen_pair"          # the held-out rows the release path scores challenger and champion on
+BASELINES = ("beta_binomial", "rules")
 
 
 @dataclass
@@ -25,7 +31,19 @@ class TrainResult:
     leakage: LeakageReport
     heldout: pl.DataFrame          # the seen-pair test rows (features), shared with the champion in the gate
     n_outcomes: int
-    checks: dict[str, bool]
+    checks: list[Check]
+
+    def check(self, name: str) -> Check:
+        return next(c for c in self.checks if c.name == name)
+
+    def eval_keys(self) -> list[str]:
+        """The held-out rows' keys: their outcome ids."""
+        return [str(i) for i in self.heldout["outcome_id"].to_list()]
+
+    def baselines(self) -> dict[str, float]:
+        """Each baseline's Brier on the held-out rows (the seen-pair split's test rows)."""
+        m = self.evaluation.splits[GATE_SPLIT].metrics
+        return {b: float(m[b]["brier"]) for b in BASELINES}
 
     def headline(self) -> dict[str, float]:
         m = self.evaluation.flat_metrics()
@@ -39,7 +57,7 @@ class TrainResult:
         return frame.filter(pl.col("observed_at") < self.predictor.trained_until).select(feature_columns(frame))
 
     def blocked_by(self) -> list[str]:
-        return [name for name, ok in self.checks.items() if not ok]
+        return [c.name for c in self.checks if c.passed is not True]
 
 
 def train(outcomes: pl.DataFrame, cat: Catalogue, seed: int = 0, extra_features: dict[str, Any] | None = None) -> TrainResult:
@@ -66,21 +84,47 @@ def train(outcomes: pl.DataFrame, cat: Catalogue, seed: int = 0, extra_features:
     predictor = MixinPredictor(model, HistorySnapshot.of(outcomes), sorted(cat.mixins), sorted(cat.nodes),
                                ev.strength, conflict_reasons(outcomes), trained_until,
                                int(outcomes["outcome_id"].max()), {})
-    s = ev.splits
-    checks = {
-        "no_label_leakage": leak.passed,
-        "split_integrity": all(v for name, sp in s.items() for k, v in sp.checks.items() if k != "test_large_enough"),
-        "test_set_size": all(sp.checks.get("test_large_enough", False) for sp in s.values()),
-        "beats_baseline": all(s[n].metrics["model"]["brier"] <= s[n].metrics["beta_binomial"]["brier"]
-                              for n in ("seen_pair", "unseen_pair")),
-    }
+    checks = gate_checks(ev, leak, heldout)
     predictor.metrics = ev.flat_metrics()
     return TrainResult(predictor, ev, leak, heldout, outcomes.height, checks)
 
 
-def score_on(predictor: MixinPredictor, heldout: pl.DataFrame) -> dict[str, float] | None:
-    """Metrics of any predictor on the gate rows, or None if it was trained on any of them."""
-    if heldout.height == 0 or heldout["observed_at"].min() < predictor.trained_until:
-        return None
+def gate_checks(ev: Evaluation, leak: LeakageReport, heldout: pl.DataFrame) -> list[Check]:
+    """The family's evaluation gates (``beats_rules`` is computed by the release path from
+    :meth:`TrainResult.baselines`)."""
+    s = ev.splits
+    same_rows = sorted(s[GATE_SPLIT].predictions["outcome_id"].to_list()) == sorted(heldout["outcome_id"].to_list())
+    split_checks = {f"{name}.{k}": v for name, sp in s.items() for k, v in sp.checks.items() if k != "test_large_enough"}
+    split_ok = all(split_checks.values()) and same_rows
+    failed = [k for k, v in split_checks.items() if not v] + ([] if same_rows else ["gate rows != seen-pair test rows"])
+    sizes = {name: sp.n_test for name, sp in s.items()}
+    size_ok = all(sp.checks.get("test_large_enough", False) for sp in s.values())
+    pairs = {n: (s[n].metrics["model"]["brier"], s[n].metrics["beta_binomial"]["brier"]) for n in (GATE_SPLIT, "unseen_pair")}
+    beats_beta = all(model < base for model, base in pairs.values())
+    return [
+        Check(SPLIT_HOLDS, split_ok, "all split checks hold: " + ", ".join(split_checks) if split_ok
+              else "failed: " + ", ".join(failed), {"splits": float(len(s))}),
+        Check(NO_FUTURE_FEATURES, leak.passed, leak.describe(),
+              {"cuts": float(leak.cuts_tested), "perturbed_columns": float(len(leak.perturbed)),
+               "separable_columns": float(len(leak.separable))}),
+        Check(TEST_SIZE, size_ok, "held-out outcomes per split: " + ", ".join(f"{n} {k}" for n, k in sizes.items())
+              + f" (minimum {MIN_TEST_ROWS} each)", {**{f"{n}_rows": float(k) for n, k in sizes.items()},
+                                                    "minimum": float(MIN_TEST_ROWS)}),
+        Check(beats("beta_binomial"), beats_beta, "; ".join(f"{n}: Brier {m:.4f} vs beta_binomial {b:.4f}"
+                                                             for n, (m, b) in pairs.items()),
+              {**{f"{n}_model": round(m, 4) for n, (m, _) in pairs.items()},
+               **{f"{n}_beta_binomial": round(b, 4) for n, (_, b) in pairs.items()}}),
+    ]
+
+
+def score_on(predictor: MixinPredictor, heldout: pl.DataFrame) -> Scored:
+    """Brier of any predictor on the held-out rows, with the outcome ids it scored. Raises when the
+    predictor was trained on any of them (the release path records that as why it was not compared)."""
+    if heldout.height == 0:
+        raise ValueError("no held-out rows to score")
+    if heldout["observed_at"].min() < predictor.trained_until:  # type: ignore[operator]
+        raise ValueError(f"the model was trained on outcomes up to {predictor.trained_until}, "
+                         f"after the first held-out outcome ({heldout['observed_at'].min()})")
     y = heldout["passed"].cast(pl.Int32).to_numpy()
-    return binary_metrics(y, np.asarray(predictor.model.predict_proba(heldout)))
+    m = binary_metrics(y, np.asarray(predictor.model.predict_proba(heldout)))
+    return Scored(float(m["brier"]), [str(i) for i in heldout["outcome_id"].to_list()])

@@ -12,7 +12,7 @@ from kforge.mixins.training import score_on, train
 
 def test_splits_are_honest(trained, outcomes):
     s = trained.evaluation.splits
-    assert trained.checks["split_integrity"] and trained.checks["no_label_leakage"], trained.checks
+    assert trained.check("split_holds").passed and trained.check("no_future_features").passed, trained.checks
     seen = s["seen_pair"]
     assert seen.checks["split_by_time"]
     held = set(s["unseen_pair"].predictions["combination"].unique().to_list())
@@ -32,14 +32,24 @@ def test_model_learns_what_the_baseline_cannot_for_unseen_pairs(trained):
 
 def test_gate_scores_only_models_that_did_not_train_on_the_rows(trained):
     scored = score_on(trained.predictor, trained.heldout)
-    assert scored is not None and scored["n"] == trained.heldout.height
+    assert sorted(scored.keys) == sorted(trained.eval_keys()) and len(scored.keys) == trained.heldout.height
+    assert scored.score == pytest.approx(trained.evaluation.splits["seen_pair"].metrics["model"]["brier"])
     early = trained.heldout.with_columns(observed_at=pl.col("observed_at") - pl.duration(days=3650))
-    assert score_on(trained.predictor, early) is None
+    with pytest.raises(ValueError, match="trained on outcomes up to"):
+        score_on(trained.predictor, early)
+
+
+def test_gates_use_the_release_vocabulary(trained):
+    names = [c.name for c in trained.checks]
+    assert names == ["split_holds", "no_future_features", "test_size", "beats_beta_binomial"]
+    assert set(trained.baselines()) == {"beta_binomial", "rules"}
+    size = trained.check("test_size")
+    assert size.numbers["minimum"] == 200 and size.numbers["seen_pair_rows"] == trained.heldout.height
 
 
 def test_leaky_feature_blocks_promotion(outcomes, catalogue):
     result = train(outcomes, catalogue, seed=1, extra_features={"label_copy": lambda f: f["passed"].cast(pl.Float64)})
-    assert not result.checks["no_label_leakage"] and "no_label_leakage" in result.blocked_by()
+    assert not result.check("no_future_features").passed and "no_future_features" in result.blocked_by()
     assert "label_copy" in result.leakage.describe()
 
 
