@@ -15,6 +15,7 @@ SPLIT_HOLDS = "split_holds"
 NO_FUTURE_FEATURES = "no_future_features"
 TEST_SIZE = "test_size"
 BEATS_CHAMPION = "beats_champion"
+GENERALIZES = "generalizes"
 
 SplitKind = Literal["time", "group", "seed"]
 
@@ -72,6 +73,8 @@ class ModelSpec:
     min_test_rows: int = 20
     min_delta: float = 0.0
     point_in_time: bool = True
+    generalizes_over: str = ""      # e.g. "repository": leave-one-group-out gate against ``generalizes_baseline``
+    generalizes_baseline: str = ""
     extra_gates: tuple[GateSpec, ...] = ()
     descriptions: dict[str, str] = field(default_factory=dict)
 
@@ -96,6 +99,11 @@ class ModelSpec:
         for b in self.baselines:
             out.append(GateSpec(beats(b), d.get(beats(b), f"{self.metric} {self._direction()} the {b} baseline's "
                                                            f"{self.metric} on the same held-out rows")))
+        if self.generalizes_over:
+            base = self.generalizes_baseline or (self.baselines[0] if self.baselines else "the baseline")
+            out.append(GateSpec(GENERALIZES, d.get(GENERALIZES, (
+                f"leave one {self.generalizes_over} out: {self.metric} {self._direction()} {base}'s on every held-out "
+                f"{self.generalizes_over} (per-{self.generalizes_over} numbers and the worst one in the metadata)"))))
         out.extend(self.extra_gates)
         out.append(GateSpec(BEATS_CHAMPION, d.get(BEATS_CHAMPION,
                             f"{self.metric} {self._direction()} the champion's by more than {self.min_delta:g} "
@@ -122,3 +130,28 @@ def beats_check(spec: ModelSpec, baseline: str, model_score: float, baseline_sco
     return Check(beats(baseline), delta > 0,
                  f"{spec.metric} {model_score:.4f} vs {baseline} {baseline_score:.4f} ({delta:+.4f})",
                  {"model": round(model_score, 4), baseline: round(baseline_score, 4), "delta": round(delta, 4)})
+
+
+def generalizes_check(spec: ModelSpec, per_group: dict[str, tuple[float, float]], min_groups: int = 2) -> Check:
+    """``generalizes``: the model beats its baseline on every held-out group.
+
+    ``per_group`` maps a held-out group (a repository, a kernel, a notebook source, a mixin) to
+    (model score, baseline score) on that group's rows, from a model that never saw the group.
+    The numbers include each group's delta, the mean over groups and the worst group.
+    """
+    if len(per_group) < min_groups:
+        return not_run(GENERALIZES, f"{len(per_group)} held-out {spec.generalizes_over or 'group'}(s) "
+                                    f"< {min_groups}: nothing to leave out")
+    deltas = {g: spec.better(m, b) for g, (m, b) in per_group.items()}
+    worst = min(deltas, key=lambda g: deltas[g])
+    losing = sorted(g for g, d in deltas.items() if not d > 0)
+    mean_model = sum(m for m, _ in per_group.values()) / len(per_group)
+    mean_base = sum(b for _, b in per_group.values()) / len(per_group)
+    numbers = {"groups": float(len(per_group)), "mean_model": round(mean_model, 4),
+               "mean_baseline": round(mean_base, 4), "worst_delta": round(deltas[worst], 4),
+               **{f"delta[{g}]": round(d, 4) for g, d in sorted(deltas.items())}}
+    detail = (f"worst {spec.generalizes_over or 'group'} {worst}: {per_group[worst][0]:.4f} vs "
+              f"{per_group[worst][1]:.4f} ({deltas[worst]:+.4f}); mean {mean_model:.4f} vs {mean_base:.4f}")
+    if losing:
+        detail = f"loses on {', '.join(losing)}; " + detail
+    return Check(GENERALIZES, not losing, detail, numbers)

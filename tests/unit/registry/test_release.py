@@ -150,3 +150,16 @@ def test_stable_group_split_never_moves_a_training_group_into_test() -> None:
     assert {more[i] for i in te2} & set(groups) == test_groups
     assert all(in_test(g, 0.25) == (g in test_groups) for g in groups)
     assert rows_digest(["b", "a"]) == rows_digest(["a", "b"]) != rows_digest(["a"])
+
+
+def test_generalizes_gate_names_the_worst_group() -> None:
+    from kforge.registry.gates import generalizes_check
+
+    spec = ModelSpec(name="kforge-g", family="unit", asset_key="g", metric="auc", baselines=("lines_added",),
+                     generalizes_over="repository")
+    assert "generalizes" in [g.name for g in spec.gate_specs()]
+    ok = generalizes_check(spec, {"a": (0.7, 0.6), "b": (0.65, 0.6)})
+    assert ok.passed and ok.numbers["worst_delta"] == 0.05
+    bad = generalizes_check(spec, {"a": (0.7, 0.6), "b": (0.55, 0.6), "c": (0.6, 0.6)})
+    assert bad.passed is False and "loses on b, c" in bad.detail and "worst repository b" in bad.detail
+    assert generalizes_check(spec, {"a": (0.7, 0.6)}).passed is None
