@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from kforge.acceptance.spec import COMMIT_MODEL, EMAIL_MODEL
 from kforge.config import Paths
 from kforge.dagster_io import DataResource, GitReposResource, MlflowResource, WarehouseResource
 from kforge.git.ingest import register_repository
@@ -41,21 +42,44 @@ def test_features_model_gate_and_registry(kforge_home: Path, ingested: dg.Dagste
                          resources=_resources(kforge_home), run_config=cfg, raise_on_error=False)
     checks = {c.check_name: c for c in res.get_asset_check_evaluations()}
     assert checks["point_in_time"].passed
-    assert checks["time_split"].passed and checks["no_future_features"].passed
+    # the release path's gate vocabulary, every declared check reported
+    assert {g.name for g in COMMIT_MODEL.gate_specs()} <= set(checks)
+    assert checks["split_holds"].passed and checks["no_future_features"].passed
     mats = {m.asset_key.to_user_string(): m.materialization.metadata for m in res.get_asset_materialization_events()}
     md = mats["acceptance_commit_model"]
-    assert md["model_version"].value == 1
+    assert md["model_version"].value == 1 and md["model"].value == "kforge-acceptance-commit"
     tracker = Tracker(Paths.of(kforge_home))
     run = tracker.client().get_run(md["mlflow_run_id"].value)
     for key in ("test_roc_auc", "test_pr_auc", "test_f1", "test_brier", "test_ece",
                 "test_roc_auc_lines_added", "test_roc_auc_plain_lr"):
         assert key in run.data.metrics, key
-    assert run.data.tags["dagster_run_id"] == res.run_id
+    assert run.data.tags["dagster_run_id"] == res.run_id and run.data.tags["target"] == "commit"
     arts = {a.path for a in tracker.client().list_artifacts(run.info.run_id, "plots")}
     assert {"plots/roc.png", "plots/pr.png", "plots/calibration.png"} <= arts
     gates_ok = all(checks[g].passed for g in ("test_size", "beats_lines_added", "beats_plain_lr"))
-    # the gate promotes the first version only when every evaluation check passed
+    # the first version is promoted only when every evaluation gate passed
     assert md["gate_promoted"].value == gates_ok
+    assert md["gate_decision"].value == ("promoted" if gates_ok else "blocked")
+    tags = tracker.client().get_model_version("kforge-acceptance-commit", "1").tags
+    assert tags["kforge.gate.decision"] == md["gate_decision"].value
+    assert tags["kforge.eval_rows_digest"] == md["eval_rows_digest"].value
+    assert md["eval_rows"].value == md["n_test"].value
+    # the nightly retrain on identical data registers nothing
+    again = dg.materialize([acceptance_commit_model], instance=ingested, resources=_resources(kforge_home),
+                           run_config=cfg, raise_on_error=False)
+    md2 = again.get_asset_materialization_events()[0].materialization.metadata
+    assert md2["gate_decision"].value == "unchanged" and md2["model_version"].value == 1
+    assert len(tracker.client().search_model_versions("name='kforge-acceptance-commit'")) == 1
+    # the CLI maps the same options into the same function: the same model, nothing registered
+    import json
+
+    from kforge.cli.main import main
+
+    capsys.readouterr()
+    assert main(["--home", str(kforge_home), "acceptance", "train", "--n-estimators", "60", "--n-folds", "2",
+                 "--min-observation-days", "30"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["decision"] == "unchanged" and out["version"] == 1 and out["gates"]["split_holds"] is True
     wh = Warehouse(Paths.of(kforge_home).warehouse)
     assert wh.count("acceptance_predictions") == wh.count("patch_features")
     _score_and_manage_models(kforge_home, wh, gates_ok, capsys)
@@ -115,12 +139,18 @@ def _feedback_reaches_monitoring(wh: Warehouse, scores) -> None:  # noqa: ANN001
 
 
 def test_feedback_sensor_requests_runs_and_keeps_cursor(kforge_home: Path) -> None:
-    from kforge.acceptance.retrain import RetrainPolicy
+    from dataclasses import replace
+
+    from kforge.acceptance.live_error import champion_drift
+    from kforge.dagster_io.sensors import feedback_sensor
     from kforge.feedback import add_feedback
 
-    from jobs.acceptance import build_feedback_sensor
+    from jobs.acceptance import POLICY, retrain_acceptance
 
-    sensor = build_feedback_sensor(RetrainPolicy(min_new_rows=2), name="test_sensor")
+    # the acceptance sensor with a lower row threshold (and its champion-drift input)
+    sensor = feedback_sensor("acceptance", retrain_acceptance, replace(POLICY, min_new_rows=2),
+                             drift=lambda wh, mlflow, rows: champion_drift(wh, mlflow.tracker(), rows),
+                             name="test_sensor")
     wh = Warehouse(Paths.of(kforge_home).warehouse)
     res = {"warehouse": WarehouseResource(home=str(kforge_home)), "mlflow": MlflowResource(home=str(kforge_home))}
 
@@ -136,7 +166,7 @@ def test_feedback_sensor_requests_runs_and_keeps_cursor(kforge_home: Path) -> No
     row = {"target": "commit", "repo": "demo", "item_id": "abcdef1", "outcome": "true"}
     add_feedback("acceptance", row, wh)
     result, cursor = tick(cursor)
-    assert isinstance(result, dg.SkipReason) and "1 new rows < 2" in result.skip_message
+    assert isinstance(result, dg.SkipReason) and "1 new row(s) < 2" in result.skip_message
     add_feedback("acceptance", {**row, "item_id": "abcdef2"}, wh)
     result, cursor = tick(cursor)
     assert isinstance(result, dg.RunRequest) and result.run_key == "acceptance-feedback-2"
@@ -150,7 +180,7 @@ def test_definitions_include_the_loop() -> None:
 
     defs = build_definitions()
     assert defs.resolve_job_def("retrain_acceptance") is not None
-    assert defs.resolve_schedule_def("nightly_acceptance").execution_timezone == "UTC"
+    assert defs.resolve_schedule_def("nightly_retrain").execution_timezone == "UTC"
     assert defs.resolve_sensor_def("acceptance_feedback_sensor") is not None
 
 
@@ -159,4 +189,8 @@ def test_email_model_without_data_skips_with_reason(kforge_home: Path) -> None:
                          raise_on_error=False)
     md = res.get_asset_materialization_events()[0].materialization.metadata
     assert "no patch e-mails" in md["skipped"].value
-    assert not any(c.passed for c in res.get_asset_check_evaluations())
+    evals = res.get_asset_check_evaluations()
+    # every declared gate is reported as not run (WARN), never as passed
+    assert {c.check_name for c in evals} == {g.name for g in EMAIL_MODEL.gate_specs()}
+    assert not any(c.passed for c in evals)
+    assert all(c.severity == dg.AssetCheckSeverity.WARN and c.metadata["status"].value == "not run" for c in evals)

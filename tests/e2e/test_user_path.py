@@ -67,7 +67,8 @@ def test_acceptance_user_path(prepared: Path, dagster_ui: str, mlflow_ui: str, p
         page.locator(probe).first.wait_for()
         _shot(page, f"acceptance_metadata_{key}")
     page.goto(f"{dagster_ui}/assets/acceptance_commit_model?view=checks")
-    for check in ("time_split", "no_future_features", "test_size", "beats_lines_added", "beats_plain_lr"):
+    for check in ("split_holds", "no_future_features", "test_size", "beats_lines_added", "beats_plain_lr",
+                  "beats_champion"):
         page.get_by_text(check, exact=True).first.wait_for()
     _shot(page, "acceptance_checks")
 

@@ -106,7 +106,7 @@ def suite_dpdk(data: Path, n_estimators: int, git_repo: Path | None = None) -> d
             "diff_coverage_train": round(float(res.params["diff_coverage_train"]), 3),  # type: ignore[arg-type]
             "diff_features_used": res.params["diff_features_used"],
             "line_origin_features_used": res.params["line_origin_features_used"],
-            "gates": {k: v[0] for k, v in res.gates.items()}, "train_and_eval_s": round(train_s, 1),
+            "gates": {c.name: c.passed for c in res.gates}, "train_and_eval_s": round(train_s, 1),
             "scoring_commits_per_s": round(frame.height / score_s, 1), "peak_rss_mb": round(_rss_mb(), 1),
             "target_0.84_met": m["test_roc_auc"] >= 0.84,
         }
@@ -146,7 +146,7 @@ def suite_ltp(data: Path, n_estimators: int) -> dict[str, object]:
     m = res.metrics
     return {"model_auc": round(m["test_roc_auc"], 4), "lines_added_auc": round(m["test_roc_auc_lines_added"], 4),
             "plain_lr_auc": round(m["test_roc_auc_plain_lr"], 4), "n_train": res.split.train.height,
-            "n_test": res.split.test.height, "gates": {k: v[0] for k, v in res.gates.items()},
+            "n_test": res.split.test.height, "gates": {c.name: c.passed for c in res.gates},
             "target_0.68_met": m["test_roc_auc"] >= 0.68}
 
 

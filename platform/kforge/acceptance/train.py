@@ -14,9 +14,10 @@ import polars as pl
 from kforge.acceptance.dataset import Split, parse_date, time_split
 from kforge.acceptance.metrics import auc, binary_metrics, fit_baselines, per_group
 from kforge.acceptance.model import AcceptanceEnsemble
-from kforge.acceptance.spec import TargetSpec
+from kforge.acceptance.spec import MIN_TEST_CLASS, MIN_TEST_ROWS, TargetSpec
 from kforge.features.diff import DIFF_NUMERIC
 from kforge.features.line_origins import LINE_ORIGIN_NUMERIC
+from kforge.registry.gates import NO_FUTURE_FEATURES, SPLIT_HOLDS, TEST_SIZE, Check, beats_check
 
 LABEL_COLUMNS = {"event_ts", "y", "fixed_later", "reverted", "first_fix_ts", "merged", "merged_commit",
                  "days_to_merge", "fixed_by", "reverted_by"}
@@ -24,14 +25,17 @@ LABEL_COLUMNS = {"event_ts", "y", "fixed_later", "reverted", "first_fix_ts", "me
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Everything one acceptance training run takes; the asset's ``dg.Config`` and the CLI's
+    arguments both map into it (see :func:`kforge.acceptance.release.train_and_release`)."""
+
     cutoff: str = ""                 # ISO date; empty = automatic (last test_fraction of observable rows)
     test_end: str = ""
     min_observation_days: int = 180
     test_fraction: float = 0.2
     n_folds: int = 3
-    n_estimators: int = 400
-    min_test_rows: int = 200
-    min_test_class: int = 20
+    n_estimators: int = 250
+    min_test_rows: int = MIN_TEST_ROWS
+    min_test_class: int = MIN_TEST_CLASS
     use_text: bool = True
     train_labels: str = "as_of_cutoff"   # or "snapshot" (see dataset.time_split)
     min_diff_coverage: float = 0.9       # use diff-content features only if this share of training rows has a diff
@@ -45,13 +49,16 @@ class TrainResult:
     metrics: dict[str, float]
     scores: dict[str, np.ndarray]
     per_group: pl.DataFrame
-    gates: dict[str, tuple[bool, str]]
+    gates: list[Check]
     importances: pl.DataFrame
     params: dict[str, object] = field(default_factory=dict)
 
     @property
     def failed_gates(self) -> list[str]:
-        return [k for k, (ok, _) in self.gates.items() if not ok]
+        return [c.name for c in self.gates if c.passed is not True]
+
+    def gate(self, name: str) -> Check:
+        return next(c for c in self.gates if c.name == name)
 
     @property
     def y_test(self) -> np.ndarray:
@@ -87,7 +94,8 @@ def train_and_evaluate(frame: pl.DataFrame, spec: TargetSpec, cfg: TrainConfig,
         "mean_abs_contribution", descending=True)
     gates = evaluation_gates(split, spec, metrics, cfg, pit_passed)
     params = {**split.describe(), "target": spec.target, "n_folds": cfg.n_folds, "n_estimators": cfg.n_estimators,
-              "use_text": cfg.use_text, "threshold": model.threshold, "n_features": len(numeric) + len(spec.categorical),
+              "use_text": cfg.use_text, "min_test_rows": cfg.min_test_rows, "min_test_class": cfg.min_test_class,
+              "min_diff_coverage": cfg.min_diff_coverage, "n_features": len(numeric) + len(spec.categorical),
               "diff_coverage_train": diff_coverage, "diff_features_used": any(c in DIFF_NUMERIC for c in numeric),
               "line_origin_coverage_train": coverage(train, "has_line_origins"),
               "line_origin_features_used": any(c in LINE_ORIGIN_NUMERIC for c in numeric)}
@@ -118,8 +126,9 @@ def coverage(train: pl.DataFrame, flag: str) -> float:
 
 
 def evaluation_gates(split: Split, spec: TargetSpec, m: dict[str, float], cfg: TrainConfig,
-                     pit_passed: bool | None) -> dict[str, tuple[bool, str]]:
-    """The honest-evaluation checks; any failure blocks promotion."""
+                     pit_passed: bool | None) -> list[Check]:
+    """The honest-evaluation gates (standard names, see :mod:`kforge.registry.gates`); any
+    failure blocks promotion in the release path."""
     tr, te = split.train, split.test
     max_tr, min_te = int(tr["t"].max()), int(te["t"].min())  # type: ignore[arg-type]
     labels_asof = (split.train_labels == "snapshot"
@@ -131,18 +140,22 @@ def evaluation_gates(split: Split, spec: TargetSpec, m: dict[str, float], cfg: T
     future_ok = not leaked and not suspicious and pit_ok
     pos, n = int(m.get("test_positives", 0)), int(m.get("test_n", 0))
     size_ok = n >= cfg.min_test_rows and pos >= cfg.min_test_class and n - pos >= cfg.min_test_class
-    a, la, lr = m.get("test_roc_auc", float("nan")), m["test_roc_auc_lines_added"], m["test_roc_auc_plain_lr"]
-    return {
-        "time_split": (time_ok, f"train ends {max_tr}, test starts {min_te}, cutoff {split.cutoff_ts}, "
-                                f"train labels as of cutoff: {labels_asof}"),
-        "no_future_features": (future_ok, f"label columns used: {leaked or 'none'}; near-perfect single "
-                                          f"features: {suspicious or 'none'}; point-in-time check: "
-                                          f"{'not run' if pit_passed is None else pit_passed}"),
-        "test_size": (size_ok, f"{n} test rows, {pos} positives, {n - pos} negatives "
-                               f"(need >= {cfg.min_test_rows} rows, >= {cfg.min_test_class} per class)"),
-        "beats_lines_added": (bool(a > la), f"model AUC {a:.4f} vs lines-added (LApredict) {la:.4f}"),
-        "beats_plain_lr": (bool(a > lr), f"model AUC {a:.4f} vs plain logistic regression {lr:.4f}"),
-    }
+    a = m.get("test_roc_auc", float("nan"))
+    return [
+        Check(SPLIT_HOLDS, time_ok, f"train ends {max_tr}, test starts {min_te}, cutoff {split.cutoff_ts}, "
+                                    f"train labels as of cutoff: {labels_asof}",
+              {"train_max_t": float(max_tr), "test_min_t": float(min_te), "cutoff_ts": float(split.cutoff_ts)}),
+        Check(NO_FUTURE_FEATURES, future_ok, f"label columns used: {leaked or 'none'}; near-perfect single "
+                                             f"features: {suspicious or 'none'}; point-in-time check: "
+                                             f"{'not run' if pit_passed is None else pit_passed}",
+              {"label_columns_used": float(len(leaked)), "near_perfect_features": float(len(suspicious))}),
+        Check(TEST_SIZE, size_ok, f"{n} test rows, {pos} positives, {n - pos} negatives "
+                                  f"(need >= {cfg.min_test_rows} rows, >= {cfg.min_test_class} per class)",
+              {"rows": float(n), "positives": float(pos), "negatives": float(n - pos),
+               "minimum": float(cfg.min_test_rows), "minimum_per_class": float(cfg.min_test_class)}),
+        beats_check(spec.model, "lines_added", a, m.get("test_roc_auc_lines_added")),
+        beats_check(spec.model, "plain_lr", a, m.get("test_roc_auc_plain_lr")),
+    ]
 
 
 def _single_auc(df: pl.DataFrame, col: str) -> float:

@@ -3,10 +3,14 @@
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import kforge.acceptance.feedback  # noqa: F401 - registers "acceptance" for `kforge feedback add/import`
 from kforge.cli.common import Ctx
 from kforge.errors import InputError
+
+if TYPE_CHECKING:
+    from kforge.acceptance.train import TrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,14 +24,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--alias", default="champion", help="model alias (champion, challenger, previous-champion)")
     s.add_argument("--top", type=int, default=3, help="top contributing features per row")
     s.set_defaults(func=cmd_score)
-    t = asub.add_parser("train", help="train, log to MLflow, register a challenger and run the gate")
+    t = asub.add_parser("train", help="train, then release: log to MLflow, register a challenger, score the "
+                                      "champion on the same held-out rows, gate and promote (options left out "
+                                      "take TrainConfig's defaults, as the Dagster asset does)")
     t.add_argument("--target", default="commit", choices=["commit", "email"])
-    t.add_argument("--cutoff", default="", help="train before this date (YYYY-MM-DD); default automatic")
-    t.add_argument("--test-end", default="")
+    t.add_argument("--cutoff", default=None, help="train before this date (YYYY-MM-DD); default automatic")
+    t.add_argument("--test-end", default=None, help="test window end (YYYY-MM-DD); default the label snapshot")
+    t.add_argument("--test-fraction", type=float, default=None,
+                   help="share of observable rows held out when --cutoff is not given")
     t.add_argument("--repos", default="", help="comma-separated repositories (commit target)")
-    t.add_argument("--min-observation-days", type=int, default=180)
-    t.add_argument("--train-labels", default="as_of_cutoff", choices=["as_of_cutoff", "snapshot"])
-    t.add_argument("--n-estimators", type=int, default=250)
+    t.add_argument("--min-observation-days", type=int, default=None)
+    t.add_argument("--train-labels", default=None, choices=["as_of_cutoff", "snapshot"])
+    t.add_argument("--n-estimators", type=int, default=None)
+    t.add_argument("--n-folds", type=int, default=None)
+    t.add_argument("--no-text", dest="use_text", action="store_false", default=None,
+                   help="leave out the n-gram text model")
+    t.add_argument("--min-test-rows", type=int, default=None, help="test_size gate: minimum held-out rows")
+    t.add_argument("--min-test-class", type=int, default=None,
+                   help="test_size gate: minimum held-out rows of each class")
+    t.add_argument("--min-diff-coverage", type=float, default=None)
     t.set_defaults(func=cmd_train)
     e = asub.add_parser("evaluate", help="measure the quality targets on the real data (prints JSON)")
     e.add_argument("suite", choices=["dpdk", "jit", "ltp", "cross", "all"])
@@ -52,37 +67,28 @@ def cmd_score(ctx: Ctx, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
-    from kforge.acceptance.pipeline import (
-        commit_frame,
-        email_source,
-        email_training_frame,
-        predictions_frame,
-        store_predictions,
-    )
-    from kforge.acceptance.spec import spec_for
-    from kforge.acceptance.tracking import log_and_gate
-    from kforge.acceptance.train import TrainConfig, train_and_evaluate
-    from kforge.monitoring.calls import set_training_reference
+FIELDS = ("cutoff", "test_end", "test_fraction", "min_observation_days", "train_labels", "n_estimators", "n_folds",
+          "use_text", "min_test_rows", "min_test_class", "min_diff_coverage")
 
-    wh = ctx.warehouse()
-    spec = spec_for(args.target)
-    if args.target == "commit":
-        frame = commit_frame(wh, [r for r in args.repos.split(",") if r] or None)
-    else:
-        mails, _ = email_source(ctx.data, wh)
-        if mails is None:
-            raise InputError("no patch e-mails: pass --data (acceptance_ltp.parquet) or run `kforge ingest-list`")
-        frame = email_training_frame(mails, wh)
-    cfg = TrainConfig(cutoff=args.cutoff, test_end=args.test_end, min_observation_days=args.min_observation_days,
-                      train_labels=args.train_labels, n_estimators=args.n_estimators)
-    res = train_and_evaluate(frame, spec, cfg)
-    logged = log_and_gate(ctx.tracker(), res, run_name=f"acceptance_{args.target}_cli")
-    set_training_reference(wh, "acceptance", spec.model_name, logged.version, res.split.train.select(spec.numeric))
-    store_predictions(wh, predictions_frame(frame, spec, res.model.predict_proba(frame), logged.version))
-    print(json.dumps({"run_id": logged.run_id, "version": logged.version, "gate": logged.decision.as_metadata(),
-                      "gates": {k: v[0] for k, v in res.gates.items()},
-                      "metrics": {k: round(v, 4) for k, v in res.metrics.items()}}, indent=1))
+
+def train_config(args: argparse.Namespace) -> "TrainConfig":
+    """The arguments given, over :class:`TrainConfig`'s defaults (declared there once)."""
+    from kforge.acceptance.train import TrainConfig
+
+    return TrainConfig(**{f: getattr(args, f) for f in FIELDS if getattr(args, f) is not None})
+
+
+def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
+    from kforge.acceptance.release import train_and_release
+
+    run = train_and_release(ctx.tracker(), ctx.warehouse(), args.target, train_config(args),
+                            repos=[r for r in args.repos.split(",") if r], data_root=ctx.data)
+    if run.result is None or run.train is None:
+        raise InputError(run.skipped)
+    r = run.result
+    print(json.dumps({"model": r.spec.name, "run_id": r.run_id, "version": r.version, "decision": r.decision,
+                      "reason": r.reason, "gates": {c.name: c.passed for c in r.checks},
+                      "metrics": {k: round(v, 4) for k, v in run.train.metrics.items()}}, indent=1))
     return 0
 
 

@@ -1,12 +1,10 @@
-"""Censoring-aware time splits, evaluation gates and the retraining decision."""
-
-import json
+"""Censoring-aware time splits, evaluation gates and the live error behind the feedback sensor."""
 
 import numpy as np
 import polars as pl
 import pytest
 from kforge.acceptance.dataset import time_split
-from kforge.acceptance.retrain import RetrainPolicy, decide
+from kforge.acceptance.live_error import recent_brier
 from kforge.acceptance.spec import COMMIT
 from kforge.acceptance.train import TrainConfig, evaluation_gates
 from kforge.errors import InputError
@@ -48,16 +46,24 @@ def _metrics(model: float, la: float, lr: float, n: int = 500, pos: int = 80) ->
             "test_n": float(n), "test_positives": float(pos)}
 
 
+def _gates(*args, **kw) -> dict[str, bool | None]:  # noqa: ANN002, ANN003
+    return {c.name: c.passed for c in evaluation_gates(*args, **kw)}
+
+
 def test_gates_block_on_baselines_size_and_leaks() -> None:
     s = time_split(_frame().with_columns(pl.lit(1.0).alias("la")), cutoff_ts=500 * DAY, min_observation_days=100,
                    snapshot_ts=1000 * DAY)
-    ok = evaluation_gates(s, COMMIT, _metrics(0.8, 0.7, 0.75), TrainConfig(), pit_passed=True)
-    assert all(v[0] for k, v in ok.items() if k != "no_future_features")
-    worse = evaluation_gates(s, COMMIT, _metrics(0.7, 0.72, 0.69), TrainConfig(), True)
-    assert not worse["beats_lines_added"][0] and worse["beats_plain_lr"][0]
-    small = evaluation_gates(s, COMMIT, _metrics(0.8, 0.7, 0.7, n=100, pos=3), TrainConfig(), True)
-    assert not small["test_size"][0]
-    assert not evaluation_gates(s, COMMIT, _metrics(0.8, 0.7, 0.7), TrainConfig(), False)["no_future_features"][0]
+    ok = _gates(s, COMMIT, _metrics(0.8, 0.7, 0.75), TrainConfig(), pit_passed=True)
+    # the standard gate names of the release path, nothing else
+    assert list(ok) == [g.name for g in COMMIT.model.gate_specs() if g.name != "beats_champion"]
+    assert all(v for k, v in ok.items() if k != "no_future_features")
+    worse = _gates(s, COMMIT, _metrics(0.7, 0.72, 0.69), TrainConfig(), True)
+    assert worse["beats_lines_added"] is False and worse["beats_plain_lr"] is True
+    small = _gates(s, COMMIT, _metrics(0.8, 0.7, 0.7, n=100, pos=3), TrainConfig(), True)
+    assert small["test_size"] is False
+    assert _gates(s, COMMIT, _metrics(0.8, 0.7, 0.7), TrainConfig(), False)["no_future_features"] is False
+    # a baseline that could not be scored is a gate that did not run, never a pass
+    assert _gates(s, COMMIT, _metrics(0.8, float("nan"), 0.7), TrainConfig(), True)["beats_lines_added"] is None
 
 
 def _feedback(ids: list[int], outcome: bool = True, p: float | None = None) -> pl.DataFrame:
@@ -66,20 +72,15 @@ def _feedback(ids: list[int], outcome: bool = True, p: float | None = None) -> p
                         schema_overrides={"p_predicted": pl.Float64})
 
 
-def test_retrain_decision_count_drift_and_skip() -> None:
-    policy = RetrainPolicy(min_new_rows=5, max_brier_increase=0.1, min_drift_rows=3)
-    none = decide(None, _feedback([]), None, 0.1, policy)
-    assert not none.run and "no new" in none.reason
-    few = decide(None, _feedback([1, 2]), None, 0.1, policy)
-    assert not few.run and "2 new rows < 5" in few.reason and json.loads(few.cursor)["last_request_id"] == 0
-    many = decide(json.dumps({"last_request_id": 3}), _feedback(list(range(4, 10))), None, 0.1, policy)
-    assert many.run and many.run_key == "acceptance-feedback-9" and json.loads(many.cursor)["last_request_id"] == 9
-    # the champion said 0.05 for commits that were fixed: Brier 0.9 >> 0.1
-    drift = decide(None, _feedback([1, 2, 3], p=0.05), None, 0.1, policy)
-    assert drift.run and drift.run_key == "acceptance-drift-3"
+def test_live_brier_of_the_feedback_rows() -> None:
+    """The acceptance sensor's drift input (the decision itself is kforge.feedback.retrain.decide)."""
+    # the champion said 0.05 for commits that were fixed: Brier 0.9
+    live = recent_brier(_feedback([1, 2, 3], p=0.05), None)
+    assert live is not None and live[0] == pytest.approx(0.9025) and live[1] == 3
+    assert recent_brier(_feedback([1, 2, 3]), None) is None  # nothing to score them with
     preds = pl.DataFrame({"target": ["commit"] * 3, "item_id": ["s1", "s2", "s3"], "p": [0.95, 0.9, 0.97]})
-    calm = decide(None, _feedback([1, 2, 3]), preds, 0.1, policy)
-    assert not calm.run and "Brier 0.00" in calm.reason
+    calm = recent_brier(_feedback([1, 2, 3]), preds)
+    assert calm is not None and calm[0] < 0.01
 
 
 @pytest.mark.parametrize(("with_diff", "used"), [(100, True), (95, True), (40, False)])

@@ -1,0 +1,146 @@
+"""Train one acceptance model and put it through the one release path.
+
+The Dagster assets (``assets/acceptance.py``) and ``kforge acceptance train`` both call
+:func:`train_and_release`; nothing else logs, registers, scores the champion or gates an
+acceptance model. The held-out rows are the time split's test rows, keyed by the target's id
+column (``sha`` or ``email_id``); the champion is loaded from the registry and scored on exactly
+those rows' feature columns.
+
+Example::
+
+    run = train_and_release(tracker, warehouse, "commit", TrainConfig(cutoff="2022-01-01"))
+    run.result.decision, run.result.version
+"""
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from kforge.acceptance.metrics import auc, plots
+from kforge.acceptance.pipeline import (
+    commit_frame,
+    email_source,
+    email_training_frame,
+    predictions_frame,
+    store_predictions,
+)
+from kforge.acceptance.spec import BASELINES, FAMILY, METRIC, TargetSpec, spec_for
+from kforge.acceptance.train import TrainConfig, TrainResult, train_and_evaluate
+from kforge.registry.release import Candidate, ReleaseResult, Scored, release
+from kforge.registry.tracking import Tracker
+from kforge.storage import Warehouse
+
+NO_EMAILS = "no patch e-mails: set --data (acceptance_ltp.parquet) or run `kforge ingest-list`; nothing trained"
+
+
+@dataclass(frozen=True)
+class AcceptanceRun:
+    """One training run of one target: its release result, or why nothing was trained."""
+
+    spec: TargetSpec
+    source: str
+    result: ReleaseResult | None = None
+    train: TrainResult | None = None
+    plots: dict[str, Path] = field(default_factory=dict)
+    predictions_stored: int = 0
+    skipped: str = ""
+
+
+def training_frame(wh: Warehouse, spec: TargetSpec, repos: Sequence[str] = (),
+                   data_root: Path | None = None) -> tuple[pl.DataFrame | None, str]:
+    """The target's training frame and where it came from (``None``: no e-mails to learn from)."""
+    if spec.target == "commit":
+        return commit_frame(wh, list(repos) or None), "warehouse:patch_features"
+    mails, source = email_source(data_root, wh)
+    return (None, source) if mails is None else (email_training_frame(mails, wh), source)
+
+
+def _keys(spec: TargetSpec, rows: pl.DataFrame) -> list[str]:
+    return [str(k) for k in rows[spec.id_col].to_list()]
+
+
+def champion_scorer(spec: TargetSpec, test: pl.DataFrame) -> Callable[[Path], Scored]:
+    """Scores a registered model directory on ``test`` (the challenger's held-out rows): its
+    ROC AUC and the keys of those rows. A model that needs other feature columns raises here;
+    the release path records it as the reason promotion is blocked."""
+    y = test["y"].cast(pl.Int64).to_numpy()
+    keys = _keys(spec, test)
+
+    def score(model_dir: Path) -> Scored:
+        import mlflow.pyfunc
+
+        model = mlflow.pyfunc.load_model(str(model_dir))
+        schema = model.metadata.get_input_schema()
+        missing = sorted(set(schema.input_names()) - set(spec.feature_columns)) if schema is not None else []
+        if missing:  # say which columns, rather than MLflow's dump of the frame
+            from kforge.errors import InputError
+
+            raise InputError(f"the model needs feature columns this run does not have: {', '.join(missing)}")
+        out = model.predict(test.select(spec.feature_columns).to_pandas())
+        return Scored(auc(y, np.asarray(out.iloc[:, 0], dtype=float)), keys)
+
+    return score
+
+
+def model_saver(res: TrainResult) -> Callable[[Path], None]:
+    """Writes the trained ensemble as an MLflow pyfunc (signature, input example, pinned pips)."""
+
+    def save(model_dir: Path) -> None:
+        import mlflow.pyfunc
+        from mlflow.models import infer_signature
+
+        from kforge.acceptance.pyfunc import PIP_REQUIREMENTS, AcceptancePyfunc
+
+        spec = res.spec
+        example = res.split.test.select(spec.feature_columns).head(5).to_pandas()
+        wrapper = AcceptancePyfunc(res.model, spec.target, spec.score_col)
+        signature = infer_signature(example, wrapper.predict(None, example))
+        mlflow.pyfunc.save_model(str(model_dir), python_model=wrapper, signature=signature, input_example=example,
+                                 pip_requirements=PIP_REQUIREMENTS)
+
+    return save
+
+
+def candidate(res: TrainResult, plots_dir: Path) -> tuple[Candidate, dict[str, Path]]:
+    """The release-path candidate of a trained target, and its plots (ROC, PR, calibration)."""
+    spec, m = res.spec, res.metrics
+    pngs = plots(res.y_test, {k: v for k, v in res.scores.items() if k in ("model", *BASELINES)}, plots_dir)
+    per_group = {}
+    for row in res.per_group.head(10).iter_rows(named=True):
+        safe = "".join(ch if ch.isalnum() or ch in "_-./" else "_" for ch in str(row[spec.group]))
+        per_group[f"{METRIC}_{spec.group}_{safe}"] = float(row["roc_auc"])
+    train = res.split.train
+    cols = [c for c in (spec.id_col, "t", "y") if c in train.columns] + spec.feature_columns
+    cand = Candidate(
+        spec.model, train_table=train.select(cols), eval_keys=_keys(spec, res.split.test),
+        score=float(m.get(METRIC, float("nan"))),
+        baselines={b: float(m.get(f"{METRIC}_{b}", float("nan"))) for b in BASELINES},
+        checks=list(res.gates), params=dict(res.params), metrics={**m, **per_group}, plots=list(pngs.values()),
+        texts={f"per_{spec.group}_metrics.csv": res.per_group.write_csv(),
+               "feature_contributions.csv": res.importances.write_csv()},
+        tags={"target": spec.target}, save_model=model_saver(res),
+        score_registered=champion_scorer(spec, res.split.test))
+    return cand, pngs
+
+
+def train_and_release(tracker: Tracker, wh: Warehouse, target: str, config: TrainConfig, *,
+                      repos: Sequence[str] = (), data_root: Path | None = None, dagster_run_id: str = "",
+                      plots_dir: Path | None = None) -> AcceptanceRun:
+    """Train ``target`` (commit | email) on a time split, release it (log, register, score the
+    champion on the same rows, gate, promote), then store the drift reference and predictions."""
+    spec = spec_for(target)
+    frame, source = training_frame(wh, spec, repos, data_root)
+    if frame is None:
+        return AcceptanceRun(spec, source, skipped=NO_EMAILS)
+    res = train_and_evaluate(frame, spec, config)
+    cand, pngs = candidate(res, plots_dir or Path(tempfile.mkdtemp(prefix=f"kforge-acceptance-{target}-")))
+    result = release(tracker, cand, dagster_run_id=dagster_run_id)
+    from kforge.monitoring.calls import set_training_reference
+
+    set_training_reference(wh, FAMILY, spec.model_name, result.version, res.split.train.select(spec.numeric))
+    stored = store_predictions(wh, predictions_frame(frame, spec, res.model.predict_proba(frame), result.version))
+    return AcceptanceRun(spec, source, result, res, pngs, stored)
