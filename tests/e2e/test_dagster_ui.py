@@ -12,9 +12,16 @@ pytestmark = pytest.mark.e2e
 RUNS = """{ runsOrError(limit: 5) { ... on Runs { results { runId status assetSelection { path } } } } }"""
 
 
+GROUPS = """{ assetNodes { groupName assetKey { path } } }"""
+FAMILIES = {"kernel_commits", "patch_features", "acceptance", "generation", "mixins", "healing", "telemetry"}
+
+
 def test_asset_graph_shows_groups(dagster_ui: str, page) -> None:  # noqa: ANN001
+    nodes = graphql(dagster_ui, GROUPS)["data"]["assetNodes"]
+    assert {n["groupName"] for n in nodes} >= FAMILIES
     page.goto(f"{dagster_ui}/asset-groups")
     page.wait_for_selector("text=kernel_commits")
+    assert page.locator("text=kernel_commits").count() >= 1
     page.goto(f"{dagster_ui}/assets")
     for name in ("commit_chains", "commit_tags", "author_expertise"):
         page.get_by_text(name, exact=True).first.wait_for()

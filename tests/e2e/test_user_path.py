@@ -101,7 +101,7 @@ def test_acceptance_user_path(prepared: Path, dagster_ui: str, mlflow_ui: str, p
     assert len(runs) >= 2
     ids = [r.info.run_id for r in runs[:2]]
     page.goto(f"{mlflow_ui}/#/experiments/{exp.experiment_id}/runs")
-    page.get_by_text("acceptance_commit_model", exact=False).first.wait_for()
+    page.get_by_text("kforge-acceptance-commit", exact=False).first.wait_for()  # run names: <model> <date> <run id>
     page.goto(f"{mlflow_ui}/#/compare-runs?runs={json.dumps(ids)}&experiments={json.dumps([exp.experiment_id])}")
     page.get_by_text("test_roc_auc", exact=False).first.wait_for()
     for rid in ids:
