@@ -1,10 +1,17 @@
 """Asset group ``healing``: error/crash classification, parameter extraction, fix-strategy
-selection and rule suggestion. Thin: each asset calls one library function in ``kforge.healing``.
+selection and rule suggestion. Thin: each model asset maps its config into
+:class:`~kforge.healing.config.HealingConfig` and calls
+:func:`~kforge.healing.train.train_and_release` (the same function as ``kforge healing train``),
+which reads the stored corpus tables and puts each model through the one release path (MLflow
+``kforge/healing``, registered ``challenger``, champion scored on the same held-out groups, gates,
+promotion). The asset checks are the release gates; a failed one blocks promotion without failing
+the run.
 
 * ``healing_corpus``: runs the shipped faulty programs; real tracebacks + real fix outcomes;
 * ``healing_model``: rules + calibrated classifiers (real data with ``--data``, else the corpus),
-  logged to MLflow ``kforge/healing`` and gated into ``kforge-healing@champion``;
-* ``healing_strategies``: Thompson-sampling strategy posteriors + fix-effectiveness model;
+  released as ``kforge-healing``;
+* ``healing_strategies`` (Thompson-sampling posteriors, ``kforge-healing-bandit``) and
+  ``healing_fix_effectiveness`` (P(fix works), ``kforge-healing-effectiveness``): one step;
 * ``healing_rule_suggestions``: templates mined from errors no rule matched.
 """
 
@@ -12,29 +19,33 @@ import dagster as dg
 import polars as pl
 from kforge.dagster_io import DataResource, MlflowResource, WarehouseResource
 from kforge.dagster_io.metadata import metrics_md, table_md
-from kforge.feedback import feedback_since
-from kforge.healing.release import MIN_TEST_ROWS, train_and_register
-from kforge.healing.training import build_tasks, corpus_tables, feedback_outcomes
-from kforge.monitoring.calls import set_training_reference
-from kforge.monitoring.descriptors import error_descriptors
-from kforge.registry import data_version
-from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
+from kforge.dagster_io.release import release_check_results, release_checks, release_metadata
+from kforge.healing.config import HealingConfig
+from kforge.healing.specs import BANDIT, CLASSIFIER, EFFECTIVENESS
+from kforge.healing.train import store_corpus, train_and_release
 from pydantic import Field
 
 GROUP = "healing"
+_D = HealingConfig()
 
 
-def _feedback(warehouse: WarehouseResource) -> pl.DataFrame:
-    return feedback_since("healing", warehouse.get())
+class HealingTrainConfig(dg.Config):
+    test_share: float = Field(default=_D.test_share, description="Share of groups (programs, crash titles, notebooks) "
+                                                                 "held out, chosen by a hash of the group key.")
+    seed: int = Field(default=_D.seed, description="Seed of the classifiers.")
+    replay_steps: int = Field(default=_D.replay_steps, description="Steps of the held-out bandit replay (extra metrics).")
+    prior_weight: float = Field(default=_D.prior_weight, description="Bandit prior pseudo-observations borrowed "
+                                                                     "from the strategy's rate over all classes.")
+
+    def healing_config(self, models: tuple[str, ...], data: DataResource | None = None) -> HealingConfig:
+        return HealingConfig(data_dir=data.root() if data is not None else None, models=models,
+                             test_share=self.test_share, seed=self.seed, replay_steps=self.replay_steps,
+                             prior_weight=self.prior_weight)
 
 
-@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, description="Tracebacks and fix outcomes from actually running the shipped faulty programs.")
+@dg.asset(group_name=GROUP, description="Tracebacks and fix outcomes from actually running the shipped faulty programs.")
 def healing_corpus(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    rows, outcomes = corpus_tables()
-    wh = warehouse.get()
-    errors = pl.DataFrame(rows).drop("group", strict=False)
-    wh.replace("healing_corpus_errors", errors)
-    wh.replace("healing_fix_outcomes", pl.DataFrame(outcomes))
+    errors, outcomes = store_corpus(warehouse.get())
     return dg.MaterializeResult(metadata={
         "dagster/row_count": errors.height, "fix_outcomes": len(outcomes),
         "fix_success_rate": float(sum(o["success"] for o in outcomes) / max(len(outcomes), 1)),
@@ -42,66 +53,37 @@ def healing_corpus(warehouse: WarehouseResource) -> dg.MaterializeResult:
     })
 
 
-@dg.asset(group_name=GROUP, deps=[healing_corpus],
-          check_specs=[dg.AssetCheckSpec("beats_tfidf_baseline", asset="healing_model"),
-                       dg.AssetCheckSpec("grouped_heldout_split", asset="healing_model"),
-                       dg.AssetCheckSpec("heldout_large_enough", asset="healing_model")],
-          description="Rule engine + calibrated classifiers per label, gated into kforge-healing@champion.")
-def healing_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MlflowResource,
-                  data: DataResource):
-    wh = warehouse.get()
-    corpus = wh.read_table("healing_corpus_errors").to_dicts()
-    tasks = build_tasks(data.root(), corpus, _feedback(warehouse))
-    dv = data_version(pl.DataFrame({"id": [str(r.get("id")) for t in tasks.values() for r in t[0]]}))
-    rel = train_and_register(mlflow.tracker(), tasks, dv, dagster_run_id=context.run.run_id, asset_key="healing_model")
-    set_training_reference(wh, GROUP, "kforge-healing", rel.version, error_descriptors([r for t in tasks.values() for r in t[0]]))
-    base_key = next(k for k in rel.metrics if k.startswith("baseline_tfidf_lr_"))
-    gate_metric = rel.gate.metric
-    yield dg.MaterializeResult(metadata={
-        "mlflow_run_id": rel.run_id, "model_version": rel.version, "kinds": ",".join(tasks),
-        "metrics": metrics_md(rel.metrics), **rel.gate.as_metadata(), "n_test": rel.n_test})
-    yield dg.AssetCheckResult(check_name="beats_tfidf_baseline", passed=rel.metrics.get(gate_metric, 0.0) >= rel.metrics[base_key],
-                              metadata={"model": rel.metrics.get(gate_metric, 0.0), "baseline": rel.metrics[base_key]})
-    yield dg.AssetCheckResult(check_name="grouped_heldout_split", passed=rel.metrics["group_overlap"] == 0,
-                              metadata={"overlapping_rows": rel.metrics["group_overlap"]})
-    yield dg.AssetCheckResult(check_name="heldout_large_enough", passed=rel.n_test >= MIN_TEST_ROWS,
-                              metadata={"n_test": rel.n_test, "minimum": MIN_TEST_ROWS})
+@dg.asset(group_name=GROUP, deps=[healing_corpus], check_specs=release_checks(CLASSIFIER),
+          description="Rule engine + calibrated classifiers per label, released as kforge-healing.")
+def healing_model(context: dg.AssetExecutionContext, config: HealingTrainConfig, warehouse: WarehouseResource,
+                  mlflow: MlflowResource, data: DataResource) -> dg.MaterializeResult:
+    res = train_and_release(mlflow.tracker(), warehouse.get(), config.healing_config(("classifier",), data),
+                            dagster_run_id=context.run.run_id)
+    assert res.classifier is not None
+    context.log.info(f"{CLASSIFIER.name} v{res.classifier.version}: {res.classifier.decision} ({res.classifier.reason})")
+    return dg.MaterializeResult(metadata={**release_metadata(res.classifier), "metrics": metrics_md(res.metrics["classifier"])},
+                                check_results=release_check_results(res.classifier))
 
 
-class StrategyConfig(dg.Config):
-    replay_steps: int = Field(default=2000, description="Steps of the bandit replay simulation.")
-
-
-@dg.asset(group_name=GROUP, deps=[healing_corpus],
-          check_specs=[dg.AssetCheckSpec("bandit_beats_random", asset="healing_strategies")],
-          description="Thompson-sampling strategy posteriors per error class + P(fix works) model vs the 0.7 constant.")
-def healing_strategies(context: dg.AssetExecutionContext, config: StrategyConfig, warehouse: WarehouseResource,
+@dg.multi_asset(
+    name="healing_strategies", group_name=GROUP,
+    specs=[dg.AssetSpec(BANDIT.asset_key, deps=[healing_corpus], description="Thompson-sampling strategy posteriors per error class, "
+                                                      "released as kforge-healing-bandit (table healing_strategy_scores)."),
+           dg.AssetSpec(EFFECTIVENESS.asset_key, deps=[healing_corpus], description="P(fix works | class, strategy, exception type), "
+                                                            "released as kforge-healing-effectiveness.")],
+    check_specs=[*release_checks(BANDIT), *release_checks(EFFECTIVENESS)])
+def healing_strategies(context: dg.AssetExecutionContext, config: HealingTrainConfig, warehouse: WarehouseResource,
                        mlflow: MlflowResource):
-    import mlflow as mlf
-    from kforge.healing.bandit import ThompsonBandit, replay
-    from kforge.healing.effectiveness import FixEffectiveness, evaluate_effectiveness
-
-    wh = warehouse.get()
-    outcomes = wh.read_table("healing_fix_outcomes").to_dicts() + feedback_outcomes(_feedback(warehouse))
-    rep = replay(outcomes, steps=config.replay_steps)
-    eff = evaluate_effectiveness(outcomes)
-    bandit = ThompsonBandit().fit(outcomes)
-    model = FixEffectiveness().fit(outcomes)
-    pairs = sorted({(str(o["error_class"]), str(o["strategy"]), str(o.get("exc_type", ""))) for o in outcomes})
-    p = model.predict([{"error_class": c, "strategy": s, "exc_type": t} for c, s, t in pairs])
-    table = pl.DataFrame({"error_class": [c for c, _, _ in pairs], "strategy": [s for _, s, _ in pairs],
-                          "posterior_mean": [bandit.mean(c, s) for c, s, _ in pairs], "p_fix_works": p.tolist()})
-    wh.replace("healing_strategy_scores", table)
-    metrics = {**{f"replay_{k}": v for k, v in rep.items()},
-               **{f"effectiveness_{m}_{k}": v for m, d in eff.items() for k, v in d.items() if k in ("brier", "log_loss", "auc")}}
-    with mlflow.tracker().run(GROUP, "healing_strategies", dagster_run_id=context.run.run_id, asset_key="healing_strategies",
-                              data_version=data_version(pl.DataFrame(outcomes)) if outcomes else "empty"):
-        mlf.log_metrics(metrics)
-    yield dg.MaterializeResult(metadata={"dagster/row_count": table.height, "metrics": metrics_md(metrics),
-                                         "strategies": table_md(table.sort("posterior_mean", descending=True))})
-    yield dg.AssetCheckResult(check_name="bandit_beats_random",
-                              passed=rep.get("thompson", 0.0) > rep.get("random", 0.0),
-                              metadata={"thompson": rep.get("thompson", 0.0), "random": rep.get("random", 0.0)})
+    res = train_and_release(mlflow.tracker(), warehouse.get(), config.healing_config(("bandit", "effectiveness")),
+                            dagster_run_id=context.run.run_id)
+    assert res.bandit is not None and res.effectiveness is not None and res.strategy_scores is not None
+    table = res.strategy_scores
+    for key, result in (("bandit", res.bandit), ("effectiveness", res.effectiveness)):
+        context.log.info(f"{result.spec.name} v{result.version}: {result.decision} ({result.reason})")
+        extra = {"dagster/row_count": table.height,
+                 "strategies": table_md(table.sort("posterior_mean", descending=True))} if key == "bandit" else {}
+        yield dg.MaterializeResult(asset_key=result.spec.asset_key, check_results=release_check_results(result),
+                                   metadata={**release_metadata(result), "metrics": metrics_md(res.metrics[key]), **extra})
 
 
 @dg.asset(group_name=GROUP, deps=[healing_corpus], description="Rules proposed from errors no rule matched (for a human to accept).")

@@ -3,22 +3,34 @@
 import dagster as dg
 from kforge.dagster_io import DataResource, MlflowResource, WarehouseResource
 from kforge.feedback import add_feedback
+from kforge.feedback.retrain import parse_cursor
 from kforge.healing import feedback as _healing_feedback  # noqa: F401 - registers the schema
+from kforge.healing.specs import BANDIT, CLASSIFIER, EFFECTIVENESS
 from kforge.storage import Warehouse
 
 from assets.healing import healing_corpus, healing_model, healing_rule_suggestions, healing_strategies
 from jobs.healing import healing_feedback_sensor
 
 
+def _by_asset(result: dg.ExecuteInProcessResult) -> tuple[dict, dict]:
+    checks = {(c.asset_key.path[-1], c.check_name): c.passed for c in result.get_asset_check_evaluations()}
+    meta = {m.asset_key.path[-1]: {k: v.value for k, v in m.materialization.metadata.items()}
+            for m in result.get_asset_materialization_events()}
+    return checks, meta
+
+
 def test_healing_group_materializes_and_gates(tmp_path):
     home = str(tmp_path / "home")
     res = {"warehouse": WarehouseResource(home=home), "mlflow": MlflowResource(home=home), "data": DataResource(data_dir="")}
+    instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize([healing_corpus, healing_model, healing_strategies, healing_rule_suggestions],
-                            resources=res, instance=dg.DagsterInstance.ephemeral())
+                            resources=res, instance=instance)
     assert result.success
-    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks["grouped_heldout_split"] and checks["heldout_large_enough"]
-    assert checks["bandit_beats_random"]
+    checks, meta = _by_asset(result)
+    assert {n for a, n in checks if a == "healing_model"} == {g.name for g in CLASSIFIER.gate_specs()}
+    assert checks[("healing_model", "split_holds")] and checks[("healing_model", "test_size")]
+    assert checks[("healing_strategies", "split_holds")] and checks[("healing_strategies", "beats_random")]
+    assert checks[("healing_fix_effectiveness", "beats_constant")]
     wh = Warehouse(tmp_path / "home" / "warehouse.duckdb")
     assert wh.count("healing_corpus_errors") >= 40 and wh.count("healing_fix_outcomes") > 20
     assert wh.count("healing_strategy_scores") > 0
@@ -26,12 +38,18 @@ def test_healing_group_materializes_and_gates(tmp_path):
     assert set(refs["model_name"]) == {"kforge-healing"} and "n_frame_lines" in refs["feature"].to_list()
     tracker = res["mlflow"].tracker()
     client = tracker.client()
-    versions = client.search_model_versions("name='kforge-healing'")
-    assert len(versions) == 1 and versions[0].tags["gate_decision"] in ("promoted", "rejected")
-    # the gate honours the evaluation checks: promoted only if the baseline was beaten
-    champ = tracker.champion("kforge-healing")
-    assert (champ is not None) == checks["beats_tfidf_baseline"]
-    assert (versions[0].tags["gate_decision"] == "promoted") == checks["beats_tfidf_baseline"]
+    # all three models are registered through the release path, with the decision on the version
+    for spec in (CLASSIFIER, BANDIT, EFFECTIVENESS):
+        versions = client.search_model_versions(f"name='{spec.name}'")
+        assert len(versions) == 1, spec.name
+        decision = versions[0].tags["kforge.gate.decision"]
+        assert decision == meta[spec.asset_key]["gate_decision"] in ("promoted", "blocked")
+        assert (tracker.champion(spec.name) is not None) == (decision == "promoted") == meta[spec.asset_key]["gate_promoted"]
+    assert meta["healing_strategies"]["model"] == BANDIT.name
+    assert meta["healing_fix_effectiveness"]["model"] == EFFECTIVENESS.name
+    # the classifier is promoted only if it beat the TF-IDF baseline on the same held-out rows
+    assert (tracker.champion(CLASSIFIER.name) is not None) == checks[("healing_model", "beats_tfidf_lr")]
+    versions = client.search_model_versions(f"name='{CLASSIFIER.name}'")
     run = client.get_run(versions[0].run_id)
     assert any(k.startswith("test_python_label_root_cause") for k in run.data.metrics)
     assert run.data.tags["dagster_run_id"] and run.data.tags["asset_key"] == "healing_model"
@@ -49,22 +67,31 @@ def test_healing_group_materializes_and_gates(tmp_path):
     out = pyfunc.predict(pd.DataFrame({"id": ["x"], "log": [""], "traceback": [tb]}))
     assert out["kind"].tolist() == ["python"] and out["rule_id"].tolist() == ["py-keyerror"]
     assert "label_root_cause" in json.loads(out["predictions"][0])
-    from kforge.healing.release import load_run_bundle  # what `kforge healing classify` loads
+    from kforge.healing.pyfunc import load_run_bundle  # what `kforge healing classify` loads
 
     assert load_run_bundle(tracker, versions[0].run_id).classify([{"id": "x", "traceback": tb}])[0]["rule_id"] == "py-keyerror"
+
+    # re-materializing on identical stored tables registers nothing
+    again = dg.materialize([healing_model, healing_strategies], resources=res, instance=instance)
+    assert again.success
+    _, meta2 = _by_asset(again)
+    for spec in (CLASSIFIER, BANDIT, EFFECTIVENESS):
+        assert meta2[spec.asset_key]["gate_decision"] == "unchanged"
+        assert len(client.search_model_versions(f"name='{spec.name}'")) == 1
 
 
 def test_feedback_sensor_cursor(tmp_path):
     home = str(tmp_path / "home")
     wres = WarehouseResource(home=home)
-    ctx = dg.build_sensor_context(cursor=None, resources={"warehouse": wres})
+    res = {"warehouse": wres, "mlflow": MlflowResource(home=home)}
+    ctx = dg.build_sensor_context(cursor=None, resources=res)
     assert isinstance(healing_feedback_sensor(ctx), dg.SkipReason)
     add_feedback("healing", {"kind": "fix", "error_class": "py-keyerror", "strategy": "dict-get-default", "success": "1"}, wres.get())
     add_feedback("healing", {"kind": "label", "traceback": "Traceback (most recent call last):\nKeyError: 'a'",
                              "label": "label_root_cause", "value": "typo"}, wres.get())
-    ctx = dg.build_sensor_context(cursor="0", resources={"warehouse": wres})
+    ctx = dg.build_sensor_context(cursor=None, resources=res)
     req = healing_feedback_sensor(ctx)
     assert isinstance(req, dg.RunRequest) and req.run_key == "healing-feedback-2"
-    assert ctx.cursor == "2"
-    ctx = dg.build_sensor_context(cursor="2", resources={"warehouse": wres})
+    assert parse_cursor(ctx.cursor) == 2
+    ctx = dg.build_sensor_context(cursor=ctx.cursor, resources=res)
     assert isinstance(healing_feedback_sensor(ctx), dg.SkipReason)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kforge.cli.common import Ctx
 from kforge.errors import InputError
+from kforge.healing.config import MODELS, HealingConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,13 +33,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--label", default=None, help="label field used to measure precision")
     s.add_argument("--max", type=int, default=20)
     s.set_defaults(func=cmd_suggest)
-    t = hs.add_parser("train", help="train, log to MLflow and pass the champion/challenger gate")
+    t = hs.add_parser("train", help="train on the stored corpus tables (+ feedback) and release each model "
+                                    "(the same function as the healing assets)")
+    t.add_argument("--models", default=",".join(MODELS),
+                   help=f"comma-separated, from {', '.join(MODELS)} (default: all)")
+    t.add_argument("--test-share", type=float, default=HealingConfig.test_share,
+                   help="share of groups held out, chosen by a hash of the group key")
+    t.add_argument("--seed", type=int, default=HealingConfig.seed)
+    t.add_argument("--replay-steps", type=int, default=HealingConfig.replay_steps)
     t.set_defaults(func=cmd_train)
 
 
 def _model(ctx: Ctx, path: str | None):  # noqa: ANN202
     from kforge.healing.model import HealingModel
-    from kforge.healing.release import load_champion
+    from kforge.healing.pyfunc import load_champion
 
     if path:
         return HealingModel.load(path)
@@ -157,21 +165,18 @@ def cmd_suggest(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
-    import polars as pl
+    from kforge.healing.train import ERRORS_TABLE, OUTCOMES_TABLE, store_corpus, train_and_release
 
-    from kforge.feedback import feedback_since
-    from kforge.healing.release import train_and_register
-    from kforge.healing.training import build_tasks, corpus_tables
-    from kforge.monitoring.calls import set_training_reference
-    from kforge.registry import data_version
-
-    rows, _ = corpus_tables()
-    fb = feedback_since("healing", ctx.warehouse())
-    tasks = build_tasks(ctx.data, rows, fb)
-    dv = data_version(pl.DataFrame({"id": [str(r.get("id")) for t in tasks.values() for r in t[0]]}))
-    rel = train_and_register(ctx.tracker(), tasks, dv)
-    set_training_reference(ctx.warehouse(), "healing", "kforge-healing", rel.version,
-                           _descriptors([r for t in tasks.values() for r in t[0]]))
-    print(json.dumps({"version": rel.version, "promoted": rel.gate.promoted, "reason": rel.gate.reason,
-                      **{k: round(v, 4) for k, v in rel.metrics.items()}}))
+    wh = ctx.warehouse()
+    if not (wh.has_table(ERRORS_TABLE) and wh.has_table(OUTCOMES_TABLE)):
+        store_corpus(wh)   # what the healing_corpus asset stores; later runs read the stored tables
+    config = HealingConfig(data_dir=ctx.data, models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+                           test_share=args.test_share, seed=args.seed, replay_steps=args.replay_steps)
+    res = train_and_release(ctx.tracker(), wh, config)
+    for key in MODELS:
+        r = getattr(res, key)
+        if r is not None:
+            print(json.dumps({"model": r.spec.name, "version": r.version, "decision": r.decision, "reason": r.reason,
+                              r.spec.metric: round(r.challenger_score, 4),
+                              **{f"baseline_{b}": round(v, 4) for b, v in r.baselines.items()}}))
     return 0

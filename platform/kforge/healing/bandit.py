@@ -4,11 +4,15 @@ Each (error class, strategy) has a Beta posterior; its prior borrows the strateg
 counts over all classes (``prior_weight`` pseudo-observations), so a new class starts from what
 the strategy does elsewhere. :func:`replay` simulates the policy on recorded outcomes and reports
 regret against always choosing the best strategy of the class (hindsight) and against random.
+
+:meth:`ThompsonBandit.to_state` / :meth:`ThompsonBandit.from_state` turn the posteriors into plain
+JSON counts (what the registered ``kforge-healing-bandit`` holds, see :mod:`kforge.healing.json_pyfunc`);
+:func:`policy_success` scores the greedy policy (highest posterior mean) on held-out errors.
 """
 
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +49,62 @@ class ThompsonBandit:
         for o in outcomes:
             self.update(str(o["error_class"]), str(o["strategy"]), bool(o["success"]))
         return self
+
+    def best(self, context: str, arms: Sequence[str]) -> str:
+        """The arm with the highest posterior mean (ties: the first by name): what kforge recommends."""
+        return max(sorted(arms), key=lambda a: self.mean(context, a))
+
+    def to_state(self) -> dict[str, Any]:
+        """The posteriors as JSON-ready counts (no pickle)."""
+        return {"kind": "bandit", "prior_weight": self.prior_weight,
+                "counts": [[c, a, s, f] for (c, a), (s, f) in sorted(self.counts.items()) if s or f],
+                "totals": {a: [s, f] for a, (s, f) in sorted(self.totals.items()) if s or f}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "ThompsonBandit":
+        b = cls(prior_weight=float(state["prior_weight"]))
+        for c, a, s, f in state["counts"]:
+            b.counts[(str(c), str(a))] = [float(s), float(f)]
+        for a, (s, f) in state["totals"].items():
+            b.totals[str(a)] = [float(s), float(f)]
+        return b
+
+
+def arms_by_error(outcomes: Sequence[dict[str, Any]]) -> dict[str, tuple[str, dict[str, bool]]]:
+    """error id -> (error class, strategy -> recorded success), for errors with >= 2 tried strategies."""
+    table: dict[str, dict[str, bool]] = defaultdict(dict)
+    cls: dict[str, str] = {}
+    for o in outcomes:
+        table[str(o["error_id"])][str(o["strategy"])] = bool(o["success"])
+        cls[str(o["error_id"])] = str(o["error_class"])
+    return {e: (cls[e], arms) for e, arms in sorted(table.items()) if len(arms) >= 2}
+
+
+def policy_success(choose: Callable[[str, list[str]], str], errors: dict[str, tuple[str, dict[str, bool]]]) -> float:
+    """Mean recorded success of the strategy ``choose(error_class, tried strategies)`` picks, per error."""
+    if not errors:
+        return float("nan")
+    return sum(arms[choose(c, sorted(arms))] for c, arms in errors.values()) / len(errors)
+
+
+def random_success(errors: dict[str, tuple[str, dict[str, bool]]]) -> float:
+    """Expected success of a uniform choice among the tried strategies."""
+    if not errors:
+        return float("nan")
+    return sum(sum(arms.values()) / len(arms) for _, arms in errors.values()) / len(errors)
+
+
+def static_rule_chooser(rule_strategies: dict[str, Sequence[str]], generic: str) -> Callable[[str, list[str]], str]:
+    """The static policy: the matched rule's first listed strategy that was tried, else the generic one,
+    else the first tried strategy by name."""
+
+    def choose(error_class: str, arms: list[str]) -> str:
+        for s in (*rule_strategies.get(error_class, ()), generic):
+            if s in arms:
+                return s
+        return arms[0]
+
+    return choose
 
 
 def replay(outcomes: Sequence[dict[str, Any]], steps: int = 2000, seeds: Sequence[int] = (0, 1, 2, 3, 4)) -> dict[str, float]:

@@ -4,6 +4,10 @@ Features: strategy, error class, exception type and their strategy crosses, one-
 regularised logistic regression. Evaluated on grouped folds (by program/error, so one error's
 outcomes never straddle train and test) against the old constant 0.7 and the per-strategy base
 rate of the training folds.
+
+:meth:`FixEffectiveness.to_state` writes the fitted model as JSON (intercept and one weight per
+feature, or a constant); :meth:`FixEffectiveness.from_state` predicts from that state alone, which is
+what the registered ``kforge-healing-effectiveness`` holds (no pickle).
 """
 
 from collections import defaultdict
@@ -27,6 +31,8 @@ class FixEffectiveness:
         self.vec = DictVectorizer()
         self.clf = LogisticRegression(C=C, max_iter=1000)
         self.constant: float | None = None
+        self.weights: dict[str, float] | None = None
+        self.intercept = 0.0
 
     def fit(self, outcomes: Sequence[dict[str, Any]]) -> "FixEffectiveness":
         y = np.array([bool(o["success"]) for o in outcomes])
@@ -39,10 +45,34 @@ class FixEffectiveness:
     def predict(self, outcomes: Sequence[dict[str, Any]]) -> np.ndarray:
         if self.constant is not None:
             return np.full(len(outcomes), self.constant)
+        if self.weights is not None:
+            w = self.weights
+            z = np.array([self.intercept + sum(w.get(f, 0.0) * v for f, v in _features(o).items()) for o in outcomes])
+            return 1.0 / (1.0 + np.exp(-z))
         return self.clf.predict_proba(self.vec.transform([_features(o) for o in outcomes]))[:, 1]
 
+    def to_state(self) -> dict[str, Any]:
+        """The fitted model as JSON-ready numbers: P(success) = sigmoid(intercept + sum of feature weights)."""
+        if self.constant is not None:
+            return {"kind": "effectiveness", "constant": self.constant}
+        if self.weights is not None:
+            return {"kind": "effectiveness", "intercept": self.intercept, "weights": dict(self.weights)}
+        names = self.vec.get_feature_names_out().tolist()
+        return {"kind": "effectiveness", "intercept": float(self.clf.intercept_[0]),
+                "weights": {n: float(w) for n, w in zip(names, self.clf.coef_[0], strict=True) if w}}
 
-def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "FixEffectiveness":
+        m = cls()
+        if state.get("constant") is not None:
+            m.constant = float(state["constant"])
+        else:
+            m.intercept = float(state["intercept"])
+            m.weights = {str(k): float(v) for k, v in state["weights"].items()}
+        return m
+
+
+def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import log_loss, roc_auc_score
 
     p = np.clip(p, 1e-4, 1 - 1e-4)
@@ -69,4 +99,4 @@ def evaluate_effectiveness(outcomes: Sequence[dict[str, Any]], n_folds: int = 5)
         prior = float(np.mean([float(bool(o["success"])) for o in train]))
         preds["strategy_rate"][te] = [float(np.mean(by[str(rows[i]["strategy"])])) if by[str(rows[i]["strategy"])] else prior
                                       for i in te]
-    return {k: {**_metrics(y, p), "n": float(len(rows)), "success_rate": float(y.mean())} for k, p in preds.items()}
+    return {k: {**metrics(y, p), "n": float(len(rows)), "success_rate": float(y.mean())} for k, p in preds.items()}

@@ -84,3 +84,39 @@ def save_pyfunc(model: Any, bundle: Path, out: Path) -> Path:
                              pip_requirements=PIP_REQUIREMENTS, input_example=example,
                              signature=infer_signature(example, output))
     return out
+
+
+def load_bundle_dir(model_dir: Path) -> Any:
+    """The bundle inside a local copy of a ``kforge-healing`` model directory (older versions kept
+    it at the top of the directory)."""
+    from kforge.errors import InputError
+    from kforge.healing.model import HealingModel
+
+    for path in (model_dir / "artifacts" / BUNDLE_FILE, model_dir / BUNDLE_FILE):
+        if path.exists():
+            return HealingModel.load(path)
+    raise InputError(f"{model_dir}: no healing model bundle")
+
+
+def load_run_bundle(tracker: Any, run_id: str) -> Any:
+    """The pickled bundle inside a run's pyfunc model (older runs logged it at ``model/`` directly),
+    read from the project's own tracking store only."""
+    import mlflow.artifacts
+    from kforge.errors import InputError
+    from kforge.healing.model import HealingModel
+
+    last: Exception | None = None
+    for rel in (f"model/artifacts/{BUNDLE_FILE}", f"model/{BUNDLE_FILE}"):
+        try:
+            local = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{rel}", tracking_uri=tracker.tracking_uri)
+        except Exception as exc:  # noqa: BLE001 - try the older layout next
+            last = exc
+            continue
+        return HealingModel.load(local)
+    raise InputError(f"run {run_id}: no healing model bundle ({last})")
+
+
+def load_champion(tracker: Any, name: str = "kforge-healing") -> Any | None:
+    """The champion's bundle (what ``kforge healing classify`` uses), or None without a champion."""
+    champ = tracker.champion(name)
+    return None if champ is None else load_run_bundle(tracker, champ.run_id)

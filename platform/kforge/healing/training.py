@@ -41,12 +41,19 @@ def feedback_labels(fb: pl.DataFrame) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def feedback_outcomes(fb: pl.DataFrame) -> list[dict[str, Any]]:
+def feedback_outcomes(fb: pl.DataFrame, programs: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Fix feedback as outcome rows. The group (``program``) of an outcome on a known corpus error is
+    that error's program (``programs``: error id -> program), so it lands on its program's side of
+    the split; any other outcome is its own group (its error id, else ``fb-<feedback id>``)."""
     if fb.height == 0:
         return []
-    return [{"error_id": r.get("error_id") or f"fb-{r['feedback_id']}", "program": r.get("error_id") or f"fb-{r['feedback_id']}",
-             "error_class": r["error_class"], "exc_type": "", "strategy": r["strategy"], "success": bool(r["success"])}
-            for r in fb.filter(pl.col("kind") == "fix").iter_rows(named=True)]
+    programs = programs or {}
+    out = []
+    for r in fb.filter(pl.col("kind") == "fix").iter_rows(named=True):
+        error_id = r.get("error_id") or f"fb-{r['feedback_id']}"
+        out.append({"error_id": error_id, "program": programs.get(error_id, error_id), "error_class": r["error_class"],
+                    "exc_type": "", "strategy": r["strategy"], "success": bool(r["success"])})
+    return out
 
 
 def build_tasks(data_dir: Path | None, corpus_rows: list[dict[str, Any]],
