@@ -38,24 +38,42 @@ def home(tmp_path_factory):
     return h, result, res
 
 
-def test_group_materializes_registers_and_checks(home):
-    h, result, _ = home
-    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    assert checks["split_by_time"].passed and checks["test_set_large_enough"].passed
-    assert checks["loss_fell"].passed
-    assert checks["beats_majority_baseline"].passed
-    assert "beats_nngen_baseline" in checks  # honest: may fail for a 30-step model
-    md = result.asset_materializations_for_node("generation_models")
-    lm = next(m for m in md if m.asset_key.path == ["generation_lm"]).metadata
-    assert lm["model_version"].value == 1
+def _checks(result) -> dict:
+    return {(c.asset_key.path[-1], c.check_name): c for c in result.get_asset_check_evaluations()}
+
+
+def _md(result, asset: str) -> dict:
+    return next(m for m in result.asset_materializations_for_node("generation_models") if m.asset_key.path == [asset]).metadata
+
+
+def _client(h):
     from kforge.registry import Tracker
 
-    client = Tracker(Paths.of(h)).client()
+    return Tracker(Paths.of(h)).client()
+
+
+def test_group_materializes_registers_and_checks(home):
+    h, result, _ = home
+    checks = _checks(result)
+    assert checks[("generation_corpus", "split_by_time")].passed
+    assert checks[("generation_corpus", "test_set_large_enough")].passed
+    assert checks[("generation_lm", "loss_fell")].passed
+    assert checks[("generation_lm", "split_holds")].passed and checks[("generation_lm", "no_future_features")].passed
+    assert checks[("generation_level1", "beats_majority")].passed
+    assert checks[("generation_level1", "split_holds")].passed and checks[("generation_level1", "test_size")].passed
+    assert ("generation_lm", "beats_nngen") in checks  # honest: may fail for a 30-step model
+    assert ("generation_lm", "beats_champion") in checks and ("generation_level1", "beats_champion") in checks
+    lm, l1 = _md(result, "generation_lm"), _md(result, "generation_level1")
+    assert lm["model_version"].value == 1 and l1["model_version"].value == 1
+    assert l1["gate_decision"].value == "promoted"  # beats the majority label, no champion yet
+    assert lm["gate_decision"].value == ("promoted" if checks[("generation_lm", "beats_nngen")].passed else "blocked")
+    client = _client(h)
     mv = client.get_model_version("kforge-generation-lm", "1")
+    assert mv.tags["kforge.gate.decision"] == lm["gate_decision"].value
     run = client.get_run(mv.run_id)
     assert run.data.tags["asset_key"] == "generation_lm" and run.data.tags["data_version"] != "unknown"
     for k in ("test_lm_bleu_norm", "test_nngen_bleu_norm", "test_lm_bleu_moses", "test_lm_rouge_l",
-              "test_lm_prefix_acc", "test_lm_perplexity"):
+              "test_lm_prefix_acc", "test_lm_perplexity", "baseline_nngen_test_lm_bleu_norm"):
         assert k in run.data.metrics
     import mlflow
 
@@ -63,6 +81,9 @@ def test_group_materializes_registers_and_checks(home):
     assert "pytorch" in info.flavors
     model = mlflow.pytorch.load_model("models:/kforge-generation-lm/1")
     assert model(torch.tensor([[1, 2, 3]])).shape[-1] > 100
+    # the registered LM directory carries the whole inference bundle
+    local = Path(mlflow.artifacts.download_artifacts(f"{mv.source}/bundle"))
+    assert (local / "meta.json").exists() and (local / "level1.pkl").exists()
     assert client.get_registered_model("kforge-generation-level1")
     # each adapter is kept only if it lowers its family's held-out (val) perplexity; the registry agrees
     gates = lm["adapter_gates"].value
@@ -71,10 +92,74 @@ def test_group_materializes_registers_and_checks(home):
     assert g["val_rows"] >= 1 and g["val_ppl_base"] > 0 and g["val_ppl_adapter"] > 0
     assert g["kept"] == (g["val_rows"] >= 3 and g["val_ppl_adapter"] < g["val_ppl_base"])
     lora = client.search_registered_models(f"name = 'kforge-generation-lora-{fam}'")
-    assert bool(lora) == g["kept"]
+    assert bool(lora) == g["kept"] == (fam in lm["adapters"].value)
     if g["kept"]:
-        arun = client.get_run(client.get_model_version(f"kforge-generation-lora-{fam}", "1").run_id)
+        amv = client.get_model_version(f"kforge-generation-lora-{fam}", "1")
+        arun = client.get_run(amv.run_id)
         assert arun.data.metrics["val_ppl_adapter"] == pytest.approx(g["val_ppl_adapter"])
+        assert arun.data.metrics["baseline_base_test_ppl_adapter"] == pytest.approx(g["test_ppl_base"])
+        assert amv.tags["kforge.gate.decision"] == lm["adapters"].value[fam]["decision"]
+
+
+def test_held_out_rows_are_the_ones_the_champion_is_scored_on(home):
+    """The old hole: level 1's challenger was scored on the whole test split, its champion on the
+    first eval rows. Now the registered models, re-scored by the release path's scorers, reproduce
+    the challengers' metrics on exactly the rows named by the eval digest."""
+    import mlflow
+    import polars as pl
+    from kforge.generation.bundle import Bundle
+    from kforge.generation.release import _load_level1, level1_score, lm_score
+    from kforge.registry.heldout import rows_digest
+
+    h, result, _ = home
+    test = Warehouse(Paths.of(h).warehouse).read_table("generation_corpus").filter(pl.col("split") == "test")
+    lm, l1 = _md(result, "generation_lm"), _md(result, "generation_level1")
+    client = _client(h)
+    # level 1: the whole test split, for challenger and champion alike
+    assert l1["eval_rows"].value == test.height > RUN_CFG["ops"]["generation_models"]["config"]["eval_rows"]
+    assert l1["eval_rows_digest"].value == rows_digest(test["sha"])
+    assert client.get_model_version("kforge-generation-level1", "1").tags["kforge.eval_rows_digest"] == rows_digest(test["sha"])
+    l1_dir = Path(mlflow.artifacts.download_artifacts(client.get_model_version("kforge-generation-level1", "1").source))
+    assert level1_score(_load_level1(l1_dir), test) == pytest.approx(l1["gate_challenger_score"].value, abs=1e-6)
+    # the LM: the decoded test rows (eval_rows), for challenger and champion alike
+    decoded = test.head(RUN_CFG["ops"]["generation_models"]["config"]["eval_rows"])
+    assert lm["eval_rows_digest"].value == rows_digest(decoded["sha"])
+    lm_dir = Path(mlflow.artifacts.download_artifacts(client.get_model_version("kforge-generation-lm", "1").source))
+    assert lm_score(Bundle.load(lm_dir / "bundle"), decoded) == pytest.approx(lm["gate_challenger_score"].value, abs=1e-6)
+
+
+def test_rematerializing_identical_data_registers_nothing(home):
+    h, _, res = home
+    client = _client(h)
+    before = {m.name: len(client.search_model_versions(f"name='{m.name}'")) for m in client.search_registered_models()}
+    again = dg.materialize([generation_corpus, generation_models], resources=res, run_config=RUN_CFG,
+                           instance=dg.DagsterInstance.ephemeral())
+    assert again.success
+    for asset in ("generation_level1", "generation_lm"):
+        md = _md(again, asset)
+        assert md["gate_decision"].value == "unchanged" and md["model_version"].value == 1
+    after = {m.name: len(client.search_model_versions(f"name='{m.name}'")) for m in client.search_registered_models()}
+    assert {k: v for k, v in after.items() if k.startswith("kforge-generation")} == \
+        {k: v for k, v in before.items() if k.startswith("kforge-generation")}
+    # other level-1 params: new versions, each champion re-scored from the registry on the same rows
+    cfg = {"ops": {**RUN_CFG["ops"], "generation_models": {"config": {
+        **RUN_CFG["ops"]["generation_models"]["config"], "level1_estimators": 12}}}}
+    third = dg.materialize([generation_corpus, generation_models], resources=res, run_config=cfg,
+                           instance=dg.DagsterInstance.ephemeral())
+    assert third.success
+    l1 = _md(third, "generation_level1")
+    assert l1["model_version"].value == 2 and l1["gate_champion_version"].value == 1
+    tags = client.get_model_version("kforge-generation-level1", "2").tags
+    assert tags["kforge.gate.champion_eval_rows_digest"] == tags["kforge.eval_rows_digest"]
+    assert "could not be scored" not in tags["kforge.gate.reason"] and "other rows" not in tags["kforge.gate.reason"]
+    lm = _md(third, "generation_lm")
+    assert lm["model_version"].value == 2
+    for fam, a in lm["adapters"].value.items():  # a kept adapter: its champion is re-scored on the family's rows
+        assert a["decision"] in ("promoted", "blocked") and "could not be scored" not in a["reason"], fam
+    if lm["gate_champion_version"].value != -1:  # the first LM became champion: it was decoded on the same rows
+        tags = client.get_model_version("kforge-generation-lm", "2").tags
+        assert tags["kforge.gate.champion_eval_rows_digest"] == tags["kforge.eval_rows_digest"]
+        assert "could not be scored" not in tags["kforge.gate.reason"]
 
 
 def test_cli_generates_and_rejects_bad_input(home, tmp_path, capsys):
@@ -134,19 +219,21 @@ def test_feedback_sensor(home):
     h, _, res = home
     from kforge.errors import InputError
     from kforge.feedback import add_feedback, feedback_since
+    from kforge.feedback.retrain import make_cursor, parse_cursor
 
     wh = Warehouse(Paths.of(h).warehouse)
     base = feedback_since("generation", wh).height  # an earlier test in this module may have added a verdict
     assert base < 5
-    ctx = dg.build_sensor_context(cursor=None, resources={"warehouse": res["warehouse"]})
+    ctx = dg.build_sensor_context(cursor=None, resources=res)
     assert isinstance(generation_feedback_sensor(ctx), dg.SkipReason)
     with pytest.raises(InputError, match="final_message"):
         add_feedback("generation", {"verdict": "edit", "generated_message": "x: y"}, wh)
     for _ in range(6):
         add_feedback("generation", {"verdict": "reject", "generated_message": "x: y"}, wh)
-    ctx = dg.build_sensor_context(cursor=None, resources={"warehouse": res["warehouse"]})
+    top = int(feedback_since("generation", wh)["feedback_id"].max())
+    ctx = dg.build_sensor_context(cursor=None, resources=res)
     req = generation_feedback_sensor(ctx)
-    assert isinstance(req, dg.RunRequest) and req.tags["trigger"] == "acceptance_drift"
-    assert ctx.cursor == str(base + 6) and req.run_key == f"generation-feedback-{base + 6}"
-    ctx = dg.build_sensor_context(cursor=str(base + 6), resources={"warehouse": res["warehouse"]})
+    assert isinstance(req, dg.RunRequest) and "not accepted" in req.tags["kforge/trigger"]
+    assert parse_cursor(ctx.cursor) == top and req.run_key == f"generation-drift-{top}"
+    ctx = dg.build_sensor_context(cursor=make_cursor(top), resources=res)
     assert isinstance(generation_feedback_sensor(ctx), dg.SkipReason)

@@ -3,13 +3,17 @@
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kforge.cli.common import Ctx
 from kforge.errors import InputError
 from kforge.monitoring.calls import record_call
+
+if TYPE_CHECKING:
+    from kforge.generation.corpus import CorpusConfig
+    from kforge.generation.pipeline import GenerationConfig
 
 
 def _family_subparsers(sub: argparse._SubParsersAction, name: str, help_: str) -> argparse._SubParsersAction:
@@ -57,6 +61,8 @@ def _train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--diffs", nargs="*", default=None, metavar="FILE.parquet",
                    help="*.diffs.parquet files (default: the warehouse's commit_diffs table)")
     t.add_argument("--max-rows", type=int, default=0, help="keep the most recent N cleaned commits (0 = all)")
+    t.add_argument("--val-frac", type=float, default=0.1, help="share of commits (by time, after train) for calibration")
+    t.add_argument("--test-frac", type=float, default=0.1, help="most recent share of commits held out for evaluation")
     t.add_argument("--steps", type=int, default=300)
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--grad-accum", type=int, default=1)
@@ -65,9 +71,14 @@ def _train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--d-model", type=int, default=192)
     t.add_argument("--layers", type=int, default=3)
     t.add_argument("--vocab", type=int, default=4096)
+    t.add_argument("--heads", type=int, default=4)
     t.add_argument("--max-len", type=int, default=384)
-    t.add_argument("--eval-rows", type=int, default=200)
+    t.add_argument("--eval-rows", type=int, default=200,
+                   help="test rows decoded for the LM metrics (and to re-score the champion on the same rows)")
+    t.add_argument("--calib-rows", type=int, default=100, help="validation rows generated to calibrate the confidence")
     t.add_argument("--adapters", type=int, default=2, help="LoRA adapters for the N largest subsystem families")
+    t.add_argument("--adapter-steps", type=int, default=20, help="optimizer steps per LoRA adapter")
+    t.add_argument("--level1-estimators", type=int, default=80, help="boosting rounds per level-1 head")
     t.add_argument("--max-minutes", type=float, default=0.0)
     t.add_argument("--checkpoint-dir", default=None, help="checkpoint here; an existing checkpoint is resumed")
     t.add_argument("--no-resume", action="store_true")
@@ -92,11 +103,11 @@ def _load(ctx: Ctx, args: argparse.Namespace):  # noqa: ANN202
 
     if args.bundle:
         return Bundle.load(Path(args.bundle)), f"bundle {args.bundle}", "bundle"
-    from kforge.generation.tracking import LM_NAME, champion_bundle
+    from kforge.generation.release import LM_NAME, registered_bundle
 
     tracker = ctx.tracker()
     for alias in dict.fromkeys([args.alias, "challenger"]):
-        got = champion_bundle(tracker, LM_NAME, alias)
+        got = registered_bundle(tracker, LM_NAME, alias)
         if got is not None:
             note = "" if alias == args.alias else f" (no {args.alias}; using {alias})"
             if note:
@@ -214,45 +225,41 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
         return _train_generation(ctx, args, denv.main)
 
 
-def _train_generation(ctx: Ctx, args: argparse.Namespace, main: bool) -> int:
-    import polars as pl
+def train_config(args: argparse.Namespace) -> "tuple[CorpusConfig, GenerationConfig]":
+    """``kforge train generation``'s options as the library's configs (the asset maps its ``Config`` the same way)."""
+    from kforge.generation.corpus import CorpusConfig
+    from kforge.generation.pipeline import GenerationConfig
 
-    from kforge.generation.corpus import (
-        build_corpus,
-        feedback_examples,
-        load_from_parquet,
-        load_from_warehouse,
-    )
-    from kforge.generation.lm import TinyLMConfig
-    from kforge.generation.pipeline import GenerationConfig, run_generation
-    from kforge.generation.train import TrainConfig
-    from kforge.registry import data_version
+    corpus = CorpusConfig(val_frac=args.val_frac, test_frac=args.test_frac, max_rows=args.max_rows)
+    cfg = GenerationConfig.from_flat(
+        backbone=args.backbone, device=args.device, steps=args.steps, batch_size=args.batch_size,
+        grad_accum=args.grad_accum, lr=args.lr, amp=args.amp, max_minutes=args.max_minutes, threads=args.threads,
+        checkpoint_dir=args.checkpoint_dir or "", resume=not args.no_resume, d_model=args.d_model,
+        n_layers=args.layers, n_heads=args.heads, vocab_size=args.vocab, max_len=args.max_len,
+        level1_estimators=args.level1_estimators, eval_rows=args.eval_rows, calib_rows=args.calib_rows,
+        adapter_families=args.adapters, adapter_steps=args.adapter_steps)
+    return corpus, cfg
+
+
+def _train_generation(ctx: Ctx, args: argparse.Namespace, main: bool) -> int:
+    from kforge.generation.corpus import corpus_for, load_from_parquet
+    from kforge.generation.release import train_and_release
+    from kforge.git.ingest import registered_repositories
 
     wh = ctx.warehouse()
-    raw = load_from_parquet([Path(f) for f in args.diffs]) if args.diffs else load_from_warehouse(wh)
-    corpus, rep = build_corpus(raw, feedback=feedback_examples(wh), max_rows=args.max_rows)
+    corpus_cfg, cfg = train_config(args)
+    corpus, rep = corpus_for(wh, corpus_cfg, load_from_parquet([Path(f) for f in args.diffs]) if args.diffs else None)
     if main:
         print(json.dumps({"corpus": rep.as_dict()}), flush=True)
-    cfg = GenerationConfig(
-        backbone=args.backbone,
-        lm=TinyLMConfig(vocab_size=args.vocab, d_model=args.d_model, n_layers=args.layers, max_len=args.max_len),
-        train=TrainConfig(steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
-                          device=args.device, amp=args.amp, max_minutes=args.max_minutes, threads=args.threads,
-                          checkpoint_dir=args.checkpoint_dir or "", resume=not args.no_resume),
-        eval_rows=args.eval_rows, adapter_families=args.adapters)
-    with tempfile.TemporaryDirectory() as tmp:
-        result = run_generation(corpus, cfg, Path(tmp),
-                                log=(lambda s: print(s, file=sys.stderr, flush=True)) if main else (lambda s: None))
-        if not main:
-            return 0
-        out: dict[str, object] = {"metrics": result.metrics}
-        if not args.no_register:
-            from kforge.generation.tracking import gate, log_run
-
-            tracker = ctx.tracker()
-            logged = log_run(tracker, result, data_version=data_version(corpus.drop("ts")), asset_key="cli:train generation")
-            decision = gate(tracker, logged, result, corpus.filter(pl.col("split") == "test"))
-            _reference(ctx, logged.lm_version, corpus)
-            out |= {"run_id": logged.run_id, "lm_version": logged.lm_version, "gate": decision.as_metadata()}
-    print(json.dumps(out, default=float, indent=1))
+    repos = {r: p for r, p in registered_repositories(wh).items() if p.exists()}
+    register = main and not args.no_register
+    out = train_and_release(ctx.tracker() if register else None, corpus, cfg, repos=repos,
+                            log=(lambda s: print(s, file=sys.stderr, flush=True)) if main else (lambda s: None))
+    if not main:
+        return 0
+    report: dict[str, object] = {"metrics": out.result.metrics}
+    if out.lm is not None:
+        _reference(ctx, out.lm.version, corpus)
+        report |= {"run_id": out.lm.run_id, "lm_version": out.lm.version, "release": out.summary()}
+    print(json.dumps(report, default=float, indent=1))
     return 0

@@ -6,7 +6,9 @@
 * :mod:`retrieval`: the NNGen-style nearest-neighbour baseline, also context for level 2;
 * :mod:`lm`, :mod:`backbones`, :mod:`train`: the torch causal LM (from-scratch or SmolLM2 + LoRA);
 * :mod:`metrics`: BLEU (B-Moses, B-Norm), ROUGE-L, prefix accuracy;
-* :mod:`pipeline`: one run that trains, evaluates against NNGen on the same rows and logs to MLflow.
+* :mod:`pipeline`: one run that trains and evaluates against NNGen on the same rows;
+* :mod:`release`: level 1, the LM and each LoRA adapter through the one release path
+  (:func:`release.train_and_release` is the asset's and the CLI's single training entry).
 
 Generated text (including drafted diffs) is only ever written out or checked with
 ``git apply --check``; nothing generated is executed.

@@ -106,6 +106,23 @@ def feedback_examples(wh: Warehouse) -> pl.DataFrame:
     })
 
 
+@dataclass(frozen=True)
+class CorpusConfig:
+    """How the corpus is cut: shares of commits for validation and test (by time), and a size cap."""
+
+    val_frac: float = 0.1
+    test_frac: float = 0.1
+    max_rows: int = 0
+
+
+def corpus_for(wh: Warehouse, cfg: CorpusConfig, raw: pl.DataFrame | None = None) -> tuple[pl.DataFrame, CorpusReport]:
+    """The corpus from ``raw`` (default: the warehouse's commit diffs) plus reviewer feedback, cut by ``cfg``:
+    the one entry the ``generation_corpus`` asset and ``kforge train generation`` share."""
+    raw = load_from_warehouse(wh) if raw is None else raw
+    return build_corpus(raw, val_frac=cfg.val_frac, test_frac=cfg.test_frac, feedback=feedback_examples(wh),
+                        max_rows=cfg.max_rows)
+
+
 def build_corpus(raw: pl.DataFrame, *, val_frac: float = 0.1, test_frac: float = 0.1,
                  feedback: pl.DataFrame | None = None, max_rows: int = 0) -> tuple[pl.DataFrame, CorpusReport]:
     """Clean, label and split by time. ``max_rows`` keeps the most recent rows (0 = all)."""

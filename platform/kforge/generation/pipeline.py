@@ -34,6 +34,23 @@ class GenerationConfig:
     adapter_steps: int = 20
     min_test_rows: int = 20
 
+    @classmethod
+    def from_flat(cls, *, backbone: str = "scratch", device: str = "cpu", steps: int = 200, batch_size: int = 8,
+                  grad_accum: int = 1, lr: float = 3e-3, amp: bool = False, max_minutes: float = 0.0,
+                  threads: int = 1, checkpoint_dir: str = "", resume: bool = True, d_model: int = 192,
+                  n_layers: int = 3, n_heads: int = 4, vocab_size: int = 4096, max_len: int = 384,
+                  level1_estimators: int = 80, eval_rows: int = 200, calib_rows: int = 100,
+                  adapter_families: int = 2, adapter_steps: int = 20) -> "GenerationConfig":
+        """The one mapping from flat settings (a Dagster ``Config``, CLI options) to this config."""
+        return cls(backbone=backbone,
+                   lm=TinyLMConfig(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                                   max_len=max_len),
+                   train=TrainConfig(steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr, device=device,
+                                     amp=amp, max_minutes=max_minutes, threads=threads, checkpoint_dir=checkpoint_dir,
+                                     resume=resume),
+                   level1=Level1Config(n_estimators=level1_estimators), eval_rows=eval_rows, calib_rows=calib_rows,
+                   adapter_families=adapter_families, adapter_steps=adapter_steps)
+
     def validate(self) -> None:
         if self.backbone not in ("scratch", "smollm2"):
             raise InputError(f"backbone must be scratch or smollm2, got {self.backbone!r}")
@@ -50,8 +67,11 @@ class GenerationResult:
     history: TrainResult
     samples: pl.DataFrame
     adapters: dict[str, TrainResult]
-    test_shas: list[str]
+    test_shas: list[str]                   # the decoded test rows behind the LM's and NNGen's metrics
     adapter_gates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    level1_test_shas: list[str] = field(default_factory=list)   # the test rows behind the l1_* metrics
+    adapter_test_shas: dict[str, list[str]] = field(default_factory=dict)  # per family: rows behind test_ppl_*
+    bundle_dir: Path | None = None
 
 
 def build_examples(backbone: Backbone, rows: pl.DataFrame, index: RetrievalIndex, *, self_in_index: bool,
@@ -133,6 +153,7 @@ def run_generation(corpus: pl.DataFrame, cfg: GenerationConfig, workdir: Path,
 
     adapters: dict[str, TrainResult] = {}
     gates: dict[str, dict[str, Any]] = {}
+    adapter_shas: dict[str, list[str]] = {}
     adir = workdir / "bundle" / "adapters"
     if cfg.adapter_families:
         from kforge.generation.adapters import compare_adapter, peft_available, save_adapter, train_adapter
@@ -153,6 +174,7 @@ def run_generation(corpus: pl.DataFrame, cfg: GenerationConfig, workdir: Path,
                         for name, part in (("val", val), ("test", test))}
                 g = compare_adapter(base, tuned, held["val"], held["test"])
                 gates[fam] = g
+                adapter_shas[fam] = test.filter(pl.col("family") == fam)["sha"].to_list()
                 m |= {f"adapter_{fam}_{k}": float(v) for k, v in g.items() if k != "reason"}
                 log(f"adapter {fam}: loss {ah.first_loss():.3f} -> {ah.last_loss():.3f}; "
                     f"{'kept' if g['kept'] else 'dropped'} ({g['reason']})")
@@ -174,5 +196,6 @@ def run_generation(corpus: pl.DataFrame, cfg: GenerationConfig, workdir: Path,
     kept = sorted(f for f, g in gates.items() if g["kept"])
     bundle = Bundle(level1, index, backbone, calib, {"params": params, "families_with_adapters": kept,
                                                      "adapter_gates": gates}, adir if kept else None)
-    bundle.save(workdir / "bundle")
-    return GenerationResult(bundle, m, params, hist, samples, adapters, eval_rows["sha"].to_list(), gates)
+    bundle_dir = bundle.save(workdir / "bundle")
+    return GenerationResult(bundle, m, params, hist, samples, adapters, eval_rows["sha"].to_list(), gates,
+                            test["sha"].to_list(), adapter_shas, bundle_dir)
