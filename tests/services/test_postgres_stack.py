@@ -93,19 +93,33 @@ def test_model_logged_registered_and_promoted_through_the_mlflow_server(stack_en
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 3))
     y = (X[:, 0] + 0.3 * rng.normal(size=200) > 0).astype(int)
-    versions = []
+    import polars as pl
+    from kforge.registry.gates import Check, ModelSpec, size_check
+    from kforge.registry.release import Candidate, Scored, release
+
+    spec = ModelSpec(name="kforge-services-test", family="services", asset_key="services_model",
+                     metric="test_accuracy", min_test_rows=20, point_in_time=False)
+    keys = [str(i) for i in range(150, 200)]
+
+    def score(d) -> Scored:  # noqa: ANN001 - the champion, downloaded through the tracking server
+        return Scored(float(mlflow.sklearn.load_model(str(d)).score(X[150:], y[150:])), keys)
+
+    results = []
     for c in (0.01, 1.0):
         model = LogisticRegression(C=c).fit(X[:150], y[:150])
-        with tracker.run("services", f"lr-C{c}", data_version="svc-test") as run:
-            mlflow.log_metric("test_accuracy", float(model.score(X[150:], y[150:])))
-            info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"],
-                                            signature=infer_signature(X[:2], model.predict(X[:2])), input_example=X[:2])
-        versions.append((tracker.register(run.info.run_id, info.model_uri, "kforge-services-test"),
-                         float(model.score(X[150:], y[150:]))))
-    (v1, s1), (v2, s2) = versions
-    assert tracker.gate("kforge-services-test", v1, metric="test_accuracy", challenger_score=s1, champion_score=None).promoted
-    decision = tracker.gate("kforge-services-test", v2, metric="test_accuracy", challenger_score=s2, champion_score=s1)
-    assert int(tracker.champion("kforge-services-test").version) == (v2 if decision.promoted else v1)
+        results.append(release(tracker, Candidate(
+            spec, train_table=pl.DataFrame(X[:150], schema=["a", "b", "c"]), eval_keys=keys,
+            score=float(model.score(X[150:], y[150:])), params={"C": c},
+            checks=[Check("split_holds", True), size_check(len(keys), 20)],
+            save_model=lambda d, m=model: mlflow.sklearn.save_model(
+                m, str(d), pip_requirements=["scikit-learn"], signature=infer_signature(X[:2], m.predict(X[:2])),
+                input_example=X[:2]),
+            score_registered=score)))
+    first, second = results
+    assert first.promoted
+    assert second.champion_version == first.version and second.champion_eval_rows_digest == second.eval_rows_digest
+    v1, v2 = first.version, second.version
+    assert int(tracker.champion("kforge-services-test").version) == (v2 if second.promoted else v1)
     loaded = mlflow.pyfunc.load_model(tracker.model_uri("kforge-services-test"))
     assert loaded.predict(X[:5]).shape == (5,)
     # the registry lives in Postgres, the artifacts under KFORGE_HOME/mlartifacts

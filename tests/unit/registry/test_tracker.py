@@ -1,4 +1,5 @@
-"""MLflow tracking + registry: standard tags, challenger on register, the promotion gate, rollback."""
+"""MLflow tracking + registry: standard tags, challenger on register, promotion and rollback (the
+gate itself is the release path: test_release.py)."""
 
 from pathlib import Path
 
@@ -18,7 +19,7 @@ def _log_dummy(tracker: Tracker, score: float) -> str:
         return run.info.run_id
 
 
-def test_run_tags_and_gate_and_rollback(kforge_home: Path) -> None:
+def test_run_tags_register_promote_and_rollback(kforge_home: Path) -> None:
     tracker = Tracker(Paths.of(kforge_home))
     run1 = _log_dummy(tracker, 0.7)
     tags = tracker.client().get_run(run1).data.tags
@@ -28,32 +29,16 @@ def test_run_tags_and_gate_and_rollback(kforge_home: Path) -> None:
 
     v1 = tracker.register(run1, "model", "kforge-unit")
     assert int(tracker.client().get_model_version_by_alias("kforge-unit", "challenger").version) == v1
-    d1 = tracker.gate("kforge-unit", v1, metric="auc", challenger_score=0.7, champion_score=None)
-    assert d1.promoted and d1.reason == "no champion yet"
+    tracker.promote("kforge-unit", v1, reason="first")
     assert int(tracker.champion("kforge-unit").version) == v1
-
-    # a worse challenger never replaces the champion
     v2 = tracker.register(_log_dummy(tracker, 0.6), "model", "kforge-unit")
-    d2 = tracker.gate("kforge-unit", v2, metric="auc", challenger_score=0.6, champion_score=0.7)
-    assert not d2.promoted and int(tracker.champion("kforge-unit").version) == v1
-    assert tracker.client().get_model_version("kforge-unit", str(v2)).tags["gate_decision"] == "rejected"
-
-    # better but blocked by a failed evaluation check: not promoted
+    assert int(tracker.champion("kforge-unit").version) == v1  # registering never moves the champion
     v3 = tracker.register(_log_dummy(tracker, 0.9), "model", "kforge-unit")
-    d3 = tracker.gate("kforge-unit", v3, metric="auc", challenger_score=0.9, champion_score=0.7,
-                      blocked_by=["beats_baseline"])
-    assert not d3.promoted and "beats_baseline" in d3.reason
-
-    # better and clean: promoted; the old champion is kept for rollback
-    d4 = tracker.gate("kforge-unit", v3, metric="auc", challenger_score=0.9, champion_score=0.7)
-    assert d4.promoted and int(tracker.champion("kforge-unit").version) == v3
+    tracker.promote("kforge-unit", v3, reason="better")
+    assert tracker.version_of("kforge-unit", "previous-champion") == v1
     assert tracker.rollback("kforge-unit") == v1
     assert int(tracker.champion("kforge-unit").version) == v1
-
-    # lower-is-better metrics (e.g. Brier)
-    d5 = tracker.gate("kforge-unit", v2, metric="brier", challenger_score=0.10, champion_score=0.12,
-                      higher_is_better=False)
-    assert d5.promoted
+    tracker.promote("kforge-unit", v2)
 
     listing = tracker.list_models()
     assert set(listing["version"].to_list()) == {v1, v2, v3}
