@@ -16,7 +16,6 @@ from kforge.git.importer import import_commits
 from kforge.git.ingest import ingest_repository, repository_path
 from kforge.git.maintainers import maintainers_at_head
 from kforge.git.subsystems import SubsystemRules
-from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 from pydantic import Field
 
 GROUP = "kernel_commits"
@@ -31,7 +30,6 @@ class IngestConfig(dg.Config):
 
 
 @dg.multi_asset(
-    op_tags=WAREHOUSE_WRITER_TAGS,
     specs=[
         dg.AssetSpec("commits", group_name=GROUP, description="One row per commit: metadata, trailers, Fixes:, totals."),
         dg.AssetSpec("file_changes", group_name=GROUP, description="One row per (commit, path): change type, lines, subsystem."),
@@ -62,7 +60,7 @@ def ingest_commits(context: dg.AssetExecutionContext, config: IngestConfig, ware
         "notes": "; ".join(report.notes) or "none"})
 
 
-@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, deps=["commits"], description="Commits imported from parquet tables in the real-data directory.")
+@dg.asset(group_name=GROUP, deps=["commits"], description="Commits imported from parquet tables in the real-data directory.")
 def imported_commits(context: dg.AssetExecutionContext, warehouse: WarehouseResource, data: DataResource) -> dg.MaterializeResult:
     """With ``--data``/``KFORGE_DATA`` set, load ``kernel/*.commits.parquet`` (idempotent)."""
     root = data.root()
@@ -80,7 +78,7 @@ def _commits(warehouse: WarehouseResource) -> pl.DataFrame:
     return warehouse.get().read_table("commits")
 
 
-@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, deps=["commits", "imported_commits"], description="Rule-based tags per commit (security, bugfix, revert, ...).")
+@dg.asset(group_name=GROUP, deps=["commits", "imported_commits"], description="Rule-based tags per commit (security, bugfix, revert, ...).")
 def commit_tags(warehouse: WarehouseResource) -> dg.MaterializeResult:
     tags = tag_commits(_commits(warehouse))
     warehouse.get().replace("commit_tags", tags)
@@ -89,7 +87,7 @@ def commit_tags(warehouse: WarehouseResource) -> dg.MaterializeResult:
                                           "rules": table_md(pl.DataFrame(rule_docs()))})
 
 
-@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, deps=["commits", "imported_commits"], description="Fix -> buggy and revert -> reverted commit links.")
+@dg.asset(group_name=GROUP, deps=["commits", "imported_commits"], description="Fix -> buggy and revert -> reverted commit links.")
 def commit_chains(warehouse: WarehouseResource) -> dg.MaterializeResult:
     commits = _commits(warehouse)
     chains = build_chains(commits)
@@ -105,7 +103,7 @@ def commit_chains(warehouse: WarehouseResource) -> dg.MaterializeResult:
     })
 
 
-@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, name="author_expertise", group_name=GROUP, deps=["commits", "file_changes", "imported_commits"],
+@dg.asset(name="author_expertise", group_name=GROUP, deps=["commits", "file_changes", "imported_commits"],
           description="Per commit and subsystem: the author's prior commits (point in time) and maintainer status.")
 def author_expertise_table(warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
@@ -132,7 +130,7 @@ class DiffsConfig(dg.Config):
     max_bytes: int = Field(default=65536, description="Diffs are truncated at this size (flag `truncated`).")
 
 
-@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, deps=["commits", "imported_commits"], description="Unified diffs of recent commits (generation corpus).")
+@dg.asset(group_name=GROUP, deps=["commits", "imported_commits"], description="Unified diffs of recent commits (generation corpus).")
 def commit_diffs(context: dg.AssetExecutionContext, config: DiffsConfig, warehouse: WarehouseResource,
                  data: DataResource) -> dg.MaterializeResult:
     from kforge.commits.diffs_table import collect_diffs
@@ -155,7 +153,7 @@ class ExportConfig(dg.Config):
 EXPORT_CHECK = "export_is_valid"
 
 
-@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, deps=["commit_diffs", "commit_tags", "commit_chains"],
+@dg.asset(group_name=GROUP, deps=["commit_diffs", "commit_tags", "commit_chains"],
           check_specs=[dg.AssetCheckSpec(EXPORT_CHECK, asset="training_exports",
                                          description="Schema, no empty rows, no duplicate patch ids, no train/test leakage.")],
           description="JSONL training-data exports (+ axolotl YAML) under KFORGE_HOME/exports.")

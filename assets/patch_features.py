@@ -14,7 +14,6 @@ from kforge.features import NUMERIC_FEATURES, build_patch_features, point_in_tim
 from kforge.features.build import event_times_for
 from kforge.features.line_origins import for_repositories
 from kforge.git.ingest import registered_repositories
-from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 from pydantic import Field
 
 GROUP = "patch_features"
@@ -25,7 +24,6 @@ class PatchFeaturesConfig(dg.Config):
 
 
 @dg.asset(
-    op_tags=WAREHOUSE_WRITER_TAGS,
     group_name=GROUP, deps=["commits", "file_changes", "commit_chains", "imported_commits", "commit_diffs"],
     description="Per non-merge commit: Kamei JIT metrics, kernel specifics, message text (point in time).",
     check_specs=[dg.AssetCheckSpec("point_in_time", asset="patch_features", blocking=True,
