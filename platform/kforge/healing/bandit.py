@@ -7,7 +7,9 @@ regret against always choosing the best strategy of the class (hindsight) and ag
 
 :meth:`ThompsonBandit.to_state` / :meth:`ThompsonBandit.from_state` turn the posteriors into plain
 JSON counts (what the registered ``kforge-healing-bandit`` holds, see :mod:`kforge.healing.json_pyfunc`);
-:func:`policy_success` scores the greedy policy (highest posterior mean) on held-out errors.
+:func:`policy_success` scores the greedy policy (highest posterior mean) on held-out errors;
+:func:`rank_strategies` is what ``kforge healing explain`` serves: the candidate strategies of an
+error class by posterior mean, with the number of recorded outcomes behind each.
 """
 
 import random
@@ -41,6 +43,15 @@ class ThompsonBandit:
         a, b = self._posterior(context, arm)
         return a / (a + b)
 
+    def observations(self, context: str, arm: str) -> int:
+        """Recorded outcomes of ``arm`` on ``context`` (the class-specific part of the posterior)."""
+        s, f = self.counts.get((context, arm), (0.0, 0.0))
+        return int(s + f)
+
+    def arms_seen(self, context: str) -> list[str]:
+        """The arms with at least one recorded outcome on ``context``, by name."""
+        return sorted(a for (c, a), (s, f) in self.counts.items() if c == context and s + f)
+
     def update(self, context: str, arm: str, success: bool) -> None:
         self.counts[(context, arm)][0 if success else 1] += 1
         self.totals[arm][0 if success else 1] += 1
@@ -68,6 +79,26 @@ class ThompsonBandit:
         for a, (s, f) in state["totals"].items():
             b.totals[str(a)] = [float(s), float(f)]
         return b
+
+
+@dataclass(frozen=True)
+class Ranked:
+    strategy: str
+    posterior_mean: float | None    # None when no bandit ranked it (static order)
+    observations: int               # recorded outcomes of the strategy on this error class
+
+
+def rank_strategies(error_class: str, rule_strategies: Sequence[str], generic: str,
+                    bandit: ThompsonBandit | None) -> list[Ranked]:
+    """The candidate strategies of ``error_class``: the matched rule's, the generic one and any other
+    the bandit has outcomes for on this class. With a bandit: by posterior mean (ties: static order);
+    without: the static order (the rule's list, then the generic strategy)."""
+    static = list(dict.fromkeys((*rule_strategies, generic)))
+    if bandit is None:
+        return [Ranked(s, None, 0) for s in static]
+    arms = static + [a for a in bandit.arms_seen(error_class) if a not in static]
+    order = sorted(range(len(arms)), key=lambda i: (-bandit.mean(error_class, arms[i]), i))
+    return [Ranked(arms[i], bandit.mean(error_class, arms[i]), bandit.observations(error_class, arms[i])) for i in order]
 
 
 def arms_by_error(outcomes: Sequence[dict[str, Any]]) -> dict[str, tuple[str, dict[str, bool]]]:

@@ -12,19 +12,28 @@ the ``program`` key), train on the rest and are registered as JSON-state pyfuncs
   works) on the held-out outcomes; baseline ``constant`` (the old 0.7).
 
 The scores table ``healing_strategy_scores`` holds both models' numbers per (class, strategy).
+
+Serving: :func:`champion_bandit` loads ``kforge-healing-bandit@champion`` (its JSON state) and
+:func:`strategy_ranking` turns it into what ``kforge healing explain`` prints: the error class's
+strategies by posterior mean, or the static rule order when no bandit is champion.
 """
 
+import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+from kforge.errors import InputError
 from kforge.healing.bandit import (
+    Ranked,
     ThompsonBandit,
     arms_by_error,
     policy_success,
     random_success,
+    rank_strategies,
     replay,
     static_rule_chooser,
 )
@@ -32,7 +41,7 @@ from kforge.healing.baselines import CONSTANT_FIX_SUCCESS
 from kforge.healing.config import HealingConfig, HealingRelease
 from kforge.healing.effectiveness import FixEffectiveness, metrics
 from kforge.healing.fixes import GENERIC
-from kforge.healing.json_pyfunc import INPUT_COLUMNS, save_state_model
+from kforge.healing.json_pyfunc import INPUT_COLUMNS, STATE_FILE, read_state, save_state_model
 from kforge.healing.rules import RuleEngine
 from kforge.healing.specs import BANDIT, CONSTANT, EFFECTIVENESS, static_rule_check
 from kforge.registry.gates import SPLIT_HOLDS, Check, size_check
@@ -176,3 +185,51 @@ def release_strategies(tracker: Tracker, wh: Warehouse, outcomes: Outcomes, conf
         schema={"error_class": pl.String, "strategy": pl.String, "posterior_mean": pl.Float64, "p_fix_works": pl.Float64})
     wh.replace("healing_strategy_scores", table)
     out.strategy_scores = table
+
+
+@dataclass(frozen=True)
+class ServedBandit:
+    bandit: ThompsonBandit
+    version: int
+
+
+@dataclass(frozen=True)
+class StrategyRanking:
+    error_class: str
+    ranked: list[Ranked]
+    source: str          # "bandit" (the champion's posterior) or "static" (the rule order)
+    text: str
+
+
+def champion_bandit(tracker: Tracker) -> ServedBandit | None:
+    """``kforge-healing-bandit@champion`` rebuilt from its JSON state; None without a champion."""
+    import mlflow.artifacts
+
+    champ = tracker.champion(BANDIT.name)
+    if champ is None:
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=f"{champ.source}/data/{STATE_FILE}", dst_path=d,
+                                                        tracking_uri=tracker.tracking_uri)
+            state = read_state(Path(local))
+        except Exception as exc:  # noqa: BLE001 - any failure to read the served model is the user's to know
+            raise InputError(f"{BANDIT.name} v{champ.version} (champion) cannot be read: {type(exc).__name__}: {exc}") from None
+    return ServedBandit(ThompsonBandit.from_state(state), int(champ.version))
+
+
+def strategy_ranking(error_class: str, served: ServedBandit | None, rules: RuleEngine | None = None) -> StrategyRanking:
+    """The fix strategies for ``error_class`` (a rule id, or "unmatched") as served to the user."""
+    rules = rules or RuleEngine.default()
+    rule = next((r for r in rules.rules if r.id == error_class), None)
+    ranked = rank_strategies(error_class, rule.strategies if rule else (), GENERIC, served.bandit if served else None)
+    if served is None:
+        head = (f"fix strategies for {error_class}, in the static rule order (no champion {BANDIT.name}; "
+                "`kforge healing train` releases one when it passes its gates):")
+        body = [f"  {i}. {r.strategy}" for i, r in enumerate(ranked, 1)]
+    else:
+        head = (f"fix strategies for {error_class}, ranked by the posterior of {BANDIT.name} v{served.version} "
+                "(champion): posterior mean P(fix works), n = recorded outcomes on this error class:")
+        body = [f"  {i}. {r.strategy:<22} posterior mean {r.posterior_mean:.3f}  n={r.observations}"
+                + ("  (prior only)" if r.observations == 0 else "") for i, r in enumerate(ranked, 1)]
+    return StrategyRanking(error_class, ranked, "static" if served is None else "bandit", "\n".join([head, *body]))
