@@ -98,6 +98,8 @@ def cmd_classify(ctx: Ctx, args: argparse.Namespace) -> int:
         for r in out:
             fh.write(json.dumps(r, default=str) + "\n")
     print(f"classified {len(out)} rows -> {args.output}")
+    for line in model.abstention_summary(out):   # pred_<label> is always the top-1; abstain_<label> flags low confidence
+        print(f"  {line}")
     return 0
 
 
@@ -133,7 +135,17 @@ def cmd_explain(ctx: Ctx, args: argparse.Namespace) -> int:
                 inputs=_descriptors([e.row]), items=items)
     print(f"error id: {error_id}")
     print(e.text)
+    print(_strategy_ranking(ctx, e.rule_id or "unmatched").text)
     return 0
+
+
+def _strategy_ranking(ctx: Ctx, error_class: str):  # noqa: ANN202 - imported lazily (mlflow is slow to import)
+    """The error class's fix strategies by the champion bandit's posterior (static rule order without one)."""
+    from kforge.healing.strategies import champion_bandit, strategy_ranking
+
+    tracker = ctx.tracker()
+    served = champion_bandit(tracker) if ctx.paths.mlflow_db.exists() or not tracker.is_local else None
+    return strategy_ranking(error_class, served)
 
 
 def cmd_evaluate(ctx: Ctx, args: argparse.Namespace) -> int:

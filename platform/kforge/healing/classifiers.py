@@ -9,8 +9,8 @@ Model kinds (all scikit-learn / LightGBM pipelines over the frame from ``feature
 
 :func:`fit_calibrated` fits members on grouped out-of-fold predictions first: a temperature per
 member (one parameter, so tiny classes cannot over-fit it), the ensemble weights, and the
-abstention threshold below which the answer is ``unknown`` (a wrong answer costs twice an
-abstention). Then the members are refitted on all the training rows.
+abstention threshold below which the answer is ``unknown``: the lowest confidence at which the
+out-of-fold answers reach the precision target (``PRECISION_TARGET``, 0.8). Then the members are refitted on all the training rows.
 """
 
 import math
@@ -21,6 +21,7 @@ import numpy as np
 
 UNKNOWN = "unknown"
 WRONG_COST = 2.0
+PRECISION_TARGET = 0.8   # abstain below the confidence where validation answers are right this often
 
 
 def make_pipeline(kind: str, seed: int = 0) -> Any:
@@ -103,15 +104,23 @@ def fit_temperature(p: np.ndarray, y_idx: np.ndarray) -> float:
     return best_t
 
 
-def choose_threshold(conf: np.ndarray, correct: np.ndarray, wrong_cost: float = WRONG_COST) -> float:
-    """The confidence below which answering costs more than abstaining (on out-of-fold rows)."""
-    best_t, best_u = 0.0, float(np.sum(correct) - wrong_cost * np.sum(~correct))
+def choose_threshold(conf: np.ndarray, correct: np.ndarray, precision: float = PRECISION_TARGET) -> float:
+    """The lowest confidence at which the answers kept (``conf >= t``) are right at least ``precision`` of the
+    time, on validation rows; above every confidence (abstain on all) when no threshold reaches it."""
+    conf, correct = np.asarray(conf, dtype=float), np.asarray(correct, dtype=bool)
     for t in np.unique(conf):
         keep = conf >= t
-        u = float(np.sum(correct & keep) - wrong_cost * np.sum(~correct & keep))
-        if u > best_u:
-            best_u, best_t = u, float(t)
-    return best_t
+        if keep.any() and float(np.mean(correct[keep])) >= precision:
+            return float(t)
+    return float(conf.max()) + 1e-6 if len(conf) else 1.0
+
+
+def coverage_precision(conf: np.ndarray, correct: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(share of rows answered, accuracy on them) at ``threshold``; precision is NaN when nothing is answered."""
+    conf, correct = np.asarray(conf, dtype=float), np.asarray(correct, dtype=bool)
+    keep = conf >= threshold
+    return (float(np.mean(keep)) if len(conf) else 0.0,
+            float(np.mean(correct[keep])) if keep.any() else float("nan"))
 
 
 @dataclass
@@ -157,7 +166,8 @@ def oof_proba(kind: str, X: Any, y: np.ndarray, groups: np.ndarray, classes: lis
 
 
 def fit_calibrated(X: Any, y: np.ndarray, groups: np.ndarray, kinds: tuple[str, ...] = ("linear", "gbm"),
-                   n_folds: int = 3, seed: int = 0) -> tuple[CalibratedEnsemble, dict[str, Any]]:
+                   n_folds: int = 3, seed: int = 0,
+                   precision: float = PRECISION_TARGET) -> tuple[CalibratedEnsemble, dict[str, Any]]:
     """Fit a calibrated ensemble; returns it and its out-of-fold diagnostics (training rows only)."""
     classes = sorted(set(y.tolist()))
     y_idx = np.array([classes.index(v) for v in y])
@@ -172,7 +182,7 @@ def fit_calibrated(X: Any, y: np.ndarray, groups: np.ndarray, kinds: tuple[str, 
     ens.weights = {k: max(a, 1e-3) for k, a in acc.items()}
     mix = sum(ens.weights[k] * oof[k] for k in kinds) / sum(ens.weights.values())
     conf = mix.max(axis=1)
-    ens.threshold = choose_threshold(conf, mix.argmax(axis=1) == y_idx)
+    ens.threshold = choose_threshold(conf, mix.argmax(axis=1) == y_idx, precision)
     for kind in kinds:
         ens.members[kind] = make_pipeline(kind, seed).fit(X, y)
     return ens, {"oof_proba": mix, "oof_member_accuracy": acc, "classes": classes}

@@ -17,6 +17,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kforge.healing.os_reports import GENERIC_FRAMES, frame_of, recognise
+
 _PREFIX = re.compile(r"^(?:\*\* \d+ printk messages dropped \*\*\s*)?(?:<\d+>)?(?:\s*\[\s*\d+\.\d+\])?"
                      r"(?:\s*\[\s*([TC]\d+)\])?\s?")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -83,6 +85,7 @@ OOPS_MARKERS: list[tuple[str, re.Pattern[str]]] = [(n, re.compile(p)) for n, p i
     ("bios-reboot", r"SeaBIOS \(version"),
 ]]
 _WEAK = {"cut-here", "bios-reboot"}
+_PANIC_LINE = re.compile(r"^\s*(panic|Panic): ")
 _CUT_LOOKAHEAD = 8
 # A warning or "kernel BUG at" raised from these files is a more specific report (as syzkaller titles them).
 _REFINE_BY_FILE: list[tuple[re.Pattern[str], str]] = [
@@ -149,6 +152,7 @@ class KernelCrash:
     """What :func:`parse_kernel_log` extracts."""
 
     marker: str = ""                    # first oops marker found ("" = no crash recognised)
+    os: str = ""                        # whose report format it is: linux, freebsd, ..., gvisor ("" = no crash)
     crash_line: str = ""                # the line that starts the report, prefix-stripped
     title: str = ""                     # crash line normalised (addresses/numbers removed)
     next_lines: list[str] = field(default_factory=list)   # a few lines after the crash line
@@ -216,7 +220,7 @@ def _frame(text: str) -> Frame | None:
 
 
 def is_generic(frame: Frame) -> bool:
-    return bool(_GENERIC.match(frame.function)) or bool(frame.file and _GENERIC_FILE.match(frame.file))
+    return bool(_GENERIC.match(frame.function)) or bool(GENERIC_FRAMES.match(frame.function)) or bool(frame.file and _GENERIC_FILE.match(frame.file))
 
 
 def parse_kernel_log(log: str, max_frames: int = 64) -> KernelCrash:
@@ -226,7 +230,11 @@ def parse_kernel_log(log: str, max_frames: int = 64) -> KernelCrash:
     crash = KernelCrash(n_lines=len(lines))
     start, tag, weak = -1, "", -1
     for i, (text, t) in enumerate(lines):
-        name = _match_marker(text)
+        name, os_ = _match_marker(text), "linux"
+        if not name or (name == "go-runtime" and _PANIC_LINE.match(text)):
+            other = recognise(text.strip(), [x.strip() for x, _ in lines[i + 1:i + 13]])
+            if other is not None:
+                name, os_ = other.marker, other.os
         if not name:
             continue
         if name not in crash.markers:
@@ -239,15 +247,16 @@ def parse_kernel_log(log: str, max_frames: int = 64) -> KernelCrash:
                          if (not t or not lines[j][1] or lines[j][1] == t)]
             nxt = next((j for j in following if _match_marker(lines[j][0]) not in ("", *_WEAK)), -1)
             if nxt < 0:   # a bare "cut here" is a warning
-                start, tag, crash.marker, crash.crash_line = i, t, "warning", text.strip()
+                start, tag, crash.marker, crash.crash_line, crash.os = i, t, "warning", text.strip(), "linux"
         elif name not in _WEAK:
-            start, tag, crash.marker, crash.crash_line = i, t, name, text.strip()
+            start, tag, crash.marker, crash.crash_line, crash.os = i, t, name, text.strip(), os_
         elif weak < 0:
             weak = i
     if start < 0 and weak >= 0:   # only weak evidence: take it
         text, tag = lines[weak]
         name = _match_marker(text)
         start, crash.marker, crash.crash_line = weak, "warning" if name == "cut-here" else name, text.strip()
+        crash.os = "linux"
     if start < 0:
         return crash
     if crash.marker in ("warning", "kernel-bug"):
@@ -256,7 +265,7 @@ def parse_kernel_log(log: str, max_frames: int = 64) -> KernelCrash:
     same = [(txt, t) for txt, t in lines[start + 1:] if not tag or not t or t == tag]
     crash.next_lines = [txt.strip() for txt, _ in same[:6] if txt.strip()]
     section = ""
-    for txt, _ in same[: 600]:
+    for k, (txt, _) in enumerate(same[: 600]):
         s = txt.strip()
         if _STACK_HEAD.match(s):
             section = "alloc" if s.startswith("Allocated") else "free" if s.startswith("Freed") else "other"
@@ -280,6 +289,9 @@ def parse_kernel_log(log: str, max_frames: int = 64) -> KernelCrash:
             if m:
                 crash.symbol = f"{m['func']}+{m['off']}"
         fr = _frame(s)
+        if fr is None and crash.os != "linux":
+            other = frame_of(s, same[k + 1][0] if k + 1 < len(same) else "")
+            fr = Frame(other[0], "", other[1], other[2]) if other else None
         if fr is None:
             continue
         if section == "alloc":

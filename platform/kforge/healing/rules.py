@@ -5,7 +5,8 @@ A rule file is JSON or YAML: ``{"rules": [ {...}, ... ]}`` (or a bare list). Fie
 ``id`` (unique), ``kind`` (``kernel`` | ``python`` | ``any``), ``pattern`` (a regex), ``field``
 (what it is matched against: ``crash_line`` for kernel logs - the crash line and the next report
 lines -, ``error`` for Python - ``Type: message`` -, ``text`` - the raw input -, or ``verdict`` - the
-parser's one-line summary: ``crash report: <marker>`` / ``no crash report found`` for kernel logs,
+parser's one-line summary: ``crash report: <marker>`` (``crash report: <marker> (<system>)`` for a report
+of another kernel: freebsd, netbsd, openbsd, fuchsia, gvisor, darwin) / ``no crash report found`` for kernel logs,
 ``exception: <type>`` / ``no exception found`` for Python), ``root_cause``,
 ``category``, ``severity`` (low/medium/high/critical), ``confidence`` (0..1 or low/medium/high),
 ``suggested_fix``, ``capture`` (names of the pattern's named groups kept as parameters),
@@ -223,6 +224,8 @@ def match_texts(kind: str, text: str, parsed: Any = None) -> dict[str, str]:
         crash = parsed if parsed is not None else parse_kernel_log(text)
         head = "\n".join([crash.crash_line, *crash.next_lines[:3]]) if crash.marker else ""
         verdict = f"crash report: {crash.marker}" if crash.marker else "no crash report found"
+        if crash.marker and getattr(crash, "os", "linux") not in ("", "linux"):
+            verdict += f" ({crash.os})"   # another system's report: its own rules (see os_reports)
         return {"crash_line": head, "text": text[:20000], "verdict": verdict}
     err = parsed if parsed is not None else parse_traceback(text)
     verdict = f"exception: {err.short_type}" if err.exc_type else "no exception found"
