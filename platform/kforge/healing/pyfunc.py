@@ -42,6 +42,7 @@ def output_frame(preds: list[dict[str, Any]]) -> Any:
 
     def one(p: dict[str, Any]) -> dict[str, Any]:
         labels = {k.removeprefix("pred_"): v for k, v in p.items() if k.startswith("pred_")}
+        labels |= {k: v for k, v in p.items() if k.startswith(("abstain_", "confidence_"))}
         return {"id": str(p["id"]), "kind": p["kind"], "predictions": json.dumps(labels, sort_keys=True),
                 "confidence": float(p.get("confidence") or 0.0), "rule_id": p.get("rule_id") or "",
                 "root_cause": p.get("root_cause") or "", "suggested_fix": p.get("suggested_fix") or "",

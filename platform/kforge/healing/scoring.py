@@ -52,7 +52,11 @@ def score_model(model: HealingModel, tests: dict[str, tuple[list[dict[str, Any]]
             s = scores(y, p)
             out[f"test_{kind}_{label}_accuracy"] = s["accuracy"]
             out[f"test_{kind}_{label}_macro_f1"] = s["macro_f1"]
-            out[f"test_{kind}_{label}_coverage"] = s["coverage"]
+            answered = [not bool(preds[i].get(f"abstain_{label}", False)) for i in keep]
+            out[f"test_{kind}_{label}_coverage"] = float(np.mean(answered))
+            if any(answered):  # accuracy on the rows it chose to answer (the abstention's precision)
+                out[f"test_{kind}_{label}_answered_precision"] = float(np.mean(
+                    [a == b for a, b, ok in zip(y, p, answered, strict=True) if ok]))
     return out
 
 

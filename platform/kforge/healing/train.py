@@ -103,6 +103,7 @@ def classifier_candidate(tasks: Tasks, config: HealingConfig) -> tuple[Candidate
     keys = [row_key(kind, r, group) for r in eval_rows]
     score = primary_accuracy(model, kind, eval_rows, label)
     base = baseline_accuracy(train[kind][0], eval_rows, label)
+    metrics.update(model.abstention_metrics())
     metrics.update({"test_primary_accuracy": score, "baseline_tfidf_lr_accuracy": base, "n_test": float(len(keys)),
                     **{f"threshold_{k}_{lab}": lm.ensemble.threshold for k, d in model.models.items()
                        for lab, lm in d.items()}})
