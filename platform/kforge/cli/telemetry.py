@@ -1,5 +1,6 @@
-"""``kforge telemetry ...``: simulate, import real traces, forecast on a trace, evaluate the
-models (held-out numbers), and print the monitoring report."""
+"""``kforge telemetry ...``: simulate, import real traces, forecast on a trace, train and release
+the models (the same functions and configs as the Dagster assets), evaluate them at bench scale
+(held-out numbers, nothing registered), and print the monitoring report."""
 
 import argparse
 import json
@@ -27,6 +28,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     f = t.add_parser("forecast", help="score a trace with the champion OOM forecaster; print alarms")
     f.add_argument("file")
     f.set_defaults(func=cmd_forecast)
+    tr = t.add_parser("train", help="train the telemetry models and put each through the release path "
+                                     "(same configs as the Dagster assets)")
+    tr.add_argument("--model", choices=("oom", "recommender", "scheduler", "all"), default="all")
+    tr.add_argument("--simulate", action="store_true",
+                    help="first simulate and store memory_telemetry/oom_events (else: use the stored tables)")
+    tr.add_argument("--fit-seeds", type=_ints, default=(0, 1, 2, 3), help="simulation: comma-separated seeds")
+    tr.add_argument("--calib-seeds", type=_ints, default=(4, 5))
+    tr.add_argument("--test-seeds", type=_ints, default=(100, 101))
+    tr.add_argument("--sim-duration", type=float, default=400.0)
+    tr.add_argument("--horizon", type=float, default=20.0, help="forecaster: predict an OOM within this many seconds")
+    tr.add_argument("--lead", type=float, default=5.0)
+    tr.add_argument("--target-fpr", type=float, default=0.07)
+    tr.add_argument("--n-estimators", type=int, default=300)
+    tr.add_argument("--rec-workloads", default="leak,fragmenting", help="recommender: closed-loop workloads")
+    tr.add_argument("--rec-seeds", type=_ints, default=(100,))
+    tr.add_argument("--rec-duration", type=float, default=300.0)
+    tr.add_argument("--lookahead", type=float, default=20.0)
+    tr.add_argument("--cooldown", type=float, default=10.0)
+    tr.add_argument("--sched-train-seeds", type=_ints, default=(0, 1, 2, 3), help="scheduler: training seeds")
+    tr.add_argument("--sched-test-seeds", type=_ints, default=(1000, 1001))
+    tr.add_argument("--n-tasks", type=int, default=150)
+    tr.add_argument("--epochs", type=int, default=8)
+    tr.add_argument("--dagger-rounds", type=int, default=2)
+    tr.set_defaults(func=cmd_train)
     e = t.add_parser("evaluate", help="held-out evaluation of the forecaster and the scheduling policy (JSON)")
     e.add_argument("--seeds", type=int, default=8, help="training seeds per workload")
     e.add_argument("--test-seeds", type=int, default=4)
@@ -36,6 +61,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = t.add_parser("monitoring", help="print the model-monitoring report (all families) and write its JSON")
     m.add_argument("--out", default="")
     m.set_defaults(func=cmd_monitoring)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+
+
+def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
+    from kforge.telemetry import release as tr
+    from kforge.telemetry.forecast import ForecastConfig
+
+    tracker = ctx.tracker()
+    out = {}
+    if args.simulate:
+        tr.store_telemetry(ctx.warehouse(), tr.SimulationConfig(fit_seeds=args.fit_seeds, calib_seeds=args.calib_seeds,
+                                                                test_seeds=args.test_seeds, duration_s=args.sim_duration))
+    if args.model in ("oom", "all"):
+        cfg = ForecastConfig(horizon_s=args.horizon, lead_s=args.lead, target_fpr=args.target_fpr,
+                             n_estimators=args.n_estimators)
+        out["oom"] = tr.train_and_release_forecaster(tracker, ctx.warehouse(), cfg)
+    if args.model in ("recommender", "all"):
+        rcfg = tr.RecommenderConfig(workloads=tuple(w for w in args.rec_workloads.split(",") if w),
+                                    seeds=args.rec_seeds, duration_s=args.rec_duration, lookahead_s=args.lookahead,
+                                    cooldown_s=args.cooldown)
+        out["recommender"] = tr.train_and_release_recommender(tracker, rcfg, wh=ctx.warehouse())
+    if args.model in ("scheduler", "all"):
+        scfg = tr.SchedulerConfig(train_seeds=args.sched_train_seeds, test_seeds=args.sched_test_seeds,
+                                  n_tasks=args.n_tasks, epochs=args.epochs, dagger_rounds=args.dagger_rounds)
+        out["scheduler"] = tr.train_and_release_scheduler(tracker, scfg)
+    print(json.dumps({k: {"model": r.result.spec.name, "version": r.result.version, "decision": r.result.decision,
+                          "reason": r.result.reason, r.result.spec.metric: r.result.challenger_score}
+                      for k, r in out.items()}, indent=2, default=float))
+    return 0
 
 
 def cmd_simulate(ctx: Ctx, args: argparse.Namespace) -> int:
@@ -75,7 +135,7 @@ def cmd_forecast(ctx: Ctx, args: argparse.Namespace) -> int:
         raise InputError(f"{name} has no champion: materialize the telemetry group first")
     samples, events = read_trace(args.file)
     ds = build_dataset(samples, events, 20.0)
-    model, thr = load_forecaster(tracker.model_uri(name))
+    model, thr = load_forecaster(tracker.model_uri(name), tracker.tracking_uri)
     t0 = time.perf_counter()
     score = predict(model, ds)
     ms = 1000 * (time.perf_counter() - t0)

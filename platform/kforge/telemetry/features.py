@@ -4,6 +4,7 @@ Every feature at sample ``t`` uses only samples ``<= t`` of the same run (shifts
 rolling windows inside ``run_id``); labels look forward and are never features.
 """
 
+import numpy as np
 import polars as pl
 
 FEATURES = [
@@ -60,6 +61,26 @@ def window_features(samples: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(tte("avail_frac", "d_avail_30", 30).alias("tte_30"),
                            tte("avail_frac", "d_avail_5", 5).alias("tte_5"),
                            tte("usable_frac", "d_usable_30", 30).alias("tte_usable"))
+
+
+def future_leak(samples: pl.DataFrame, cuts: tuple[float, ...] = (0.25, 0.5, 0.75)) -> float:
+    """The largest absolute difference, over :data:`FEATURES` at a few cut points of the first run,
+    between features computed from the whole run and from the run's samples up to the cut only
+    (0.0: no feature looks ahead)."""
+    if samples.height == 0:
+        return 0.0
+    run = samples.sort("run_id", "t_s")["run_id"][0]
+    s = samples.filter(pl.col("run_id") == run).sort("t_s")
+    full = window_features(s)
+    worst = 0.0
+    for q in cuts:
+        t = s["t_s"][int(q * (s.height - 1))]
+        pre = window_features(s.filter(pl.col("t_s") <= t)).tail(1).select(FEATURES).to_numpy()
+        at = full.filter(pl.col("t_s") == t).head(1).select(FEATURES).to_numpy()
+        same_nan = np.isnan(pre) & np.isnan(at)
+        diff = np.nan_to_num(np.where(same_nan, 0.0, np.abs(pre - at)), nan=np.inf)
+        worst = max(worst, float(diff.max()) if diff.size else 0.0)
+    return worst
 
 
 def horizon_labels(samples: pl.DataFrame, events: pl.DataFrame, horizon_s: float) -> pl.DataFrame:

@@ -1,13 +1,13 @@
 """Saving and loading the telemetry models as MLflow models (run artifacts, then registered).
 
 * OOM forecaster: an MLflow LightGBM model (sklearn API) whose input is the feature frame;
-  its alarm threshold is a version tag and a run param.
+  its alarm threshold, feature list and seeds are in ``threshold.json`` in the model directory.
 * Scheduling policy: an MLflow pyfunc over the numpy weights (input: candidate features with a
-  ``decision`` column; output: a score per candidate), plus the TorchScript file as an artifact.
+  ``decision`` column; output: a score per candidate), plus the TorchScript file as a run artifact.
+* Recommender: see :mod:`kforge.telemetry.recommender_model` (a JSON-state pyfunc).
 """
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +20,40 @@ from kforge.telemetry.schedsim import N_FEATURES
 POLICY_COLUMNS = ["decision"] + [f"f{i}" for i in range(N_FEATURES)]
 
 
-def log_forecaster(model: Any, example: pd.DataFrame, threshold: float, artifact_path: str = "model") -> None:
-    """Inside an active MLflow run: save the LightGBM model and log it as run artifacts."""
-    import mlflow
+FORECASTER_PIP = ["lightgbm==4.7.0", "scikit-learn==1.9.1", "pandas==2.3.3"]
+META_FILE = "threshold.json"
+
+
+def save_forecaster(model: Any, example: pd.DataFrame, meta: dict[str, Any], out: Path) -> Path:
+    """Write an MLflow LightGBM model directory; ``meta`` (threshold, features, seeds) goes to
+    ``threshold.json`` next to it."""
+    import mlflow.lightgbm
     from mlflow.models import infer_signature
 
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / artifact_path
-        sig = infer_signature(example[FEATURES], model.predict_proba(example[FEATURES])[:, 1])
-        mlflow.lightgbm.save_model(model, str(out), signature=sig, input_example=example[FEATURES].head(3),
-                                   pip_requirements=["lightgbm==4.7.0", "scikit-learn==1.9.1", "pandas"])
-        (out / "threshold.json").write_text(json.dumps({"threshold": threshold, "features": FEATURES}))
-        mlflow.log_artifacts(str(out), artifact_path)
+    feats = list(meta.get("features", FEATURES))
+    sig = infer_signature(example[feats], model.predict_proba(example[feats])[:, 1])
+    mlflow.lightgbm.save_model(model, str(out), signature=sig, input_example=example[feats].head(3),
+                               pip_requirements=FORECASTER_PIP)
+    (out / META_FILE).write_text(json.dumps({"features": feats, **meta}, sort_keys=True))
+    return out
 
 
-def load_forecaster(model_uri: str) -> tuple[Any, float]:
-    """(model, threshold) from ``models:/name@alias`` or ``runs:/...``."""
+def load_forecaster_dir(path: Path) -> tuple[Any, dict[str, Any]]:
+    """(model, meta) from a forecaster model directory; ``meta`` has at least threshold and features."""
+    import mlflow.lightgbm
+
+    meta = json.loads((path / META_FILE).read_text())
+    meta.setdefault("features", FEATURES)
+    return mlflow.lightgbm.load_model(str(path)), meta
+
+
+def load_forecaster(model_uri: str, tracking_uri: str | None = None) -> tuple[Any, float]:
+    """(model, threshold) from ``models:/name@alias``, ``models:/name/version`` or ``runs:/...``."""
     import mlflow
 
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
-    model = mlflow.lightgbm.load_model(str(local))
-    return model, float(json.loads((local / "threshold.json").read_text())["threshold"])
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, tracking_uri=tracking_uri))
+    model, meta = load_forecaster_dir(local)
+    return model, float(meta["threshold"])
 
 
 def _pyfunc_class() -> type:
@@ -67,33 +80,34 @@ def _pyfunc_class() -> type:
     return SchedulerPolicyModel
 
 
-def log_policy(weights_npz: Path, torchscript: Path | None, example: pd.DataFrame, artifact_path: str = "model") -> None:
-    import mlflow
+def save_policy(weights_npz: Path, example: pd.DataFrame, out: Path) -> Path:
+    """Write an MLflow pyfunc model directory over the numpy weights (``artifacts/*.npz``)."""
+    import mlflow.pyfunc
     from mlflow.models import infer_signature
 
     cls = _pyfunc_class()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / artifact_path
-        sig = infer_signature(example[POLICY_COLUMNS], np.zeros(len(example)))
-        mlflow.pyfunc.save_model(str(out), python_model=cls(), artifacts={"weights": str(weights_npz)},
-                                 signature=sig, input_example=example[POLICY_COLUMNS].head(4),
-                                 pip_requirements=["numpy", "pandas"], code_paths=None)
-        mlflow.log_artifacts(str(out), artifact_path)
-    if torchscript is not None:
-        mlflow.log_artifact(str(torchscript), "torchscript")
+    sig = infer_signature(example[POLICY_COLUMNS], np.zeros(len(example)))
+    mlflow.pyfunc.save_model(str(out), python_model=cls(), artifacts={"weights": str(weights_npz)},
+                             signature=sig, input_example=example[POLICY_COLUMNS].head(4),
+                             pip_requirements=["numpy==2.4.0", "pandas==2.3.3"])
+    return out
 
 
-def load_policy(model_uri: str) -> Any:
+def load_policy_dir(path: Path) -> Any:
+    """The NumpyPolicy inside a policy model directory."""
+    from kforge.telemetry.policy import NumpyPolicy
+
+    found = sorted(path.rglob("*.npz"))
+    if not found:
+        raise FileNotFoundError(f"no policy weights under {path}")
+    return NumpyPolicy.load(found[0])
+
+
+def load_policy(model_uri: str, tracking_uri: str | None = None) -> Any:
     """The NumpyPolicy inside a logged policy model."""
     import mlflow
 
-    from kforge.telemetry.policy import NumpyPolicy
-
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
-    found = sorted(local.rglob("*.npz"))
-    if not found:
-        raise FileNotFoundError(f"no policy weights under {model_uri}")
-    return NumpyPolicy.load(found[0])
+    return load_policy_dir(Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, tracking_uri=tracking_uri)))
 
 
 def policy_example(x: np.ndarray) -> pd.DataFrame:

@@ -220,6 +220,7 @@ def compare_to_cfs(rows: list[dict]) -> dict[str, float]:
         "test_turnaround_gain_vs_cfs": float((1 - t["learned"] / t["cfs"]).mean()),
         "test_switch_reduction_vs_cfs": float((1 - c["learned"] / c["cfs"]).mean()),
         "test_turnaround_gain_vs_rr": float((1 - t["learned"] / t["rr_10ms"]).mean()),
+        "test_rr_turnaround_gain_vs_cfs": float((1 - t["rr_10ms"] / t["cfs"]).mean()),
         "test_p99_latency_ratio_vs_cfs": float((lat["learned"] / lat["cfs"].clip(lower_bound=1e-6)).median()),
         "test_turnaround_gap_to_oracle": float((t["learned"] / t["srpt_oracle"] - 1).mean()),
         "test_mean_turnaround_ms": float(t["learned"].mean()),

@@ -11,7 +11,7 @@ alarms, so the recommender can be compared with fixed strategies on held-out run
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
+import pandas as pd
 import polars as pl
 
 from kforge.telemetry.features import FEATURES, window_features
@@ -63,9 +63,10 @@ def recommend(sim: MemorySim, lookahead_s: float = 20.0) -> tuple[str, dict[str,
     return best, outcomes
 
 
-def closed_loop(workload: str, seed: int, duration_s: float, scorer: Callable[[np.ndarray], float],
+def closed_loop(workload: str, seed: int, duration_s: float, scorer: Callable[[pd.DataFrame], float],
                 threshold: float, strategy: str, cooldown_s: float = 10.0, lookahead_s: float = 20.0) -> dict[str, Any]:
-    """Run a workload; each second the forecaster scores the latest window, and on an alarm
+    """Run a workload; each second the forecaster scores the latest window (a one-row frame with
+    the :data:`FEATURES` columns, so a model fitted on named features sees names), and on an alarm
     (at most once per ``cooldown_s``) the strategy acts: ``none``, a fixed action, or ``recommender``."""
     sim = MemorySim(make_workload(workload, seed, duration_s), run_id=f"{workload}-{seed}-{strategy}")
     cost = 0.0
@@ -75,7 +76,7 @@ def closed_loop(workload: str, seed: int, duration_s: float, scorer: Callable[[n
     while sim.tick < sim.w.n_ticks:
         sim.run_until(sim.tick + SAMPLE_TICKS)
         window = pl.DataFrame(sim.samples[-31:], schema=SAMPLE_SCHEMA, orient="row")
-        x = window_features(window).select(FEATURES).tail(1).to_numpy()
+        x = window_features(window).select(FEATURES).tail(1).to_pandas()
         if scorer(x) < threshold:
             continue
         alarms += 1
@@ -91,4 +92,5 @@ def closed_loop(workload: str, seed: int, duration_s: float, scorer: Callable[[n
             "cost": cost + OOM_COST * ooms, **{f"n_{a}": n for a, n in actions.items()}}
 
 
-STRATEGIES = ("none", "compact", "reclaim", "kill_largest", "recommender")
+FIXED = ("compact", "reclaim", "kill_largest")
+STRATEGIES = ("none", *FIXED, "recommender")

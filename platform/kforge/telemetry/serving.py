@@ -60,7 +60,7 @@ def replay_forecaster(wh: Warehouse, tracker: Any, name: str, seed: int, duratio
     if tracker.champion(name) is None:
         return {"skipped_no_champion": 1.0}
     version = _champion(tracker, name)
-    model, thr = load_forecaster(tracker.model_uri(name))
+    model, thr = load_forecaster(tracker.model_uri(name), tracker.tracking_uri)
     parts = [simulate(w, seed, duration_s) for w in WORKLOADS]
     samples = pl.concat([p[0] for p in parts])
     events = pl.concat([p[1] for p in parts])
@@ -100,7 +100,7 @@ def replay_scheduler(wh: Warehouse, tracker: Any, name: str, seed: int) -> dict[
     if tracker.champion(name) is None:
         return {"skipped_no_champion": 1.0}
     version = _champion(tracker, name)
-    timed = _Timed(load_policy(tracker.model_uri(name)))
+    timed = _Timed(load_policy(tracker.model_uri(name), tracker.tracking_uri))
     cols = [f"f{i}" for i in range(12)]
     res = run_policy(make_sched_workload("mixed", seed), timed)
     feats = pl.DataFrame(np.concatenate(timed.feats), schema=cols) if timed.feats else pl.DataFrame(schema=cols)

@@ -16,4 +16,8 @@ def test_cli_simulate_import_and_errors(tmp_path, capsys):
     assert "no such trace file" in capsys.readouterr().err
     assert main(["--home", home, "telemetry", "simulate", "nope", "--out", str(out)]) == 2
     assert main(["--home", home, "telemetry", "evaluate", "--seeds", "1"]) == 2
+    assert main(["--home", home, "telemetry", "train", "--model", "oom"]) == 2     # nothing stored yet
+    assert "materialize memory_telemetry" in capsys.readouterr().err
+    assert main(["--home", home, "telemetry", "train", "--model", "recommender"]) == 2
+    assert "has no champion" in capsys.readouterr().err
     assert main(["--home", home, "telemetry", "monitoring"]) == 0
