@@ -15,7 +15,6 @@ from kforge.mixins import pipeline
 from kforge.mixins.catalogue import load_catalogue
 from kforge.mixins.outcomes import read_outcomes
 from kforge.mixins.release import SPEC, TrainConfig
-from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 from pydantic import Field
 
 GROUP = "mixins"
@@ -34,7 +33,7 @@ class ModelConfig(dg.Config):
     min_delta: float = Field(default=0.0, description="Brier improvement the challenger needs to be promoted.")
 
 
-@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, description="Traits introspected from the mixin and node classes (builtin + registered).")
+@dg.asset(group_name=GROUP, description="Traits introspected from the mixin and node classes (builtin + registered).")
 def mixin_catalogue(warehouse: WarehouseResource) -> dg.MaterializeResult:
     cat = load_catalogue(warehouse.paths())
     frame = pipeline.refresh_catalogue(warehouse.get(), cat)
@@ -45,7 +44,7 @@ def mixin_catalogue(warehouse: WarehouseResource) -> dg.MaterializeResult:
                                          "short_circuits", "state_writes", "sinks"), 25)})
 
 
-@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, deps=[mixin_catalogue],
+@dg.asset(group_name=GROUP, deps=[mixin_catalogue],
           description="Append-only observed outcomes: harness trials, imported matrices, production feedback.")
 def mixin_outcomes(config: OutcomesConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
@@ -65,7 +64,7 @@ def mixin_outcomes(config: OutcomesConfig, warehouse: WarehouseResource) -> dg.M
         "conflict_reasons": table_md(reasons, 25)})
 
 
-@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, deps=[mixin_outcomes],
+@dg.asset(group_name=GROUP, deps=[mixin_outcomes],
           description="Success/failure counts, last tested and top conflict reason per (combination, node type).")
 def mixin_compatibility_matrix(warehouse: WarehouseResource) -> dg.MaterializeResult:
     matrix = pipeline.refresh_matrix(warehouse.get())
@@ -86,11 +85,19 @@ def mixin_model(context: dg.AssetExecutionContext, config: ModelConfig, warehous
                             dagster_run_id=context.run.run_id)
     result = run.train
     headline = {k: v for k, v in result.headline().items() if not k.endswith("_n") and "fold" not in k}
+    groups = result.per_mixin()
+    worst = groups.sort("delta_roc_auc").row(0, named=True) if groups.height else {}
+    transfer = result.predictor.transfer
     return dg.MaterializeResult(
         metadata={**release_metadata(run.release), "n_outcomes": result.n_outcomes,
                   "cache_entries_invalidated": run.cache_entries_invalidated,
                   "evaluation": table_md(result.evaluation.table()), "metrics": metrics_md(headline),
-                  "calibration": plot_md(run.calibration_plot)},
+                  "calibration": plot_md(run.calibration_plot),
+                  "unseen_mixin_scorer": transfer.served_by if transfer is not None else "learner",
+                  "generalizes_by_mixin": table_md(groups.select(
+                      "mixin", "n", "served_by", "model_roc_auc", "rules_roc_auc", "learner_roc_auc", "delta_roc_auc")),
+                  "generalizes_worst_mixin": str(worst.get("mixin", "")),
+                  "generalizes_worst_delta_roc_auc": float(worst.get("delta_roc_auc", float("nan")))},
         check_results=release_check_results(run.release))
 
 

@@ -4,8 +4,9 @@
 
 1. Runs the exercise harness ``--batches`` times into a fresh kforge home (outcomes from running code).
 2. Trains + evaluates (seen-pair by time, unseen-pair by pair, unseen-mixin by mixin folds) and prints
-   accuracy / ROC-AUC / Brier for the model, the Beta-binomial baseline and the rule scorer, plus the
-   leakage and gate checks.
+   accuracy / ROC-AUC / Brier for the model (what serving answers), the history learner alone, the
+   Beta-binomial baseline and the rule scorer, the per-held-out-mixin ROC-AUC table behind the
+   ``generalizes`` gate, plus the leakage and gate checks.
 3. Measures prediction latency in-process: uncached (features + model + explanation) and cached
    (sqlite lookup keyed by model version), p50/p99 over distinct queries.
 """
@@ -59,13 +60,17 @@ def main() -> None:
     result = train(outcomes, cat, seed=args.seed)
     train_s = time.perf_counter() - t0
     table = result.evaluation.table()
-    with pl.Config(tbl_rows=20, tbl_width_chars=160, float_precision=4):
+    groups = result.per_mixin()
+    with pl.Config(tbl_rows=30, tbl_width_chars=200, float_precision=4):
         print(table)
+        print(groups.select("mixin", "fold", "n", "positive_rate", "served_by", "shrink", "model_roc_auc",
+                            "rules_roc_auc", "learner_roc_auc", "delta_roc_auc"))
     report = {
         "home": str(paths.home), "outcomes": outcomes.height, "pair_outcomes": int((outcomes["set_size"] == 2).sum()),
         "set_outcomes": int((outcomes["set_size"] > 2).sum()), "pass_rate": round(float(outcomes["passed"].mean()), 4),
         "harness_seconds": round(harness_s, 1), "train_evaluate_seconds": round(train_s, 1),
         "checks": {c.name: c.passed for c in result.checks}, "leakage": result.leakage.describe(),
+        "generalizes": result.check("generalizes").detail,
         "metrics": {f"{r['split']}/{r['scorer']}": {k: round(r[k], 4) for k in ("n", "accuracy", "roc_auc", "brier")}
                     for r in table.iter_rows(named=True)},
     }

@@ -41,7 +41,7 @@ def test_materialize_gate_serve_and_retrain(kforge_home: Path, capsys: pytest.Ca
     assert n > 1000 and wh.count("mixin_catalogue") == 20 and wh.count("mixin_compatibility_matrix") > 400
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert set(checks) == {"split_holds", "no_future_features", "test_size", "beats_beta_binomial", "beats_rules",
-                           "beats_champion"}
+                           "generalizes", "beats_champion"}
     assert checks["no_future_features"] and checks["split_holds"]
     md = result.asset_materializations_for_node("mixin_model")[0].metadata
     assert md["model_version"].value == 1 and md["model"].text == "kforge-mixins"
@@ -49,6 +49,12 @@ def test_materialize_gate_serve_and_retrain(kforge_home: Path, capsys: pytest.Ca
     assert md["gate_promoted"].value == all(gates.values())     # any failed blocking check blocks promotion
     assert md["gate_decision"].text == ("promoted" if all(gates.values()) else "blocked")
     assert md["gate_metric"].text == "brier" and md["eval_rows"].value > 0
+    # the generalizes gate: per held-out mixin ROC-AUC against the rules, and the worst mixin
+    assert "| mixin |" in md["generalizes_by_mixin"].value and md["generalizes_worst_mixin"].text
+    assert md["unseen_mixin_scorer"].text in ("transfer", "rules")
+    gen = next(c for c in result.get_asset_check_evaluations() if c.check_name == "generalizes")
+    assert gen.metadata["worst_delta"].value == pytest.approx(md["generalizes_worst_delta_roc_auc"].value, abs=1e-4)
+    assert gen.passed == (md["generalizes_worst_delta_roc_auc"].value > 0)
 
     from kforge.registry import Tracker
 
@@ -128,8 +134,16 @@ def test_materialize_gate_serve_and_retrain(kforge_home: Path, capsys: pytest.Ca
     t2 = tracker.client().get_model_version("kforge-mixins", "2").tags
     assert t2["kforge.gate.decision"] == md2["gate_decision"].text
     assert t2["kforge.eval_rows_digest"] == t2["kforge.gate.champion_eval_rows_digest"], t2["kforge.gate.reason"]
+    capsys.readouterr()  # drop earlier output ("recorded N mixins feedback rows")
+    assert main(["mixins", "check", "Caching", "Retry", "--node-type", "EFFECT", "--json"]) == 0
+    served = json.loads(capsys.readouterr().out)
     if md2["gate_promoted"].value:
+        # promotion drops the old version's cache entries: the new champion answers afresh
         assert md2["cache_entries_invalidated"].value >= 1
-        capsys.readouterr()  # drop earlier output ("recorded N mixins feedback rows")
-        assert main(["mixins", "check", "Caching", "Retry", "--node-type", "EFFECT", "--json"]) == 0
-        assert not json.loads(capsys.readouterr().out)["cached"]
+        assert served["model_version"] == 2 and not served["cached"]
+    else:
+        # blocked: nothing is invalidated and the champion (v1) keeps answering from its cache
+        gates2 = {c.check_name: c.passed for c in result2.get_asset_check_evaluations()}
+        assert md2["cache_entries_invalidated"].value == 0 and t2["kforge.gate.reason"]
+        assert served["model_version"] == 1 and served["cached"] and served["probability"] == first["probability"]
+        assert not all(v for k, v in gates2.items() if k != "beats_champion") or not gates2["beats_champion"]

@@ -129,7 +129,14 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
         raise InputError(str(exc)) from None
     rel = run.release
     print_table(run.train.evaluation.table())
+    groups = run.train.per_mixin()
+    if groups.height:
+        print_table(groups.select("mixin", "n", "served_by", "model_roc_auc", "rules_roc_auc", "learner_roc_auc",
+                                  "delta_roc_auc"))
+    transfer = run.train.predictor.transfer
     print(json.dumps({"checks": {c.name: c.passed for c in rel.checks}, "leakage": run.train.leakage.describe(),
+                      "generalizes": (rel.check("generalizes").detail if rel.check("generalizes") else ""),
+                      "unseen_mixin_scorer": transfer.served_by if transfer is not None else "learner",
                       "run_id": rel.run_id, "version": rel.version, "decision": rel.decision,
                       "promoted": rel.promoted, "reason": rel.reason,
                       "cache_entries_invalidated": run.cache_entries_invalidated}))
@@ -170,6 +177,8 @@ def cmd_check(ctx: Ctx, args: argparse.Namespace) -> int:
     print(f"{' + '.join(p['mixins'])} on {p['node_type']}: P(success)={p['probability']:.3f} ({verdict}; "
           f"{p['regime'].replace('_', ' ')}, {p['observed']} observations, Beta-binomial {p['beta_binomial']:.3f}; "
           f"model v{p['model_version']}{', cached' if p['cached'] else ''})")
+    if p.get("scorer", "learner") != "learner":
+        print(f"  scored by: {p['scorer']} ({p['scorer_reason']})")
     print(f"  top features: {_fmt_features(p)}")
     for r in p["structural_risks"]:
         print(f"  structural risk: {r}")

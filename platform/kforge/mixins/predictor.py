@@ -5,6 +5,7 @@ Example::
 
     p = predictor.predict([(["Caching", "Authorization"], "COMPUTE")], cat.traits())[0]
     p["probability"], p["regime"], p["top_features"], p["similar_conflicts"]
+    p["scorer"]    # "learner"; for a mixin with little history "transfer", or "rules" (the fallback)
 """
 
 from collections import Counter
@@ -15,10 +16,12 @@ from typing import Any
 import polars as pl
 
 from kforge.mixins.baselines import beta_binomial, rule_reasons
+from kforge.mixins.evaluate import needs_transfer, served_proba
 from kforge.mixins.features import static_features
 from kforge.mixins.model import CompatModel
 from kforge.mixins.outcomes import combination_key
 from kforge.mixins.snapshot import HistorySnapshot
+from kforge.mixins.transfer import MIN_MIXIN_HISTORY, TransferScorer
 
 Query = tuple[list[str], str]
 
@@ -42,6 +45,18 @@ class MixinPredictor:
     trained_until: datetime            # training rows are strictly before this instant
     history_through_id: int            # the snapshot includes outcomes up to this id
     metrics: dict[str, float] = field(default_factory=dict)
+    transfer: TransferScorer | None = None   # serves rows with a little-known mixin (None: bundles before it)
+
+    def scorer_of(self, cold: bool) -> tuple[str, str]:
+        """(scorer, why) for a row: ``learner``, ``transfer`` or ``rules``."""
+        transfer = getattr(self, "transfer", None)
+        if not cold or transfer is None:
+            return "learner", "the history learner"
+        if transfer.served_by == "rules":
+            return "rules", (f"a mixin observed fewer than {MIN_MIXIN_HISTORY} times: the rule score, because the "
+                             "learner did not beat the rules on held-out mixins in validation")
+        return "transfer", (f"a mixin observed fewer than {MIN_MIXIN_HISTORY} times: the rule score re-ranked by the "
+                            f"transfer learner (shrink {transfer.shrink:g}, chosen on held-out mixins)")
 
     def frame(self, queries: list[Query], traits: dict[str, dict[str, Any]]) -> pl.DataFrame:
         rows = []
@@ -70,7 +85,8 @@ class MixinPredictor:
                 k: int = 5, frame: pl.DataFrame | None = None) -> list[dict[str, Any]]:
         """``frame``: :meth:`frame` of the same queries, when the caller built it already."""
         frame = self.frame(queries, traits) if frame is None else frame
-        probs = self.model.predict_proba(frame)
+        probs = served_proba(self.model, getattr(self, "transfer", None), frame)
+        cold = needs_transfer(frame)
         base = beta_binomial(frame, self.strength)
         expl = self.model.explain(frame, k) if explain else [[] for _ in queries]
         out = []
@@ -79,8 +95,10 @@ class MixinPredictor:
             seen = [m for m in mixins if m in self.known_mixins and (self.snapshot.mixin.get((m,)) or (0, 0))[0] > 0]
             regime = ("seen_pair" if row["h_pair_n"] > 0 else "unseen_pair" if len(seen) == len(mixins)
                       else "unseen_mixin")
+            scorer, why = self.scorer_of(bool(cold[i]))
             out.append({
                 "mixins": sorted(mixins), "node_type": node, "probability": float(probs[i]),
+                "scorer": scorer, "scorer_reason": why,
                 "compatible": bool(probs[i] >= 0.5), "regime": regime, "observed": int(row["h_pair_n"]),
                 "observed_success_rate": row["h_pair_rate"], "beta_binomial": float(base[i]),
                 "rule_score": row["rule_score"], "structural_risks": rule_reasons(row),

@@ -22,9 +22,26 @@ from kforge.mixins.evaluate import MIN_TEST_ROWS
 from kforge.mixins.leakage import SEPARABILITY_AUC
 from kforge.mixins.outcomes import read_outcomes
 from kforge.mixins.predictor import MixinPredictor
-from kforge.mixins.training import BASELINES, TrainResult, score_on, train
+from kforge.mixins.training import (
+    BASELINES,
+    GENERALIZES_BASELINE,
+    GENERALIZES_METRIC,
+    GENERALIZES_OVER,
+    TrainResult,
+    score_on,
+    train,
+)
+from kforge.mixins.transfer import MIN_MIXIN_HISTORY
 from kforge.registry import Tracker, data_version
-from kforge.registry.gates import BEATS_CHAMPION, NO_FUTURE_FEATURES, SPLIT_HOLDS, TEST_SIZE, ModelSpec, beats
+from kforge.registry.gates import (
+    BEATS_CHAMPION,
+    GENERALIZES,
+    NO_FUTURE_FEATURES,
+    SPLIT_HOLDS,
+    TEST_SIZE,
+    ModelSpec,
+    beats,
+)
 from kforge.registry.release import Candidate, ReleaseResult, Scored, release
 from kforge.storage import Warehouse
 
@@ -35,6 +52,7 @@ PIP = ["kforge", "lightgbm==4.7.0", "scikit-learn==1.9.1", "polars==2.1.0", "num
 SPEC = ModelSpec(
     name=MODEL_NAME, family="mixins", asset_key="mixin_model", metric="brier", higher_is_better=False,
     baselines=BASELINES, split="time", split_unit="outcomes", min_test_rows=MIN_TEST_ROWS,
+    generalizes_over=GENERALIZES_OVER, generalizes_baseline=GENERALIZES_BASELINE,
     descriptions={
         SPLIT_HOLDS: "Seen-pair split by time (every training outcome before the cut; the gated held-out outcomes "
                      "after it); unseen-pair and unseen-mixin splits share no pair / mixin with training.",
@@ -44,6 +62,10 @@ SPEC = ModelSpec(
         beats("beta_binomial"): "Brier < the Beta-binomial baseline's Brier on the held-out seen-pair outcomes "
                                 "and on the unseen-pair outcomes.",
         beats("rules"): "Brier < the structural rule scorer's Brier on the held-out seen-pair outcomes.",
+        GENERALIZES: f"Leave mixins out (4 folds; every outcome involving the mixin removed from training): "
+                     f"ROC-AUC of what serving answers for a mixin with < {MIN_MIXIN_HISTORY} observations > the "
+                     "rule scorer's on every held-out mixin's pairs (per-mixin numbers, pooled figure and the worst "
+                     "mixin in the metadata).",
         BEATS_CHAMPION: "Brier < the champion's by more than min_delta (default 0) on the same held-out "
                         "seen-pair outcomes (decides promotion).",
     })
@@ -139,17 +161,31 @@ def candidate(result: TrainResult, outcomes: pl.DataFrame, cat: Catalogue, confi
     def score_registered(model_dir: Path) -> Scored:
         return score_on(load_bundle(model_dir), heldout)
 
+    groups = result.per_mixin()
+    transfer = result.predictor.transfer
+    per_mixin = {f"generalizes_{GENERALIZES_METRIC}_{r['mixin']}": r["model_roc_auc"] for r in groups.iter_rows(named=True)}
+    per_mixin |= {f"generalizes_rules_{GENERALIZES_METRIC}_{r['mixin']}": r["rules_roc_auc"]
+                  for r in groups.iter_rows(named=True)}
+    worst = groups.sort("delta_roc_auc").row(0, named=True) if groups.height else None
+    if transfer is not None:
+        params |= {"transfer_shrink": transfer.shrink, "transfer_served_by": transfer.served_by,
+                   "transfer_min_mixin_history": MIN_MIXIN_HISTORY,
+                   "transfer_validation": json.dumps(transfer.validation, sort_keys=True)}
+
     return Candidate(
         replace(SPEC, min_delta=config.min_delta), train_table=outcomes, eval_keys=challenger.keys,
         score=challenger.score, baselines=result.baselines(), checks=list(result.checks), params=params,
         metrics={"n_outcomes": float(result.n_outcomes),
-                 **{f"test_{k}": v for k, v in result.headline().items()}},
+                 **{f"test_{k}": v for k, v in result.headline().items()}, **per_mixin,
+                 **({f"generalizes_{GENERALIZES_METRIC}_worst_delta": worst["delta_roc_auc"]} if worst else {})},
         plots=[_calibration_plot(result, workdir)],
         texts={"evaluation/evaluation.csv": result.evaluation.table().write_csv(),
                "evaluation/importances.json": json.dumps(importances, indent=1),
-               "evaluation/leakage.txt": result.leakage.describe()},
+               "evaluation/leakage.txt": result.leakage.describe(),
+               "evaluation/generalizes_mixin.csv": groups.write_csv()},
         tags={"history_through_id": str(result.predictor.history_through_id),
-              "trained_until": str(result.predictor.trained_until)},
+              "trained_until": str(result.predictor.trained_until),
+              "unseen_mixin_scorer": transfer.served_by if transfer is not None else "learner"},
         save_model=_save_model(result, workdir), score_registered=score_registered)
 
 

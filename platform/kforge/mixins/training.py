@@ -1,27 +1,39 @@
 """Train, evaluate and leakage-check in one call; the evaluation gates in the release path's
-vocabulary (``split_holds``, ``no_future_features``, ``test_size``, ``beats_beta_binomial``).
+vocabulary (``split_holds``, ``no_future_features``, ``test_size``, ``beats_beta_binomial``,
+``generalizes``: ROC-AUC above the rule scorer's on every held-out mixin).
 :func:`kforge.mixins.release.train_and_release` runs it for the ``mixin_model`` asset and
 ``kforge mixins train``."""
 
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from kforge.mixins.catalogue import Catalogue
 from kforge.mixins.dataset import feature_columns, feature_frame
-from kforge.mixins.evaluate import MIN_TEST_ROWS, Evaluation, evaluate
+from kforge.mixins.evaluate import MIN_TEST_ROWS, Evaluation, evaluate, served_proba
 from kforge.mixins.leakage import LeakageReport, leakage_report
 from kforge.mixins.metrics import binary_metrics
 from kforge.mixins.predictor import MixinPredictor, conflict_reasons
 from kforge.mixins.snapshot import HistorySnapshot
-from kforge.registry.gates import NO_FUTURE_FEATURES, SPLIT_HOLDS, TEST_SIZE, Check, beats
+from kforge.registry.gates import (
+    NO_FUTURE_FEATURES,
+    SPLIT_HOLDS,
+    TEST_SIZE,
+    Check,
+    ModelSpec,
+    beats,
+    generalizes_check,
+)
 from kforge.registry.release import Scored
 
 MIN_OUTCOMES = 300
 GATE_SPLIT = "seen_pair"          # the held-out rows the release path scores challenger and champion on
 BASELINES = ("beta_binomial", "rules")
+GENERALIZES_OVER, GENERALIZES_BASELINE, GENERALIZES_METRIC = "mixin", "rules", "roc_auc"
+# the ``generalizes`` gate compares ROC-AUC (higher is better), not the release metric (Brier)
+_AUC = ModelSpec(name="kforge-mixins", family="mixins", asset_key="mixin_model", metric=GENERALIZES_METRIC,
+                 generalizes_over=GENERALIZES_OVER, generalizes_baseline=GENERALIZES_BASELINE)
 
 
 @dataclass
@@ -56,6 +68,11 @@ class TrainResult:
             return pl.DataFrame()
         return frame.filter(pl.col("observed_at") < self.predictor.trained_until).select(feature_columns(frame))
 
+    def per_mixin(self) -> pl.DataFrame:
+        """Per held-out mixin: rows, served scorer, model / learner / rules ROC-AUC and Brier."""
+        groups = self.evaluation.splits["unseen_mixin"].groups
+        return groups if groups is not None else pl.DataFrame()
+
     def blocked_by(self) -> list[str]:
         return [c.name for c in self.checks if c.passed is not True]
 
@@ -81,9 +98,10 @@ def train(outcomes: pl.DataFrame, cat: Catalogue, seed: int = 0, extra_features:
     leak = leakage_report(outcomes, build, cols, heldout, seed=seed)
     model = ev.seen_model
     trained_until = heldout["observed_at"].min()
+    transfer = ev.seen_transfer       # fitted on the learner's training rows: none of the held-out rows
     predictor = MixinPredictor(model, HistorySnapshot.of(outcomes), sorted(cat.mixins), sorted(cat.nodes),
                                ev.strength, conflict_reasons(outcomes), trained_until,
-                               int(outcomes["outcome_id"].max()), {})
+                               int(outcomes["outcome_id"].max()), {}, transfer)
     checks = gate_checks(ev, leak, heldout)
     predictor.metrics = ev.flat_metrics()
     return TrainResult(predictor, ev, leak, heldout, outcomes.height, checks)
@@ -101,6 +119,16 @@ def gate_checks(ev: Evaluation, leak: LeakageReport, heldout: pl.DataFrame) -> l
     size_ok = all(sp.checks.get("test_large_enough", False) for sp in s.values())
     pairs = {n: (s[n].metrics["model"]["brier"], s[n].metrics["beta_binomial"]["brier"]) for n in (GATE_SPLIT, "unseen_pair")}
     beats_beta = all(model < base for model, base in pairs.values())
+    groups = s["unseen_mixin"].groups
+    per_group = {} if groups is None else {
+        r["mixin"]: (r["model_roc_auc"], r["rules_roc_auc"]) for r in groups.iter_rows(named=True)
+        if r["model_roc_auc"] == r["model_roc_auc"] and r["rules_roc_auc"] == r["rules_roc_auc"]}
+    gen = generalizes_check(_AUC, per_group, ties_pass=True)  # target: at least the rule scorer
+    pooled = s["unseen_mixin"].metrics
+    gen = Check(gen.name, gen.passed, gen.detail + (f"; pooled unseen-mixin ROC-AUC {pooled['model']['roc_auc']:.4f} "
+                                                    f"vs rules {pooled['rules']['roc_auc']:.4f}"),
+                {**gen.numbers, "pooled_model": round(pooled["model"]["roc_auc"], 4),
+                 "pooled_rules": round(pooled["rules"]["roc_auc"], 4)})
     return [
         Check(SPLIT_HOLDS, split_ok, "all split checks hold: " + ", ".join(split_checks) if split_ok
               else "failed: " + ", ".join(failed), {"splits": float(len(s))}),
@@ -114,6 +142,7 @@ def gate_checks(ev: Evaluation, leak: LeakageReport, heldout: pl.DataFrame) -> l
                                                              for n, (m, b) in pairs.items()),
               {**{f"{n}_model": round(m, 4) for n, (m, _) in pairs.items()},
                **{f"{n}_beta_binomial": round(b, 4) for n, (_, b) in pairs.items()}}),
+        gen,
     ]
 
 
@@ -126,5 +155,5 @@ def score_on(predictor: MixinPredictor, heldout: pl.DataFrame) -> Scored:
         raise ValueError(f"the model was trained on outcomes up to {predictor.trained_until}, "
                          f"after the first held-out outcome ({heldout['observed_at'].min()})")
     y = heldout["passed"].cast(pl.Int32).to_numpy()
-    m = binary_metrics(y, np.asarray(predictor.model.predict_proba(heldout)))
+    m = binary_metrics(y, served_proba(predictor.model, getattr(predictor, "transfer", None), heldout))
     return Scored(float(m["brier"]), [str(i) for i in heldout["outcome_id"].to_list()])

@@ -122,7 +122,7 @@ def joined(wh: Warehouse) -> pl.DataFrame:
 
 
 #: telemetry feedback names the model by role; the registry names of those roles
-TELEMETRY_MODELS = {"oom_forecaster": "kforge-telemetry-oom", "oom_recommender": "oom_recommender",
+TELEMETRY_MODELS = {"oom_forecaster": "kforge-telemetry-oom", "oom_recommender": "kforge-telemetry-recommender",
                     "scheduler_policy": "kforge-telemetry-scheduler"}
 
 

@@ -1,12 +1,11 @@
 """Champion/challenger with registry aliases (never stages).
 
 * a new version gets ``challenger``;
-* :func:`gate` compares challenger and champion on the *same* held-out rows (the caller scores
-  both) and moves ``champion`` only if the challenger is better by at least ``min_delta``;
+* :func:`promote` moves ``champion`` (the release path, :mod:`kforge.registry.release`, decides
+  when; humans through ``kforge models promote``);
 * the replaced champion keeps the ``previous-champion`` alias so :func:`rollback` can restore it.
 """
 
-from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -16,28 +15,6 @@ from kforge.errors import InputError
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous-champion"
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    promoted: bool
-    metric: str
-    challenger_version: int
-    challenger_score: float
-    champion_version: int | None
-    champion_score: float | None
-    reason: str
-
-    def as_metadata(self) -> dict[str, Any]:
-        return {
-            "gate_promoted": self.promoted,
-            "gate_metric": self.metric,
-            "gate_challenger_version": self.challenger_version,
-            "gate_challenger_score": round(self.challenger_score, 6),
-            "gate_champion_version": self.champion_version if self.champion_version is not None else -1,
-            "gate_champion_score": round(self.champion_score, 6) if self.champion_score is not None else float("nan"),
-            "gate_reason": self.reason,
-        }
 
 
 def get_alias(client: Any, name: str, alias: str) -> Any | None:
@@ -106,51 +83,6 @@ def rollback(client: Any, name: str) -> int:
         client.set_registered_model_alias(name, PREVIOUS, int(current.version))
     client.set_model_version_tag(name, str(prev.version), "promotion_reason", "rollback")
     return int(prev.version)
-
-
-def gate(
-    client: Any,
-    name: str,
-    version: int,
-    *,
-    metric: str,
-    challenger_score: float,
-    champion_score: float | None,
-    higher_is_better: bool = True,
-    min_delta: float = 0.0,
-    blocked_by: list[str] | None = None,
-) -> GateDecision:
-    """Decide and apply a promotion. ``champion_score`` must be measured on the same rows.
-
-    ``blocked_by`` lists failed evaluation checks (leakage, baseline not beaten, ...): any entry
-    blocks promotion whatever the score.
-    """
-    champ = get_alias(client, name, CHAMPION)
-    champ_version = int(champ.version) if champ is not None else None
-    if blocked_by:
-        promoted, reason = False, "blocked by failed checks: " + ", ".join(blocked_by)
-    elif champ is None:
-        promoted, reason = True, "no champion yet"
-    elif champion_score is None:
-        promoted, reason = False, "champion could not be scored on the held-out rows; kept"
-    else:
-        delta = (challenger_score - champion_score) if higher_is_better else (champion_score - challenger_score)
-        promoted = delta > min_delta
-        reason = (
-            f"challenger better by {delta:+.4f} {metric}" if promoted
-            else f"challenger not better ({delta:+.4f} {metric} <= {min_delta}); champion kept"
-        )
-    if promoted:
-        promote(client, name, version, reason)
-    for key, value in (
-        ("gate_decision", "promoted" if promoted else "rejected"),
-        ("gate_reason", reason),
-        ("gate_metric", metric),
-        ("gate_challenger_score", f"{challenger_score:.6f}"),
-        ("gate_champion_score", "" if champion_score is None else f"{champion_score:.6f}"),
-    ):
-        client.set_model_version_tag(name, str(version), key, value)
-    return GateDecision(promoted, metric, version, challenger_score, champ_version, champion_score, reason)
 
 
 def list_versions(client: Any, prefix: str = "kforge-") -> pl.DataFrame:

@@ -132,19 +132,22 @@ def beats_check(spec: ModelSpec, baseline: str, model_score: float, baseline_sco
                  {"model": round(model_score, 4), baseline: round(baseline_score, 4), "delta": round(delta, 4)})
 
 
-def generalizes_check(spec: ModelSpec, per_group: dict[str, tuple[float, float]], min_groups: int = 2) -> Check:
+def generalizes_check(spec: ModelSpec, per_group: dict[str, tuple[float, float]], min_groups: int = 2,
+                      ties_pass: bool = False) -> Check:
     """``generalizes``: the model beats its baseline on every held-out group.
 
     ``per_group`` maps a held-out group (a repository, a kernel, a notebook source, a mixin) to
     (model score, baseline score) on that group's rows, from a model that never saw the group.
     The numbers include each group's delta, the mean over groups and the worst group.
+    ``ties_pass``: a group where the model equals the baseline passes (for a family whose target is
+    "at least the baseline", e.g. one that serves the baseline itself where it is not better).
     """
     if len(per_group) < min_groups:
         return not_run(GENERALIZES, f"{len(per_group)} held-out {spec.generalizes_over or 'group'}(s) "
                                     f"< {min_groups}: nothing to leave out")
     deltas = {g: spec.better(m, b) for g, (m, b) in per_group.items()}
     worst = min(deltas, key=lambda g: deltas[g])
-    losing = sorted(g for g, d in deltas.items() if not d > 0)
+    losing = sorted(g for g, d in deltas.items() if not (d >= 0 if ties_pass else d > 0))
     mean_model = sum(m for m, _ in per_group.values()) / len(per_group)
     mean_base = sum(b for _, b in per_group.values()) / len(per_group)
     numbers = {"groups": float(len(per_group)), "mean_model": round(mean_model, 4),

@@ -117,7 +117,7 @@ class Tracker:
         with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=all_tags) as active:
             yield active
 
-    # -- registry helpers (see aliases.py for the gate) --------------------------------------
+    # -- registry helpers (the gate is the release path, release.py) --------------------------------------
     def register(self, run_id: str, artifact_path: str, name: str, tags: dict[str, str] | None = None) -> int:
         """Register ``runs:/run_id/artifact_path`` as a new version of ``name`` with alias challenger."""
         return aliases.register_challenger(self.client(), run_id, artifact_path, name, tags or {})
@@ -132,9 +132,6 @@ class Tracker:
 
     def model_uri(self, name: str, alias: str = aliases.CHAMPION) -> str:
         return f"models:/{name}@{alias}"
-
-    def gate(self, name: str, version: int, **kwargs: Any) -> "aliases.GateDecision":
-        return aliases.gate(self.client(), name, version, **kwargs)
 
     def promote(self, name: str, version: int, reason: str = "manual") -> None:
         aliases.promote(self.client(), name, version, reason)

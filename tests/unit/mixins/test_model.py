@@ -41,7 +41,7 @@ def test_gate_scores_only_models_that_did_not_train_on_the_rows(trained):
 
 def test_gates_use_the_release_vocabulary(trained):
     names = [c.name for c in trained.checks]
-    assert names == ["split_holds", "no_future_features", "test_size", "beats_beta_binomial"]
+    assert names == ["split_holds", "no_future_features", "test_size", "beats_beta_binomial", "generalizes"]
     assert set(trained.baselines()) == {"beta_binomial", "rules"}
     size = trained.check("test_size")
     assert size.numbers["minimum"] == 200 and size.numbers["seen_pair_rows"] == trained.heldout.height
@@ -111,3 +111,36 @@ def test_fast_forest_path_equals_sklearn(trained):
     m = trained.predictor.model
     X = _filled(_matrix(trained.heldout.head(50), m.feature_cols), m.feature_cols, m.fill)
     assert np.allclose(m.rf_proba(X), m.rf.predict_proba(X)[:, 1])
+
+
+def test_generalizes_scores_each_mixin_with_a_fold_that_never_saw_it(trained, outcomes):
+    split = trained.evaluation.splits["unseen_mixin"]
+    groups = trained.per_mixin()
+    every_mixin = {m for ms in outcomes["mixins"].to_list() for m in ms}
+    assert set(groups["mixin"].to_list()) == every_mixin and split.checks["mixins_unseen"]
+    assert split.checks["served_by_transfer_scorer"]      # every unseen-mixin row goes to the transfer scorer
+    # a group's rows are every pair containing the mixin; the pooled figure counts each pair once
+    pairs = outcomes.filter(pl.col("set_size") == 2)
+    for r in groups.iter_rows(named=True):
+        assert r["n"] == pairs.filter(pl.col("mixins").list.contains(r["mixin"])).height
+    assert split.n_test == pairs.height
+    gen = trained.check("generalizes")
+    assert gen.numbers["groups"] == groups.height
+    worst = groups.sort("delta_roc_auc").row(0, named=True)
+    assert gen.numbers["worst_delta"] == pytest.approx(worst["delta_roc_auc"], abs=1e-4)
+    assert gen.passed == bool((groups["delta_roc_auc"] > 0).all())   # loses on any mixin: blocks
+    assert gen.passed is False or "loses on" not in gen.detail
+
+
+def test_served_probability_routes_little_known_mixins_to_the_transfer_scorer(trained, catalogue):
+    from kforge.mixins.evaluate import served_proba
+
+    split = trained.evaluation.splits["unseen_mixin"]
+    assert split.metrics["model"]["roc_auc"] != split.metrics["learner"]["roc_auc"]
+    p = trained.predictor
+    frame = p.frame([(["Caching", "Retry"], "EFFECT")], catalogue.traits())
+    cold = frame.with_columns(h_mixin_min_n=pl.lit(0.0))
+    assert served_proba(p.model, p.transfer, frame)[0] == pytest.approx(p.model.predict_proba(frame)[0])
+    assert served_proba(p.model, p.transfer, cold)[0] == pytest.approx(p.transfer.predict_proba(cold)[0])
+    out = p.predict([(["Caching", "Retry"], "EFFECT")], catalogue.traits(), explain=False)[0]
+    assert out["scorer"] == "learner" and out["regime"] == "seen_pair"

@@ -26,7 +26,8 @@ def test_spec_names_metric_and_baselines() -> None:
 
     names = [s.name for s in release_checks(SPEC)]
     assert names == ["split_holds", "no_future_features", "test_size", "beats_beta_binomial", "beats_rules",
-                     "beats_champion"]
+                     "generalizes", "beats_champion"]
+    assert "every held-out mixin" in next(s for s in release_checks(SPEC) if s.name == "generalizes").description
     assert all("Brier" in s.description for s in release_checks(SPEC) if s.name.startswith("beats_"))
     assert "labels are flipped" in next(s for s in release_checks(SPEC) if s.name == "no_future_features").description
 
@@ -36,6 +37,14 @@ def test_identical_outcomes_register_nothing_and_champion_is_scored_on_the_same_
     r1 = release(tracker, candidate(trained, outcomes, catalogue, TrainConfig(), tmp_path), dagster_run_id="run-1")
     assert r1.version == 1 and r1.decision in ("promoted", "blocked")
     assert r1.eval_rows == trained.heldout.height and r1.baselines.keys() == {"beta_binomial", "rules"}
+    run = tracker.client().get_run(r1.run_id)
+    groups = trained.per_mixin()
+    for r in groups.iter_rows(named=True):     # per-mixin numbers and the worst one reach MLflow
+        assert run.data.metrics[f"generalizes_roc_auc_{r['mixin']}"] == pytest.approx(r["model_roc_auc"])
+    assert run.data.metrics["generalizes_roc_auc_worst_delta"] == pytest.approx(groups["delta_roc_auc"].min())
+    assert r1.check("generalizes").passed == trained.check("generalizes").passed
+    if not trained.check("generalizes").passed:
+        assert r1.decision == "blocked" and "generalizes" in r1.reason
     # the old hole: re-running on identical outcomes registered a duplicate version
     again = release(tracker, candidate(trained, outcomes.reverse(), catalogue, TrainConfig(), tmp_path),
                     dagster_run_id="run-2")
@@ -67,6 +76,11 @@ def test_champion_trained_on_the_held_out_rows_blocks_with_the_reason(
     cand = candidate(trained, outcomes, catalogue, TrainConfig(seed=3), tmp_path)
     cand.score_registered = lambda d: score_on(load_bundle(d), shifted)
     r = release(tracker, cand)
-    assert r.decision == "blocked" and "could not be scored" in r.reason and "trained on outcomes" in r.reason
-    assert "trained on outcomes" in _tags(tracker, r.version)["kforge.gate.reason"]
+    champ = r.check("beats_champion")
+    assert r.decision == "blocked" and champ.passed is False
+    assert "could not be scored" in champ.detail and "trained on outcomes" in champ.detail
+    # with every blocking gate passed the champion's failure is the reason; else the failed gates are
+    why = _tags(tracker, r.version)["kforge.gate.reason"]
+    assert ("trained on outcomes" in why) if not r.failed() or r.failed() == ["beats_champion"] \
+        else why.startswith("blocked by gates: ")
     assert tracker.version_of(MODEL_NAME) == r1.version

@@ -164,8 +164,6 @@ def test_healing_classify_output_becomes_joinable_items():
 
 
 def test_telemetry_feedback_rows_judge_themselves(warehouse):
-    from kforge.telemetry import feedback as _telemetry_feedback  # noqa: F401 - registers the schema
-
     rows = [{"model": "oom_forecaster", "host": "h1", "predicted": "oom", "actual": "oom", "model_version": 2},
             {"model": "oom_forecaster", "host": "h2", "predicted": "oom", "actual": "no_oom", "model_version": 2},
             {"model": "oom_recommender", "host": "h1", "predicted": "compact", "actual": "no_oom", "followed": True,
@@ -175,6 +173,6 @@ def test_telemetry_feedback_rows_judge_themselves(warehouse):
     for r in rows:
         add_feedback("telemetry", r, warehouse)
     rep = monitoring_report(warehouse)
-    fc, rec = _entry(rep, "kforge-telemetry-oom", "2"), _entry(rep, "oom_recommender", "2")
+    fc, rec = _entry(rep, "kforge-telemetry-oom", "2"), _entry(rep, "kforge-telemetry-recommender", "2")
     assert fc["accuracy"] == 0.5 and "followed_rate" not in fc
     assert rec["followed_rate"] == 0.5 and "accuracy" not in rec
