@@ -15,7 +15,6 @@ from kforge.generation.pipeline import GenerationConfig
 from kforge.generation.release import L1_SPEC, LM_SPEC, train_and_release
 from kforge.git.ingest import registered_repositories
 from kforge.registry import data_version
-from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 from pydantic import Field
 
 GROUP = "generation"
@@ -27,7 +26,7 @@ class CorpusConfig(dg.Config):
     max_rows: int = Field(default=0, description="Keep only the most recent N cleaned commits (0 = all).")
 
 
-@dg.asset(op_tags=WAREHOUSE_WRITER_TAGS, group_name=GROUP, deps=["commit_diffs", "commits"],
+@dg.asset(group_name=GROUP, deps=["commit_diffs", "commits"],
           check_specs=[dg.AssetCheckSpec("split_by_time", asset="generation_corpus"),
                        dg.AssetCheckSpec("test_set_large_enough", asset="generation_corpus")],
           description="Cleaned generation corpus (bots and near-duplicate messages dropped), split by time.")
@@ -101,7 +100,8 @@ def generation_models(context: dg.AssetExecutionContext, config: GenerationTrain
                                                "reason": r.reason} for f, r in out.adapters.items()}),
         "adapter_gates": dg.MetadataValue.json({f: dict(g) for f, g in result.adapter_gates.items()}),
         "metrics": metrics_md({k: v for k, v in m.items() if k.startswith(("test_", "train_"))}),
-        "samples": table_md(result.samples.select("reference", "lm", "nngen", "confidence"), 10)})
+        "samples": table_md(result.samples.select("reference", "lm", "nngen", "lm_noprefix", "nngen_noprefix",
+                                                  "lm_junk", "confidence"), 10)})
     yield from release_check_results(out.level1)
     yield from release_check_results(out.lm)
 

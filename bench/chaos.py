@@ -28,10 +28,9 @@ RUN = """
 import json, sys
 import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableJob
-from kforge.scale.executor import multiprocess_run_config
 inst = dg.DagsterInstance.get()
 job = ReconstructableJob.for_file(sys.argv[1], "whole_graph")
-with dg.execute_job(job, instance=inst, run_config=multiprocess_run_config(int(sys.argv[2]), 1)) as res:
+with dg.execute_job(job, instance=inst, run_config={'execution': {'config': {'multiprocess': {'max_concurrent': int(sys.argv[2])}}}}) as res:
     failed = [e.step_key for e in res.all_events if e.is_step_failure]
     print(json.dumps({"success": res.success, "failed_steps": failed}))
 """

@@ -1,19 +1,18 @@
-"""A reconstructable job for the multiprocess tests: two kernel_commits derived tables and two
-probe assets, all four tagged as warehouse writers (the probes record when they held their step),
-plus two untagged reader probes that may run beside them, so both the parallelism and the writer
-tag limit can be checked. The whole graph: bench/chaos.py."""
+"""A reconstructable job for the multiprocess tests: two kernel_commits derived tables, two writer
+probes (they append the window they held their step in) and two reader probes, so both the
+parallelism cap and the warehouse's own write serialisation can be checked. The whole graph:
+bench/chaos.py."""
 
 import time
 
 import dagster as dg
 from kforge.dagster_io import WarehouseResource
-from kforge.scale.executor import WAREHOUSE_WRITER_TAGS
 
 SELECTION = ["commit_tags", "commit_chains"]
 
 
 def _probe(name: str) -> dg.AssetsDefinition:
-    @dg.asset(name=name, group_name="reliability_probes", op_tags=WAREHOUSE_WRITER_TAGS, deps=["commits"])
+    @dg.asset(name=name, group_name="reliability_probes", deps=["commits"])
     def probe(warehouse: WarehouseResource) -> None:
         import polars as pl
 
