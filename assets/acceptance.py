@@ -3,8 +3,15 @@ e-mail be merged. Each model asset maps its config into :class:`TrainConfig` and
 :func:`~kforge.acceptance.release.train_and_release` (the same function as
 ``kforge acceptance train``): a time split, then the one release path (MLflow ``kforge/acceptance``,
 registered ``challenger``, champion scored on the same held-out rows, gates, promotion). Its asset
-checks are the release gates; a failed one blocks promotion without failing the run.
+checks are the release gates; a failed one blocks promotion without failing the run. The commit
+model's ``generalizes`` gate leaves one repository out (not run with a single repository).
+
+Without patch e-mails the e-mail model trains nothing: the asset is not materialized (no model
+version, nothing downstream runs), an observation carries the reason (``skipped``), the run is
+tagged ``kforge/skipped``, and every declared check is reported as not run (WARN).
 """
+
+from collections.abc import Iterator
 
 import dagster as dg
 from kforge.acceptance.release import AcceptanceRun, train_and_release
@@ -32,22 +39,53 @@ class AcceptanceConfig(dg.Config):
     min_test_rows: int = Field(default=_D.min_test_rows, description="test_size gate: minimum held-out rows.")
     min_test_class: int = Field(default=_D.min_test_class, description="test_size gate: minimum held-out rows of each class.")
     min_diff_coverage: float = Field(default=_D.min_diff_coverage, description="Use diff/line-origin features only if this share of training rows has them.")
+    prior_k: float = Field(default=_D.prior_k, description="Cold start: blend with lines added, the model's weight = training positives / (positives + prior_k); 0 = off.")
+    generalizes: bool = Field(default=_D.generalizes, description="Commit model: leave one repository out (the generalizes gate).")
+    generalizes_n_estimators: int = Field(default=_D.generalizes_n_estimators, description="Trees per boosted model in each leave-one-repository-out fit.")
+    generalizes_min_class: int = Field(default=_D.generalizes_min_class, description="A held-out repository is judged only with this many test rows of each class.")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(cutoff=self.cutoff, test_end=self.test_end, min_observation_days=self.min_observation_days,
                            test_fraction=self.test_fraction, n_folds=self.n_folds, n_estimators=self.n_estimators,
                            min_test_rows=self.min_test_rows, min_test_class=self.min_test_class,
                            use_text=self.use_text, train_labels=self.train_labels,
-                           min_diff_coverage=self.min_diff_coverage)
+                           min_diff_coverage=self.min_diff_coverage, prior_k=self.prior_k, generalizes=self.generalizes,
+                           generalizes_n_estimators=self.generalizes_n_estimators,
+                           generalizes_min_class=self.generalizes_min_class)
+
+
+def _skipped(context: dg.AssetExecutionContext, run: AcceptanceRun) -> Iterator[dg.AssetObservation | dg.AssetCheckResult]:
+    """Nothing trained: no materialization (so no model version in the UI), the reason as an
+    observation and a run tag, every declared check not run (WARN)."""
+    key = run.spec.model.asset_key
+    context.log.warning(f"{key} skipped: {run.skipped}")
+    context.instance.add_run_tags(context.run.run_id, {"kforge/skipped": key})
+    yield dg.AssetObservation(asset_key=key, metadata={"skipped": run.skipped, "source": run.source})
+    for g in run.spec.model.gate_specs():
+        yield dg.AssetCheckResult(asset_key=key, check_name=g.name, passed=False, severity=dg.AssetCheckSeverity.WARN,
+                                  description=f"not run: {run.skipped}",
+                                  metadata={"status": "not run", "detail": run.skipped})
+
+
+def _generalizes_md(run: AcceptanceRun) -> dict[str, object]:
+    g = run.generalization
+    if g is None:
+        return {}
+    c = g.check
+    md: dict[str, object] = {"generalizes": "not run" if c.passed is None else ("passed" if c.passed else "failed"),
+                             "generalizes_detail": c.detail}
+    if g.table.height:
+        md["generalizes_per_repository"] = table_md(g.table)
+    md.update({k: round(v, 4) for k, v in g.metrics(run.result.spec.metric if run.result else "test_roc_auc").items()
+               if k.endswith(("_mean", "worst_delta"))})
+    judged = g.table.filter(g.table["status"] == "judged") if "status" in g.table.columns else g.table
+    if judged.height:
+        md["generalizes_worst_repository"] = str(judged.sort("delta")["repo"][0])
+    return md
 
 
 def _result(context: dg.AssetExecutionContext, run: AcceptanceRun) -> dg.MaterializeResult:
-    if run.result is None or run.train is None:
-        context.log.warning(run.skipped)
-        return dg.MaterializeResult(metadata={"source": run.source, "skipped": run.skipped}, check_results=[
-            dg.AssetCheckResult(check_name=g.name, passed=False, severity=dg.AssetCheckSeverity.WARN,
-                                description=f"not run: {run.skipped}", metadata={"status": "not run", "detail": run.skipped})
-            for g in run.spec.model.gate_specs()])
+    assert run.result is not None and run.train is not None
     res = run.train
     context.log.info(f"{run.spec.model_name} v{run.result.version}: {run.result.decision} ({run.result.reason})")
     head = {k: v for k, v in res.metrics.items() if k.startswith("test_roc_auc") or k in
@@ -56,7 +94,7 @@ def _result(context: dg.AssetExecutionContext, run: AcceptanceRun) -> dg.Materia
         metadata={**release_metadata(run.result), "metrics": metrics_md(head), **res.split.describe(),
                   "per_group": table_md(res.per_group), "top_contributions": table_md(res.importances.head(15)),
                   "roc": plot_md(run.plots["roc"]), "calibration": plot_md(run.plots["calibration"]),
-                  "predictions_stored": run.predictions_stored, "source": run.source},
+                  "predictions_stored": run.predictions_stored, "source": run.source, **_generalizes_md(run)},
         check_results=release_check_results(run.result))
 
 
@@ -69,13 +107,17 @@ def acceptance_commit_model(context: dg.AssetExecutionContext, config: Acceptanc
     return _result(context, run)
 
 
-@dg.asset(group_name=GROUP, check_specs=release_checks(EMAIL_MODEL),
-          description="P(a patch e-mail is merged): real LTP e-mails with --data, else the ingest-list table.")
+@dg.asset(group_name=GROUP, check_specs=release_checks(EMAIL_MODEL), output_required=False,
+          description="P(a patch e-mail is merged): real LTP e-mails with --data, else the ingest-list table "
+                      "(without either: skipped, not materialized).")
 def acceptance_email_model(context: dg.AssetExecutionContext, config: AcceptanceConfig, warehouse: WarehouseResource,
-                           mlflow: MlflowResource, data: DataResource) -> dg.MaterializeResult:
+                           mlflow: MlflowResource, data: DataResource) -> Iterator[object]:
     run = train_and_release(mlflow.tracker(), warehouse.get(), "email", config.train_config(), data_root=data.root(),
                             dagster_run_id=context.run.run_id)
-    return _result(context, run)
+    if run.result is None:
+        yield from _skipped(context, run)
+    else:
+        yield _result(context, run)
 
 
 defs = dg.Definitions(assets=[acceptance_commit_model, acceptance_email_model])

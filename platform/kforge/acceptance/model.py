@@ -4,7 +4,13 @@ log-scaled features, a linear text model on hashed n-grams, and a logistic stack
 * class imbalance: ``scale_pos_weight`` (GBMs) and ``class_weight="balanced"`` (text);
 * calibration: the stacker is a logistic regression fit on out-of-fold base predictions, i.e.
   Platt scaling of the ensemble on rows the base models never saw;
-* explanations: XGBoost ``pred_contribs`` (SHAP values of the tree part).
+* explanations: XGBoost ``pred_contribs`` (SHAP values of the tree part);
+* cold start (``prior``, ``prior_k``): the stacked score is blended with the lines-added prior,
+  both as percentiles of their training distributions (the stack's out-of-fold scores; the
+  training rows' lines added), with the model's weight = training positives / (positives +
+  ``prior_k``), then recalibrated on the out-of-fold rows. With little evidence (a small or new
+  set of repositories) the model leans on size, which transfers; with a large history the blend
+  is nearly the stack alone.
 
 Example::
 
@@ -103,6 +109,12 @@ class AcceptanceEnsemble:
     stacker: Any = None
     threshold: float = 0.5
     oof_auc: dict[str, float] = field(default_factory=dict)
+    prior: str | None = None          # column of the size prior (lines added); None: no blend
+    prior_k: float = 500.0
+    prior_weight: float = 1.0         # the stack's weight in the blend, set by fit
+    score_ref: np.ndarray | None = None
+    prior_ref: np.ndarray | None = None
+    calibrator: Any = None
 
     @property
     def base_names(self) -> list[str]:
@@ -154,15 +166,44 @@ class AcceptanceEnsemble:
                         if len(np.unique(oy)) > 1}
         self.stacker = LogisticRegression(C=1.0, max_iter=1000).fit(ox, oy)
         p = self.stacker.predict_proba(ox)[:, 1]
+        if self.prior:
+            oof_rows = np.concatenate([np.arange(edges[k], edges[k + 1]) for k in range(1, self.n_folds + 1)
+                                       if len(np.unique(y[: edges[k]])) > 1 and edges[k + 1] > edges[k]])
+            pos = float(y.sum())
+            self.prior_weight = pos / (pos + self.prior_k)
+            self.score_ref = np.sort(p)
+            self.prior_ref = np.sort(self._prior_values(df))
+            b = self._blend(p, self._prior_values(df)[oof_rows])
+            self.calibrator = LogisticRegression(max_iter=1000).fit(b[:, None], oy)
+            p = self.calibrator.predict_proba(b[:, None])[:, 1]
         grid = np.quantile(p, np.linspace(0.05, 0.95, 91))
         self.threshold = float(max(grid, key=lambda t: f1_score(oy, p >= t, zero_division=0)))
         self.base = self._fit_bases(df, y)
         return self
 
+    def _prior_values(self, df: pl.DataFrame) -> np.ndarray:
+        assert self.prior is not None
+        return df[self.prior].cast(pl.Float64).fill_null(0.0).to_numpy()
+
+    def _blend(self, p: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """Weighted mean of the stack's and the prior's mid-rank percentiles in their training
+        distributions."""
+        assert self.score_ref is not None and self.prior_ref is not None
+
+        def pct(ref: np.ndarray, x: np.ndarray) -> np.ndarray:
+            return (np.searchsorted(ref, x, "left") + np.searchsorted(ref, x, "right")) / (2 * len(ref))
+
+        w = self.prior_weight
+        return w * pct(self.score_ref, p) + (1 - w) * pct(self.prior_ref, prior)
+
     def predict_components(self, df: pl.DataFrame) -> dict[str, np.ndarray]:
         z = self._base_logits(self.base, df)
         out = {n: 1 / (1 + np.exp(-z[:, i])) for i, n in enumerate(self.base_names)}
         out["ensemble"] = self.stacker.predict_proba(z)[:, 1]
+        if self.prior and self.calibrator is not None:
+            out["stack"] = out["ensemble"]
+            b = self._blend(out["ensemble"], self._prior_values(df))
+            out["ensemble"] = self.calibrator.predict_proba(b[:, None])[:, 1]
         return out
 
     def predict_proba(self, df: pl.DataFrame) -> np.ndarray:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from kforge.acceptance.generalize import Generalization, leave_one_repository_out
 from kforge.acceptance.metrics import auc, plots
 from kforge.acceptance.pipeline import (
     commit_frame,
@@ -30,6 +31,7 @@ from kforge.acceptance.pipeline import (
 )
 from kforge.acceptance.spec import BASELINES, FAMILY, METRIC, TargetSpec, spec_for
 from kforge.acceptance.train import TrainConfig, TrainResult, train_and_evaluate
+from kforge.registry.gates import GENERALIZES, not_run
 from kforge.registry.release import Candidate, ReleaseResult, Scored, release
 from kforge.registry.tracking import Tracker
 from kforge.storage import Warehouse
@@ -48,6 +50,7 @@ class AcceptanceRun:
     plots: dict[str, Path] = field(default_factory=dict)
     predictions_stored: int = 0
     skipped: str = ""
+    generalization: Generalization | None = None
 
 
 def training_frame(wh: Warehouse, spec: TargetSpec, repos: Sequence[str] = (),
@@ -105,8 +108,28 @@ def model_saver(res: TrainResult) -> Callable[[Path], None]:
     return save
 
 
-def candidate(res: TrainResult, plots_dir: Path) -> tuple[Candidate, dict[str, Path]]:
-    """The release-path candidate of a trained target, and its plots (ROC, PR, calibration)."""
+def repositories(res: TrainResult) -> int:
+    """How many repositories the run's rows (training and held-out) come from."""
+    frames = [f for f in (res.split.train, res.split.test) if "repo" in f.columns]
+    return len(set().union(*(set(f["repo"].unique().to_list()) for f in frames))) if frames else 0
+
+
+def generalization(res: TrainResult, config: TrainConfig) -> Generalization | None:
+    """Leave one repository out on ``res``'s split (the ``generalizes`` gate), for a target whose
+    model declares it and when the config asks for it."""
+    if not res.spec.model.generalizes_over or not config.generalizes:
+        return None
+    return leave_one_repository_out(res.split, res.spec, list(res.model.numeric),
+                                    n_estimators=config.generalizes_n_estimators, n_folds=min(config.n_folds, 2),
+                                    use_text=res.model.text is not None, min_class=config.generalizes_min_class,
+                                    prior_k=config.prior_k)
+
+
+def candidate(res: TrainResult, plots_dir: Path,
+              generalizes: Generalization | None = None) -> tuple[Candidate, dict[str, Path]]:
+    """The release-path candidate of a trained target, and its plots (ROC, PR, calibration).
+    ``generalizes`` (leave one repository out) becomes the ``generalizes`` check, its metrics and a
+    per-repository CSV; with one repository the gate is reported as not run and cannot block."""
     spec, m = res.spec, res.metrics
     pngs = plots(res.y_test, {k: v for k, v in res.scores.items() if k in ("model", *BASELINES)}, plots_dir)
     per_group = {}
@@ -115,13 +138,23 @@ def candidate(res: TrainResult, plots_dir: Path) -> tuple[Candidate, dict[str, P
         per_group[f"{METRIC}_{spec.group}_{safe}"] = float(row["roc_auc"])
     train = res.split.train
     cols = [c for c in (spec.id_col, "t", "y") if c in train.columns] + spec.feature_columns
+    model_spec, checks, texts, loro_metrics = spec.model, list(res.gates), {}, {}
+    if spec.model.generalizes_over:
+        if generalizes is None:
+            checks.append(not_run(GENERALIZES, "leave-one-repository-out was not evaluated in this run "
+                                               "(generalizes: false)"))
+        else:
+            checks.append(generalizes.check)
+            loro_metrics = generalizes.metrics(METRIC)
+            if generalizes.table.height:
+                texts["generalizes_per_repository.csv"] = generalizes.table.write_csv()
     cand = Candidate(
-        spec.model, train_table=train.select(cols), eval_keys=_keys(spec, res.split.test),
+        model_spec, train_table=train.select(cols), eval_keys=_keys(spec, res.split.test),
         score=float(m.get(METRIC, float("nan"))),
         baselines={b: float(m.get(f"{METRIC}_{b}", float("nan"))) for b in BASELINES},
-        checks=list(res.gates), params=dict(res.params), metrics={**m, **per_group}, plots=list(pngs.values()),
+        checks=checks, params=dict(res.params), metrics={**m, **per_group, **loro_metrics}, plots=list(pngs.values()),
         texts={f"per_{spec.group}_metrics.csv": res.per_group.write_csv(),
-               "feature_contributions.csv": res.importances.write_csv()},
+               "feature_contributions.csv": res.importances.write_csv(), **texts},
         tags={"target": spec.target}, save_model=model_saver(res),
         score_registered=champion_scorer(spec, res.split.test))
     return cand, pngs
@@ -137,10 +170,11 @@ def train_and_release(tracker: Tracker, wh: Warehouse, target: str, config: Trai
     if frame is None:
         return AcceptanceRun(spec, source, skipped=NO_EMAILS)
     res = train_and_evaluate(frame, spec, config)
-    cand, pngs = candidate(res, plots_dir or Path(tempfile.mkdtemp(prefix=f"kforge-acceptance-{target}-")))
+    loro = generalization(res, config)
+    cand, pngs = candidate(res, plots_dir or Path(tempfile.mkdtemp(prefix=f"kforge-acceptance-{target}-")), loro)
     result = release(tracker, cand, dagster_run_id=dagster_run_id)
     from kforge.monitoring.calls import set_training_reference
 
     set_training_reference(wh, FAMILY, spec.model_name, result.version, res.split.train.select(spec.numeric))
     stored = store_predictions(wh, predictions_frame(frame, spec, res.model.predict_proba(frame), result.version))
-    return AcceptanceRun(spec, source, result, res, pngs, stored)
+    return AcceptanceRun(spec, source, result, res, pngs, stored, generalization=loro)

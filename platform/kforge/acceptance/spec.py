@@ -4,7 +4,14 @@ target's :class:`~kforge.registry.gates.ModelSpec` declares its registered model
 from dataclasses import dataclass
 
 from kforge.features.build import NUMERIC_FEATURES
-from kforge.registry.gates import NO_FUTURE_FEATURES, SPLIT_HOLDS, TEST_SIZE, ModelSpec, beats
+from kforge.registry.gates import (
+    GENERALIZES,
+    NO_FUTURE_FEATURES,
+    SPLIT_HOLDS,
+    TEST_SIZE,
+    ModelSpec,
+    beats,
+)
 
 FAMILY = "acceptance"
 METRIC = "test_roc_auc"
@@ -13,11 +20,19 @@ MIN_TEST_ROWS = 150
 MIN_TEST_CLASS = 15
 
 
-def _model_spec(name: str, asset_key: str, unit: str, event: str) -> ModelSpec:
+GENERALIZES_DESCRIPTION = (
+    f"leave one repository out: a model trained on the other repositories' training rows has {METRIC} > "
+    "lines_added's on every held-out repository's test-window rows (per-repository AUCs, mean and worst "
+    "repository in the metadata); not run when the data holds one repository")
+
+
+def _model_spec(name: str, asset_key: str, unit: str, event: str, generalizes: bool = False) -> ModelSpec:
     return ModelSpec(
         name=name, family=FAMILY, asset_key=asset_key, metric=METRIC, higher_is_better=True, baselines=BASELINES,
         split="time", split_unit=unit, min_test_rows=MIN_TEST_ROWS, point_in_time=True,
+        generalizes_over="repository" if generalizes else "", generalizes_baseline="lines_added" if generalizes else "",
         descriptions={
+            GENERALIZES: GENERALIZES_DESCRIPTION,
             SPLIT_HOLDS: f"time split: every training {unit[:-1]} is older than the cutoff and every held-out one "
                          f"at or after it; training labels ({event}) are as known at the cutoff",
             NO_FUTURE_FEATURES: "no label column among the features, no single feature with held-out ROC AUC "
@@ -31,7 +46,8 @@ def _model_spec(name: str, asset_key: str, unit: str, event: str) -> ModelSpec:
         })
 
 
-COMMIT_MODEL = _model_spec("kforge-acceptance-commit", "acceptance_commit_model", "commits", "later fixed or reverted")
+COMMIT_MODEL = _model_spec("kforge-acceptance-commit", "acceptance_commit_model", "commits", "later fixed or reverted",
+                           generalizes=True)
 EMAIL_MODEL = _model_spec("kforge-acceptance-email", "acceptance_email_model", "e-mails", "merged")
 
 

@@ -43,9 +43,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--min-test-class", type=int, default=None,
                    help="test_size gate: minimum held-out rows of each class")
     t.add_argument("--min-diff-coverage", type=float, default=None)
+    t.add_argument("--prior-k", type=float, default=None,
+                   help="cold start: blend with lines added, model weight = positives / (positives + K); 0 = off")
+    t.add_argument("--no-generalizes", dest="generalizes", action="store_false", default=None,
+                   help="skip leave-one-repository-out (the generalizes gate is then reported as not run)")
+    t.add_argument("--generalizes-n-estimators", type=int, default=None,
+                   help="trees per boosted model in each leave-one-repository-out fit")
+    t.add_argument("--generalizes-min-class", type=int, default=None,
+                   help="judge a held-out repository only with this many test rows of each class")
     t.set_defaults(func=cmd_train)
     e = asub.add_parser("evaluate", help="measure the quality targets on the real data (prints JSON)")
-    e.add_argument("suite", choices=["dpdk", "jit", "ltp", "cross", "all"])
+    e.add_argument("suite", choices=["dpdk", "jit", "ltp", "cross", "loro", "all"],
+                   help="loro: leave one repository out over every repository in --data (the generalizes gate)")
     e.add_argument("--n-estimators", type=int, default=250)
     e.add_argument("--dpdk-git", default=None, metavar="PATH",
                    help="a DPDK git clone: diff features for every commit, not only the stored recent ones (dpdk suite)")
@@ -68,7 +77,8 @@ def cmd_score(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 FIELDS = ("cutoff", "test_end", "test_fraction", "min_observation_days", "train_labels", "n_estimators", "n_folds",
-          "use_text", "min_test_rows", "min_test_class", "min_diff_coverage")
+          "use_text", "min_test_rows", "min_test_class", "min_diff_coverage", "prior_k", "generalizes", "generalizes_n_estimators",
+          "generalizes_min_class")
 
 
 def train_config(args: argparse.Namespace) -> "TrainConfig":

@@ -33,6 +33,7 @@ class GateSpec:
     name: str
     description: str
     blocking: bool = True
+    blocks_when_not_run: bool = True  # False: a gate that could not run (nothing to leave out) only warns
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,9 @@ class ModelSpec:
             base = self.generalizes_baseline or (self.baselines[0] if self.baselines else "the baseline")
             out.append(GateSpec(GENERALIZES, d.get(GENERALIZES, (
                 f"leave one {self.generalizes_over} out: {self.metric} {self._direction()} {base}'s on every held-out "
-                f"{self.generalizes_over} (per-{self.generalizes_over} numbers and the worst one in the metadata)"))))
+                f"{self.generalizes_over} (per-{self.generalizes_over} numbers and the worst one in the metadata); "
+                f"not run, and not blocking, with fewer than two {self.generalizes_over}s")),
+                blocks_when_not_run=False))
         out.extend(self.extra_gates)
         out.append(GateSpec(BEATS_CHAMPION, d.get(BEATS_CHAMPION,
                             f"{self.metric} {self._direction()} the champion's by more than {self.min_delta:g} "
@@ -112,6 +115,14 @@ class ModelSpec:
 
     def blocking_gates(self) -> set[str]:
         return {g.name for g in self.gate_specs() if g.blocking and g.name != BEATS_CHAMPION}
+
+    def blocks(self, check: "Check") -> bool:
+        """Whether ``check``'s outcome blocks promotion: a failed blocking gate, or a blocking gate
+        that did not run (unless it is declared not to block when it cannot run)."""
+        spec = next((g for g in self.gate_specs() if g.name == check.name), None)
+        if spec is None or not spec.blocking or spec.name == BEATS_CHAMPION:
+            return False
+        return check.passed is False or (check.passed is None and spec.blocks_when_not_run)
 
 
 def size_check(n_rows: int, minimum: int, **numbers: float) -> Check:

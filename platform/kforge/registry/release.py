@@ -280,11 +280,13 @@ def release(tracker: Tracker, cand: Candidate, *, dagster_run_id: str = "", dags
                 why_not = (f"champion v{champ_version} was scored on other rows "
                            f"(digest {champ_digest} != {digest})")
 
-    failed = sorted(c.name for c in checks if c.name in spec.blocking_gates() and c.passed is not True)
+    failed = sorted(c.name for c in checks if spec.blocks(c))
     if failed:
         decision: Decision = "blocked"
         reason = "blocked by gates: " + ", ".join(
             f"{n} ({'not run' if next(c for c in checks if c.name == n).passed is None else 'failed'})" for n in failed)
+        if why_not:
+            reason += f"; {why_not}"
         champ_check = Check(BEATS_CHAMPION, None, "not decided: a blocking gate failed") if champ is None else None
     elif champ is None:
         decision, reason = "promoted", "no champion yet; every blocking gate passed"

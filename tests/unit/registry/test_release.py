@@ -163,3 +163,20 @@ def test_generalizes_gate_names_the_worst_group() -> None:
     bad = generalizes_check(spec, {"a": (0.7, 0.6), "b": (0.55, 0.6), "c": (0.6, 0.6)})
     assert bad.passed is False and "loses on b, c" in bad.detail and "worst repository b" in bad.detail
     assert generalizes_check(spec, {"a": (0.7, 0.6)}).passed is None
+
+
+def test_generalizes_not_run_warns_but_a_loss_blocks(tracker: Tracker) -> None:
+    from kforge.registry.gates import generalizes_check
+
+    spec = ModelSpec(name="kforge-gen", family="unit", asset_key="gen", metric="test_acc", baselines=("majority",),
+                     min_test_rows=3, point_in_time=False, generalizes_over="repository",
+                     generalizes_baseline="majority")
+    base = _cand(0.9, pl.DataFrame({"x": [1]}))
+    one_repo = Candidate(**{**base.__dict__, "spec": spec,
+                            "checks": [*base.checks, generalizes_check(spec, {"only": (0.9, 0.5)})]})
+    r = release(tracker, one_repo)
+    assert r.check("generalizes").passed is None and r.decision == "promoted"
+    losing = Candidate(**{**base.__dict__, "spec": spec, "train_table": pl.DataFrame({"x": [2]}),
+                          "checks": [*base.checks, generalizes_check(spec, {"a": (0.9, 0.5), "b": (0.4, 0.5)})]})
+    r2 = release(tracker, losing)
+    assert r2.decision == "blocked" and "generalizes (failed)" in r2.reason
