@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--backbone", choices=("scratch", "smollm2"), default="scratch")
     ap.add_argument("--adapters", type=int, default=0)
+    ap.add_argument("--warmup", type=int, default=50, help="LR warm-up steps (the asset's default is 20)")
+    ap.add_argument("--calib-rows", type=int, default=100, help="validation rows for the confidence calibration")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,9 +88,9 @@ def main() -> None:
                             n_heads=max(2, args.d_model // 64), max_len=args.max_len),
             train=TrainConfig(steps=steps, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
                               device=args.device, amp=args.amp, max_minutes=args.minutes, target_loss=args.target_loss,
-                              threads=args.threads, warmup=50),
+                              threads=args.threads, warmup=args.warmup),
             level1=Level1Config(n_estimators=args.level1_estimators), eval_rows=args.eval_rows,
-            adapter_families=args.adapters)
+            calib_rows=args.calib_rows, adapter_families=args.adapters)
         res = run_generation(corpus, cfg, Path(tmp) / "work", repo_paths, log=lambda s: print(s, file=sys.stderr, flush=True))
         m = res.metrics
         h = res.history

@@ -93,28 +93,41 @@ def _train_args(t: argparse.ArgumentParser) -> None:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", default=None, help="a local bundle directory instead of the registry")
-    p.add_argument("--alias", default="champion", help="registry alias to load (falls back to challenger)")
+    p.add_argument("--alias", default="champion", help="registry alias to load (default champion)")
+    p.add_argument("--allow-challenger", action="store_true",
+                   help="when there is no champion, serve the challenger (a version the release gate did not "
+                        "promote) and say so on stderr")
     p.add_argument("--json", action="store_true", help="print JSON (text, subsystem, confidence, neighbours)")
 
 
 def _load(ctx: Ctx, args: argparse.Namespace):  # noqa: ANN202
-    """(bundle, a human-readable source, the registry version or "bundle")."""
+    """(bundle, a human-readable source, the registry version or "bundle"). The champion (or
+    ``--alias``) only: a challenger the gate did not promote is served with ``--allow-challenger``."""
     from kforge.generation.bundle import Bundle
 
     if args.bundle:
         return Bundle.load(Path(args.bundle)), f"bundle {args.bundle}", "bundle"
     from kforge.generation.release import LM_NAME, registered_bundle
+    from kforge.registry.aliases import CHALLENGER, get_alias
 
     tracker = ctx.tracker()
-    for alias in dict.fromkeys([args.alias, "challenger"]):
-        got = registered_bundle(tracker, LM_NAME, alias)
-        if got is not None:
-            note = "" if alias == args.alias else f" (no {args.alias}; using {alias})"
-            if note:
-                print(f"kforge: note: {LM_NAME} has no {args.alias!r} version; using {alias!r}", file=sys.stderr)
-            return got[0], f"{LM_NAME} v{got[1]} @{alias}{note}", got[1]
-    raise InputError(f"no trained generation model: run `kforge train generation` or materialize the generation group "
-                     f"(registry {ctx.paths.tracking_uri()} has no {LM_NAME})")
+    got = registered_bundle(tracker, LM_NAME, args.alias)
+    if got is not None:
+        return got[0], f"{LM_NAME} v{got[1]} @{args.alias}", got[1]
+    challenger = get_alias(tracker.client(), LM_NAME, CHALLENGER) if args.alias != CHALLENGER else None
+    if challenger is None:
+        raise InputError(f"no trained generation model: run `kforge train generation` or materialize the generation "
+                         f"group (registry {ctx.paths.tracking_uri()} has no {LM_NAME} @{args.alias})")
+    why = (challenger.tags or {}).get("kforge.gate.reason", "no gate decision recorded")
+    if not args.allow_challenger:
+        raise InputError(f"{LM_NAME} has no {args.alias!r} version; v{challenger.version} is only a challenger "
+                         f"({why}); pass --allow-challenger to serve it anyway")
+    got = registered_bundle(tracker, LM_NAME, CHALLENGER)
+    if got is None:
+        raise InputError(f"{LM_NAME}'s challenger v{challenger.version} could not be loaded")
+    print(f"kforge: note: {LM_NAME} has no {args.alias!r} version; serving challenger v{got[1]}, which the release "
+          f"gate did not promote ({why})", file=sys.stderr)
+    return got[0], f"{LM_NAME} v{got[1]} @{CHALLENGER} (no {args.alias}; not promoted)", got[1]
 
 
 def _record(ctx: Ctx, version: int | str, started: float, gen, diff: str | None, kind: str) -> None:  # noqa: ANN001

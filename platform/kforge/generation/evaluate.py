@@ -1,7 +1,23 @@
 """Held-out evaluation of level 2 against the NNGen baseline, on the same rows in the same run.
 
 Messages are scored on the subject line (as NNGen and most commit-message work do): B-Norm,
-B-Moses, ROUGE-L and subsystem-prefix accuracy. Perplexity is over the full target message.
+B-Moses, ROUGE-L, METEOR (exact), subsystem-prefix accuracy and junk rate. Perplexity is over the
+full target message.
+
+Level 1 predicts the subsystem; the served LM starts its subject with it (``force_prefix``). So
+that the LM is never credited with level 1's work, LM and NNGen are compared like for like on the
+same rows, twice:
+
+* ``lm_*`` vs ``nngen_*``: **both given level 1's prefix** (the LM's subject starts with it;
+  NNGen's retrieved subject has its prefix replaced by it). This is the served system against the
+  cheapest system that could be served instead (level 1 + NNGen), and what the release gate and
+  the champion's re-score use (:func:`served_subjects`).
+* ``lm_noprefix_*`` vs ``nngen_noprefix_*``: **neither given it**: the LM's prompt carries no
+  level-1 subsystem (empty ``<sub>`` slot, neighbours retrieved without the subsystem bonus) and
+  no forced head, and NNGen is the plain baseline. The LM was trained with the gold subsystem in
+  its prompt, so this is out of its training distribution: reported, not gated.
+
+``nngen_sub_*``: NNGen whose re-ranking favours level 1's subsystem (its own prefix kept).
 Drafted patches are checked with ``git apply --check`` against the parent tree (through a
 temporary index: nothing is checked out and nothing generated is executed) when the
 repository is available.
@@ -37,14 +53,17 @@ class Drafts:
 def draft_messages(backbone: Backbone, level1: Level1Model, index: RetrievalIndex, diffs: list[str],
                    max_new_tokens: int = 32, batch_size: int = 16, n_ctx: int = 2, force_prefix: bool = True) -> Drafts:
     """Subject + body per diff. With ``force_prefix`` the subject starts with level 1's subsystem
-    (``"net/ice:"`` is appended to the prompt; the LM writes the rest)."""
+    (``"net/ice:"`` is appended to the prompt; the LM writes the rest). Without it the LM is given
+    no level-1 subsystem at all: an empty ``<sub>`` slot and neighbours retrieved without the
+    subsystem bonus (``Drafts.l1`` still holds level 1's predictions)."""
     l1 = level1.predict(diffs=diffs)
-    nbs = index.query_diffs(diffs, [p["subsystem"] for p in l1], n=n_ctx)
+    cond = l1 if force_prefix else [{**p, "subsystem": ""} for p in l1]
+    nbs = index.query_diffs(diffs, [p["subsystem"] for p in cond], n=n_ctx)
     subs, texts, lps = [], [], []
     budget = backbone.max_len - min(max_new_tokens, backbone.max_len // 2) - 8
     heads = [f"{p['subsystem']}:" if force_prefix and p["subsystem"] else "" for p in l1]
     for i in range(0, len(diffs), batch_size):
-        batch = [prompts.message_prompt(backbone, d, l1[j], [n.subject for n in nbs[j]], budget)
+        batch = [prompts.message_prompt(backbone, d, cond[j], [n.subject for n in nbs[j]], budget)
                  + (backbone.encode(heads[j]) if heads[j] else [])
                  for j, d in enumerate(diffs[i:i + batch_size], start=i)]
         for j, (ids, lp) in enumerate(backbone.generate(batch, max_new_tokens), start=i):
@@ -93,8 +112,23 @@ def git_apply_check(repo: Path, parent: str, patch: str) -> bool:
 
 
 def acceptable(hyp: str, ref: str) -> bool:
-    """What the confidence is calibrated to predict: right prefix and ROUGE-L >= 30."""
-    return metrics.prefix_correct(hyp, ref) and metrics.sentence_rouge_l(hyp, ref) >= 30.0
+    """What the confidence is calibrated to predict: not junk (no URL, trailer fragment, empty,
+    cut-off or repeated text: :func:`metrics.junk_reason`), the right prefix, and ROUGE-L >= 30
+    between the texts *after* the prefixes (the prefix alone no longer reaches 30 on short subjects)."""
+    return (metrics.prefix_correct(hyp, ref)
+            and metrics.sentence_rouge_l(metrics.subject_rest(hyp), metrics.subject_rest(ref)) >= 30.0)
+
+
+def with_prefix(subject: str, prefix: str) -> str:
+    """``subject`` starting with ``prefix:`` instead of its own prefix (unchanged when ``prefix``
+    is empty): how NNGen's retrieved subject is given level 1's prefix, like the LM's."""
+    return f"{prefix}: {metrics.subject_rest(subject)}".strip() if prefix else subject
+
+
+def served_subjects(backbone: Backbone, level1: Level1Model, index: RetrievalIndex, diffs: list[str]) -> Drafts:
+    """The subjects the served model drafts (level 1's prefix forced): what ``test_lm_*`` and the
+    champion's re-score measure."""
+    return draft_messages(backbone, level1, index, diffs, force_prefix=True)
 
 
 def fit_confidence(mean_logprob: list[float], ok: list[bool]) -> Any:
@@ -112,24 +146,32 @@ def confidence(calib: Any, mean_logprob: float) -> float:
 
 
 def evaluate_messages(backbone: Backbone, level1: Level1Model, index: RetrievalIndex, test: pl.DataFrame,
-                      examples: list[prompts.Example], calib: Any = None, max_new_tokens: int = 32) -> tuple[dict[str, float], pl.DataFrame]:
-    """LM vs NNGen (plain and subsystem-aware) on the same test rows."""
+                      examples: list[prompts.Example], calib: Any = None) -> tuple[dict[str, float], pl.DataFrame]:
+    """LM vs NNGen on the same test rows, like for like: both given level 1's prefix (``lm_*`` vs
+    ``nngen_*``, the gated pair), neither given it (``lm_noprefix_*`` vs ``nngen_noprefix_*``);
+    plus the subsystem-aware NNGen (``nngen_sub_*``)."""
     diffs, refs = test["diff"].to_list(), test["subject"].to_list()
-    d = draft_messages(backbone, level1, index, diffs, max_new_tokens)
-    nngen = index.nngen(diffs)
-    nngen_sub = index.nngen(diffs, [p["subsystem"] for p in d.l1])
-    res: dict[str, float] = {f"lm_{k}": v for k, v in metrics.all_metrics(d.subjects, refs).items()}
-    res |= {f"nngen_{k}": v for k, v in metrics.all_metrics(nngen, refs).items()}
-    res |= {f"nngen_sub_{k}": v for k, v in metrics.all_metrics(nngen_sub, refs).items()}
+    d = served_subjects(backbone, level1, index, diffs)
+    bare = draft_messages(backbone, level1, index, diffs, force_prefix=False)
+    l1_prefix = [p["subsystem"] or "" for p in d.l1]
+    nngen_bare = index.nngen(diffs)
+    nngen = [with_prefix(s, p) for s, p in zip(nngen_bare, l1_prefix, strict=True)]
+    nngen_sub = index.nngen(diffs, l1_prefix)
+    systems = {"lm": d.subjects, "nngen": nngen, "lm_noprefix": bare.subjects, "nngen_noprefix": nngen_bare,
+               "nngen_sub": nngen_sub}
+    res: dict[str, float] = {}
+    for name, hyps in systems.items():
+        res |= {f"{name}_{k}": v for k, v in metrics.all_metrics(hyps, refs).items()}
+        res[f"{name}_acceptable_rate"] = float(np.mean([acceptable(h, r) for h, r in zip(hyps, refs, strict=True)]))
     res["lm_perplexity"] = perplexity(backbone, examples)
     res["rows"] = float(len(refs))
     ok = [acceptable(h, r) for h, r in zip(d.subjects, refs, strict=True)]
     conf = [confidence(calib, lp) for lp in d.mean_logprob]
-    res["lm_acceptable_rate"] = float(np.mean(ok)) if ok else 0.0
     res["confidence_brier"] = float(np.mean([(c - o) ** 2 for c, o in zip(conf, ok, strict=True)])) if ok else float("nan")
     samples = pl.DataFrame({"sha": test["sha"], "reference": refs, "lm": d.subjects, "nngen": nngen,
-                            "predicted_subsystem": [p["subsystem"] for p in d.l1], "confidence": conf,
-                            "mean_logprob": d.mean_logprob})
+                            "lm_noprefix": bare.subjects, "nngen_noprefix": nngen_bare,
+                            "lm_junk": [metrics.junk_reason(h) for h in d.subjects], "predicted_subsystem": l1_prefix,
+                            "confidence": conf, "mean_logprob": d.mean_logprob})
     return res, samples
 
 

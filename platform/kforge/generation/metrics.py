@@ -14,7 +14,12 @@
   Fmean = P R / (alpha P + (1 - alpha) R) with alpha = 0.9, penalty = 0.5 (chunks / matches)^3,
   score = Fmean (1 - penalty), averaged over sentences, in [0, 100]. Reads lower than METEOR
   with stems and synonyms; logged as ``meteor_exact`` so it is not mistaken for it.
-* **prefix accuracy**: ``subject_prefix(hyp) == subject_prefix(ref)`` (exact, case-insensitive).
+* **prefix accuracy**: ``subject_prefix(hyp) == subject_prefix(ref)`` (exact, case-insensitive),
+  credited only when the hypothesis is not junk (:func:`junk_reason`): ``"net/ice: https://x>"``
+  names the right subsystem but is not a subject, so it earns no prefix credit.
+* **junk rate**: share of hypotheses that :func:`junk_reason` rejects: empty after the prefix,
+  URLs or e-mail addresses, trailer fragments (``Signed-off-by:``, ``Link:``, ...), text cut off
+  after "the"/"of"/"to"..., repeated text.
 """
 
 import functools
@@ -194,8 +199,62 @@ def meteor_exact(hyps: Sequence[str], refs: Sequence[str]) -> float:
     return sum(sentence_meteor_exact(h, r) for h, r in zip(hyps, refs, strict=True)) / max(len(hyps), 1)
 
 
+_URL = re.compile(r"https?:|\bwww\.|://|[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b|\S+\.(?:org|com|net|io)\S*>", re.IGNORECASE)
+_TRAILER_KEYS = ("signed-off-by", "reviewed-by", "acked-by", "tested-by", "reported-by", "suggested-by",
+                 "co-developed-by", "reported-and-tested-by", "helped-by", "link", "closes", "cc", "fixes",
+                 "bugzilla id", "message-id", "change-id")
+_TRAILER = re.compile(r"(?:^|\s|:)(?:[a-z]+(?:-[a-z]+)*-by|" + "|".join(re.escape(k) for k in _TRAILER_KEYS) + r")\s*:",
+                      re.IGNORECASE)
+_WORD = re.compile(r"\w+")
+_DANGLING = frozenset("the an of and or to for from".split())  # no subject ends with one of these
+_STOP = frozenset("a an the of in on at to for from by with and or is not no when if as".split())
+_BARE_PREFIX = re.compile(r"\s*[A-Za-z0-9_.,/+ -]{1,60}:\s*")  # "net/ice:" and nothing after it
+
+
+def subject_rest(subject: str) -> str:
+    """The subject after its ``prefix:`` (and any ``[PATCH]`` tags before it); the whole subject
+    when it has no prefix."""
+    prefix = subject_prefix(subject)
+    if prefix:
+        m = re.match(r"\s*(?:\[[^\]]*\]\s*)*" + re.escape(prefix) + r"\s*:", subject)
+        if m:
+            return subject[m.end():].strip()
+    return subject.strip()
+
+
+def junk_reason(subject: str) -> str:
+    """Why ``subject`` is not a commit subject (``""`` when it reads as one): ``empty`` (no word
+    after the prefix), ``url`` (a URL or an e-mail address), ``trailer`` (a ``Signed-off-by:``,
+    ``Link:``, ``Reported-by:`` ... fragment), ``truncated`` (ends in "the", "of", "to" ...) or ``repeated`` (the prefix again, one non-stop word
+    said 3+ times and making 40% or more of the words, or a phrase said twice)."""
+    prefix = subject_prefix(subject)
+    rest = "" if _BARE_PREFIX.fullmatch(subject) else subject_rest(subject)
+    words = [w.lower() for w in _WORD.findall(rest)]
+    if not words:
+        return "empty"
+    if _URL.search(subject):
+        return "url"
+    if _TRAILER.search(subject) or prefix.lower() in _TRAILER_KEYS:
+        return "trailer"
+    if words[-1] in _DANGLING:
+        return "truncated"
+    if prefix and rest.lower().startswith(prefix.lower() + ":"):
+        return "repeated"
+    top = max(Counter(w for w in words if w not in _STOP and not w.isdigit()).values(), default=0)
+    top_all = max(Counter(w for w in words if not w.isdigit()).values(), default=0)
+    half = len(words) // 2
+    if (top >= 3 and top >= 0.4 * len(words)) or (top_all >= 3 and top_all >= 0.6 * len(words)) or (len(words) >= 4 and words[:half] == words[half:2 * half]):
+        return "repeated"
+    return ""
+
+
+def junk_rate(hyps: Sequence[str]) -> float:
+    return sum(bool(junk_reason(h)) for h in hyps) / max(len(hyps), 1)
+
+
 def prefix_correct(hyp: str, ref: str) -> bool:
-    return subject_prefix(hyp).lower() == subject_prefix(ref).lower()
+    """The right subsystem prefix, in a subject that is not junk (:func:`junk_reason`)."""
+    return not junk_reason(hyp) and subject_prefix(hyp).lower() == subject_prefix(ref).lower()
 
 
 def prefix_accuracy(hyps: Sequence[str], refs: Sequence[str]) -> float:
@@ -206,7 +265,7 @@ def prefix_accuracy(hyps: Sequence[str], refs: Sequence[str]) -> float:
 def all_metrics(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, float]:
     return {"bleu_norm": bleu_norm(hyps, refs), "bleu_moses": bleu_moses(hyps, refs),
             "rouge_l": rouge_l(hyps, refs), "meteor_exact": meteor_exact(hyps, refs),
-            "prefix_acc": prefix_accuracy(hyps, refs)}
+            "prefix_acc": prefix_accuracy(hyps, refs), "junk_rate": junk_rate(hyps)}
 
 
 def _same_len(a: Sequence[str], b: Sequence[str]) -> None:
