@@ -13,6 +13,7 @@ from kforge.dagster_io.metadata import table_md
 from kforge.features import NUMERIC_FEATURES, build_patch_features, point_in_time_check
 from kforge.features.build import event_times_for
 from kforge.features.line_origins import for_repositories
+from kforge.features.pit import record_point_in_time
 from kforge.git.ingest import registered_repositories
 from pydantic import Field
 
@@ -44,6 +45,7 @@ def patch_features(context: dg.AssetExecutionContext, config: PatchFeaturesConfi
     seconds = time.perf_counter() - start
     wh.replace("patch_features", feats)
     report = point_in_time_check(commits, files, feats, n_probes=config.pit_probes, diffs=diffs, repos=repos)
+    record_point_in_time(wh, feats, report)
     summary = feats.select(NUMERIC_FEATURES[:14]).describe().filter(pl.col("statistic").is_in(["mean", "50%", "max"]))
     return dg.MaterializeResult(
         metadata={"dagster/row_count": feats.height, "features": len(NUMERIC_FEATURES) + 2,

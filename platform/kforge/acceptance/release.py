@@ -31,6 +31,7 @@ from kforge.acceptance.pipeline import (
 )
 from kforge.acceptance.spec import BASELINES, FAMILY, METRIC, TargetSpec, spec_for
 from kforge.acceptance.train import TrainConfig, TrainResult, train_and_evaluate
+from kforge.features.pit import point_in_time_status
 from kforge.registry.gates import GENERALIZES, not_run
 from kforge.registry.release import Candidate, ReleaseResult, Scored, release
 from kforge.registry.tracking import Tracker
@@ -169,7 +170,8 @@ def train_and_release(tracker: Tracker, wh: Warehouse, target: str, config: Trai
     frame, source = training_frame(wh, spec, repos, data_root)
     if frame is None:
         return AcceptanceRun(spec, source, skipped=NO_EMAILS)
-    res = train_and_evaluate(frame, spec, config)
+    pit = point_in_time_status(wh, wh.read_table("patch_features")) if spec.target == "commit" else None
+    res = train_and_evaluate(frame, spec, config, pit_passed=pit)
     loro = generalization(res, config)
     cand, pngs = candidate(res, plots_dir or Path(tempfile.mkdtemp(prefix=f"kforge-acceptance-{target}-")), loro)
     result = release(tracker, cand, dagster_run_id=dagster_run_id)

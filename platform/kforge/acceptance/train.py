@@ -156,8 +156,19 @@ def evaluation_gates(split: Split, spec: TargetSpec, m: dict[str, float], cfg: T
     time_ok = max_tr < min_te and max_tr < split.cutoff_ts <= min_te and labels_asof
     leaked = sorted(set(spec.feature_columns) & LABEL_COLUMNS)
     suspicious = [c for c in spec.numeric if c in te.columns and _single_auc(te, c) > 0.97]
-    pit_ok = pit_passed is not False
-    future_ok = not leaked and not suspicious and pit_ok
+    # the point-in-time recomputation applies to commit features (patch_features); e-mail features
+    # are computed from the e-mail alone. A commit model whose features were never checked (or
+    # changed since) reports the gate as not run: it is never "passed".
+    pit_applies = spec.target == "commit"
+    if leaked or suspicious or (pit_applies and pit_passed is False):
+        future_ok: bool | None = False
+    elif pit_applies and pit_passed is None:
+        future_ok = None
+    else:
+        future_ok = True
+    pit_text = ("not applicable (e-mail features)" if not pit_applies
+                else "not run for this patch_features table" if pit_passed is None else
+                ("passed" if pit_passed else "FAILED"))
     pos, n = int(m.get("test_positives", 0)), int(m.get("test_n", 0))
     size_ok = n >= cfg.min_test_rows and pos >= cfg.min_test_class and n - pos >= cfg.min_test_class
     a = m.get("test_roc_auc", float("nan"))
@@ -166,8 +177,7 @@ def evaluation_gates(split: Split, spec: TargetSpec, m: dict[str, float], cfg: T
                                     f"train labels as of cutoff: {labels_asof}",
               {"train_max_t": float(max_tr), "test_min_t": float(min_te), "cutoff_ts": float(split.cutoff_ts)}),
         Check(NO_FUTURE_FEATURES, future_ok, f"label columns used: {leaked or 'none'}; near-perfect single "
-                                             f"features: {suspicious or 'none'}; point-in-time check: "
-                                             f"{'not run' if pit_passed is None else pit_passed}",
+                                             f"features: {suspicious or 'none'}; point-in-time check: {pit_text}",
               {"label_columns_used": float(len(leaked)), "near_perfect_features": float(len(suspicious))}),
         Check(TEST_SIZE, size_ok, f"{n} test rows, {pos} positives, {n - pos} negatives "
                                   f"(need >= {cfg.min_test_rows} rows, >= {cfg.min_test_class} per class)",

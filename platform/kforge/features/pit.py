@@ -6,6 +6,7 @@ from pathlib import Path
 import polars as pl
 
 from kforge.features.build import NUMERIC_FEATURES, build_patch_features, event_times_for
+from kforge.storage import Warehouse
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,30 @@ def point_in_time_check(commits: pl.DataFrame, files: pl.DataFrame, features: pl
             if not same:
                 mismatches.append({"sha": sha, "feature": col, "stored": a, "recomputed": b})
     return PitReport(probes.height, mismatches)
+
+
+PIT_TABLE = "patch_features_pit"
+
+
+def record_point_in_time(wh: Warehouse, features: pl.DataFrame, report: PitReport) -> None:
+    """Store the outcome of the point-in-time check for this exact ``features`` table (by content
+    hash), so models trained on it can say whether it was checked (and never claim it was when it
+    was not)."""
+    from kforge.registry.tracking import data_version
+
+    wh.replace(PIT_TABLE, pl.DataFrame({
+        "features_version": [data_version(features)], "passed": [report.passed], "probes": [report.checked],
+        "mismatches": [len(report.mismatches)]}))
+
+
+def point_in_time_status(wh: Warehouse, features: pl.DataFrame) -> bool | None:
+    """True/False: the check's outcome for this ``features`` table; None: never checked, or the
+    table changed since the check ran."""
+    from kforge.registry.tracking import data_version
+
+    if not wh.has_table(PIT_TABLE):
+        return None
+    row = wh.read_table(PIT_TABLE)
+    if row.height == 0 or row["features_version"][0] != data_version(features):
+        return None
+    return bool(row["passed"][0])

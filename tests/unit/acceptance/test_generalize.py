@@ -122,3 +122,23 @@ def test_the_blend_is_for_models_trained_on_several_repositories() -> None:
     assert size_prior(one, SPEC, 500.0) is None  # scored where it was trained: no blend
     res = train_and_evaluate(one, SPEC, CFG)
     assert res.model.prior is None and res.params["prior_weight"] == 1.0
+
+
+def test_no_future_features_is_never_passed_without_the_point_in_time_check(tmp_path: Path,
+                                                                           warehouse) -> None:  # noqa: ANN001
+    """Issue 15.7: the gate used to pass while its detail said 'point-in-time check: not run'."""
+    from kforge.features.pit import PitReport, point_in_time_status, record_point_in_time
+    from kforge.registry.gates import NO_FUTURE_FEATURES
+
+    frame = _repo("only", 700, 5)
+    gate = {c.name: c for c in train_and_evaluate(frame, SPEC, CFG).gates}[NO_FUTURE_FEATURES]
+    assert gate.passed is None and "not run" in gate.detail
+    assert {c.name: c for c in train_and_evaluate(frame, SPEC, CFG, pit_passed=True).gates}[NO_FUTURE_FEATURES].passed
+    assert {c.name: c for c in train_and_evaluate(frame, SPEC, CFG, pit_passed=False).gates}[
+        NO_FUTURE_FEATURES].passed is False
+    # the stored outcome belongs to one exact features table
+    feats = pl.DataFrame({"sha": ["a", "b"], "la": [1, 2]})
+    assert point_in_time_status(warehouse, feats) is None
+    record_point_in_time(warehouse, feats, PitReport(checked=4, mismatches=[]))
+    assert point_in_time_status(warehouse, feats) is True
+    assert point_in_time_status(warehouse, feats.with_columns(pl.col("la") + 1)) is None
