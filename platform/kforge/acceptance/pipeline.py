@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-import kforge.acceptance.feedback  # noqa: F401 - registers the "acceptance" feedback schema
 from kforge.acceptance.dataset import commit_survival_frame
 from kforge.acceptance.email_features import email_frame
 from kforge.acceptance.spec import TargetSpec

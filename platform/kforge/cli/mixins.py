@@ -5,7 +5,6 @@ import argparse
 import json
 from typing import Any
 
-import kforge.mixins.feedback  # noqa: F401 - registers the "mixins" feedback schema for `kforge feedback`
 from kforge.cli.common import Ctx, print_table
 from kforge.errors import InputError
 

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from kforge.healing import feedback as _feedback  # noqa: F401 - registers the healing feedback schema
 from kforge.healing.corpus import load_programs, run_corpus
 from kforge.healing.datasets import CORPUS_LABELS, KERNEL, PYTHON, load_task
 from kforge.healing.fixes import GENERIC, STRATEGIES, fix_outcomes

@@ -2,7 +2,6 @@
 
 import polars as pl
 
-import kforge.mixins.feedback  # noqa: F401 - registers the "mixins" feedback schema
 from kforge.feedback import feedback_since
 from kforge.mixins.catalogue import Catalogue
 from kforge.mixins.harness import exercise

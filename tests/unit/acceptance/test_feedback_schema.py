@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import kforge.acceptance.feedback  # noqa: F401 - registers the schema
 import pytest
 from kforge.errors import InputError
 from kforge.feedback import add_feedback, feedback_since, import_feedback

@@ -5,7 +5,6 @@ import pytest
 from kforge.cli.main import main
 from kforge.errors import InputError
 from kforge.feedback import add_feedback
-from kforge.healing import feedback as _healing_feedback  # noqa: F401 - registers the schema
 from kforge.healing.corpus import load_programs, run_source
 from kforge.healing.fixes import apply_strategy
 from kforge.healing.traceback import parse_traceback

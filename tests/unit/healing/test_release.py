@@ -8,7 +8,6 @@ import polars as pl
 import pytest
 from kforge.config import Paths
 from kforge.feedback import add_feedback
-from kforge.healing import feedback as _healing_feedback  # noqa: F401 - registers the schema
 from kforge.healing.bandit import ThompsonBandit
 from kforge.healing.config import HealingConfig
 from kforge.healing.effectiveness import FixEffectiveness

@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import kforge.mixins.feedback  # noqa: F401 - the schema registers on import
 import polars as pl
 import pytest
 from kforge.errors import InputError
