@@ -6,6 +6,11 @@ rows in the window: fit on the *other* repositories' training rows, score its 20
 with lines-added (LApredict, fit on the same rows). Prints one JSON line per variant.
 
     .venv/bin/python bench/acceptance_loro.py --data ../shared/data --variants ensemble,lgbm,lgbm_balanced
+    .venv/bin/python bench/acceptance_loro.py --data ../shared/data --jit --variants shipped,no_blend
+
+``--jit``: the JIT anchors cross-project instead (:mod:`kforge.acceptance.jit_cross`: each project's last
+20% by date, scored by fits on the other projects' first 80%), with the variants in ``JIT_VARIANTS``;
+``shipped`` is what ``kforge acceptance evaluate jit-cross`` fits.
 
 Variants (see ``VARIANTS``): ``ensemble`` is today's shipped model (``AcceptanceEnsemble``, text
 included, 100 trees, 2 folds: what the ``generalizes`` gate fits); the others are the ablations in
@@ -27,10 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
 from kforge.acceptance.dataset import parse_date, time_split  # noqa: E402
 from kforge.acceptance.evaluate import repo_frame, shared_repositories  # noqa: E402
+from kforge.acceptance.jit_cross import jit_cross_frames  # noqa: E402
 from kforge.acceptance.metrics import auc, fit_baselines  # noqa: E402
 from kforge.acceptance.model import AcceptanceEnsemble, lgbm  # noqa: E402
 from kforge.acceptance.spec import COMMIT  # noqa: E402
 from kforge.acceptance.train import usable_numeric  # noqa: E402
+from kforge.features.jit import JIT_COLUMNS  # noqa: E402
 
 Fit = Callable[[pl.DataFrame, np.ndarray, pl.DataFrame], np.ndarray]
 SIZE = ["la", "ld", "nf", "nd", "ns", "entropy", "la_code", "ld_code", "nf_code", "lt", "new_files",
@@ -149,22 +156,48 @@ def variants(numeric: list[str]) -> dict[str, Callable[[], Fit]]:
     }
 
 
+MONOTONE_SIZE = ("la", "ld", "nf", "nd", "ns", "entropy")  # bigger, more spread changes: more risk
+
+
+def jit_ensemble(n: int = 100, folds: int = 2, prior_k: float = 500.0) -> Fit:
+    """The commit model kind on the 14 metrics, as ``leave_one_group_out`` fits it."""
+    return lambda tr, y, te: AcceptanceEnsemble(JIT_COLUMNS, [], None, n_folds=folds, n_estimators=n,
+                                                prior="la" if prior_k > 0 else None, prior_k=prior_k).fit(
+        tr, y).predict_proba(te)
+
+
+JIT_VARIANTS: dict[str, Callable[[], Fit]] = {
+    "shipped": lambda: jit_ensemble(), "no_blend": lambda: jit_ensemble(prior_k=0.0),
+    "shipped_250": lambda: jit_ensemble(250, 3), "blend_k5000": lambda: jit_ensemble(prior_k=5000.0),
+    "lgbm": lambda: one_lgbm(JIT_COLUMNS), "lgbm_balanced": lambda: one_lgbm(JIT_COLUMNS, True),
+    "lgbm_balanced_monotone": lambda: one_lgbm(JIT_COLUMNS, True, MONOTONE_SIZE),
+    "rank_blend_evidence_500": lambda: rank_blend(one_lgbm(JIT_COLUMNS, True), k=500),
+    "boost_from_la_150": lambda: boost_from_lines_added(JIT_COLUMNS, 150),
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--variants", default="ensemble,lgbm_balanced,rank_blend_evidence_500")
+    ap.add_argument("--jit", action="store_true", help="the JIT anchors cross-project (variants: JIT_VARIANTS)")
     args = ap.parse_args()
     data = Path(args.data)
-    frame = with_repo_normalised(pl.concat([repo_frame(data, r)[0] for r in shared_repositories(data)],
-                                           how="vertical_relaxed"))
-    split = time_split(frame, parse_date("2022-01-01"), parse_date("2023-01-01"), 180)
-    numeric, _ = usable_numeric(split.train, COMMIT.numeric, 0.9)
-    table = variants(numeric)
+    if args.jit:
+        train, test = jit_cross_frames(data)
+        table = JIT_VARIANTS
+    else:
+        frame = with_repo_normalised(pl.concat([repo_frame(data, r)[0] for r in shared_repositories(data)],
+                                               how="vertical_relaxed"))
+        split = time_split(frame, parse_date("2022-01-01"), parse_date("2023-01-01"), 180)
+        train, test = split.train, split.test
+        table = variants(usable_numeric(train, COMMIT.numeric, 0.9)[0])
     for name in args.variants.split(","):
         t0, res = time.perf_counter(), {}
         fit = table[name]()
-        for held in sorted(split.test["repo"].unique().to_list()):
-            tr, te = split.train.filter(pl.col("repo") != held), split.test.filter(pl.col("repo") == held)
+        for held in sorted(test["repo"].unique().to_list()):
+            tr = train.filter(pl.col("repo") != held).sort("t", maintain_order=True)
+            te = test.filter(pl.col("repo") == held)
             y, yt = tr["y"].cast(pl.Int64).to_numpy(), te["y"].cast(pl.Int64).to_numpy()
             base = auc(yt, fit_baselines(tr, y, te, ["la"], "la")["lines_added"])
             res[held] = {"model": round(auc(yt, fit(tr, y, te)), 4), "lines_added": round(base, 4)}

@@ -36,7 +36,7 @@ def res(tmp_path, monkeypatch):
 
 def test_group_materializes_and_reports(res, tmp_path):
     from kforge.registry import Tracker
-    from kforge.telemetry.specs import SPECS
+    from kforge.telemetry.specs import MIN_TEST_INCIDENTS, SPECS
 
     result = dg.materialize([tel.memory_telemetry, tel.oom_forecaster, tel.oom_recommender, tel.scheduling_policy,
                              tel.telemetry_serving_replay, mon.model_monitoring_report],
@@ -46,13 +46,22 @@ def test_group_materializes_and_reports(res, tmp_path):
     assert {(s.asset_key, g.name) for s in SPECS for g in s.gate_specs()} <= set(checks)
     assert checks[("oom_forecaster", "split_holds")].passed and checks[("scheduling_policy", "split_holds")].passed
     assert checks[("oom_forecaster", "no_future_features")].passed
-    assert checks[("oom_forecaster", "test_size")].passed is not None
+    size = checks[("oom_forecaster", "test_size")]     # 3 workloads x 3 held-out seeds give >= 10 incidents
+    assert size.passed and size.metadata["rows"].value >= size.metadata["minimum"].value == MIN_TEST_INCIDENTS
     mats = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert {"memory_telemetry", "oom_events", "oom_forecaster", "oom_recommender", "scheduling_policy",
             "model_monitoring_report"} <= set(mats)
     fc = mats["oom_forecaster"]
     assert fc["mlflow_run_id"].value and int(fc["model_version"].value) == 1
     assert fc["gate_decision"].value == "promoted" and fc["eval_rows"].value == 9
+    # training-set figures (train_*) are in the MLflow run, never in the asset's metrics summary (issue 15.11)
+    sched = mats["scheduling_policy"]
+    assert "test_turnaround_gain_vs_cfs" in sched["metrics"].value
+    assert "train_" not in sched["metrics"].value and "final_loss" not in sched["metrics"].value
+    logged = Tracker(Paths.of(tmp_path)).client().get_run(sched["mlflow_run_id"].value).data.metrics
+    assert {"train_decisions", "train_final_loss", "train_oracle_agreement"} <= set(logged)
+    assert "final_loss" not in logged and "oracle_agreement" not in logged
+    assert not [(key, k) for key, c in checks.items() for k in c.metadata if k.startswith("train_")]
     rec = mats["oom_recommender"]
     assert rec["model"].value == "kforge-telemetry-recommender" and int(rec["model_version"].value) == 1
     assert rec["gate_decision"].value in ("promoted", "blocked")

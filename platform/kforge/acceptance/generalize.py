@@ -73,15 +73,27 @@ def leave_one_repository_out(split: Split, spec: TargetSpec, numeric: list[str],
                              prior_k: float = 0.0) -> Generalization:
     """Train without each repository in turn on ``split``'s training rows and score that
     repository's test-window rows (the frames carry a ``repo`` column)."""
-    train, test = split.train, split.test
+    return leave_one_group_out(split.train, split.test, spec, numeric, n_estimators=n_estimators, n_folds=n_folds,
+                               use_text=use_text, min_class=min_class, prior_k=prior_k)
+
+
+def leave_one_group_out(train: pl.DataFrame, test: pl.DataFrame, spec: TargetSpec, numeric: list[str], *,
+                        n_estimators: int, n_folds: int = 2, use_text: bool = True, min_class: int = 10,
+                        prior_k: float = 0.0) -> Generalization:
+    """The machinery behind :func:`leave_one_repository_out`, on any pair of frames whose ``repo``
+    column names the group (a repository, or a project of the JIT anchors) and ``t`` the time: for each group with
+    test rows, the model is fit on the *other* groups' ``train`` rows (time-ordered) and scores the
+    group's ``test`` rows; lines-added is fit on the same rows. ``spec.model.generalizes_over``
+    names the group in the check's wording."""
+    unit = spec.model.generalizes_over or "repository"
     if GROUP not in test.columns:
-        return Generalization(pl.DataFrame(), not_run(GENERALIZES, "the rows carry no repository"))
+        return Generalization(pl.DataFrame(), not_run(GENERALIZES, f"the rows carry no {unit}"))
     repos = sorted(str(r) for r in test[GROUP].unique().to_list())
     known = sorted(set(repos) | {str(r) for r in train[GROUP].unique().to_list()})
     rows: list[dict[str, object]] = []
     pairs: dict[str, tuple[float, float]] = {}
     for repo in repos if len(known) > 1 else []:
-        tr = train.filter(pl.col(GROUP) != repo)
+        tr = train.filter(pl.col(GROUP) != repo).sort("t", maintain_order=True)  # time-ordered folds
         te = test.filter(pl.col(GROUP) == repo)
         y_tr = tr["y"].cast(pl.Int64).to_numpy()
         y_te = te["y"].cast(pl.Int64).to_numpy()
@@ -104,7 +116,7 @@ def leave_one_repository_out(split: Split, spec: TargetSpec, numeric: list[str],
                                         "positives": pl.Int64, "model_auc": pl.Float64,
                                         "lines_added_auc": pl.Float64, "delta": pl.Float64, "status": pl.String})
     if len(known) < 2:
-        return Generalization(table, not_run(GENERALIZES, f"{len(known)} repository in the data: "
+        return Generalization(table, not_run(GENERALIZES, f"{len(known)} {unit} in the data: "
                                                           "nothing to leave out"))
     check = generalizes_check(spec.model, pairs)
     unjudged = table.filter(pl.col("status") != "judged")

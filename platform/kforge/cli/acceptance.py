@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import kforge.acceptance.feedback  # noqa: F401 - registers "acceptance" for `kforge feedback add/import`
 from kforge.cli.common import Ctx
 from kforge.errors import InputError
 
@@ -53,8 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="judge a held-out repository only with this many test rows of each class")
     t.set_defaults(func=cmd_train)
     e = asub.add_parser("evaluate", help="measure the quality targets on the real data (prints JSON)")
-    e.add_argument("suite", choices=["dpdk", "jit", "ltp", "cross", "loro", "all"],
-                   help="loro: leave one repository out over every repository in --data (the generalizes gate)")
+    e.add_argument("suite", choices=["dpdk", "jit", "jit-cross", "ltp", "cross", "loro", "all"],
+                   help="loro: leave one repository out over every repository in --data (the generalizes gate); "
+                        "jit-cross: the JIT anchors cross-project, train on the other projects, test on each one")
     e.add_argument("--n-estimators", type=int, default=250)
     e.add_argument("--dpdk-git", default=None, metavar="PATH",
                    help="a DPDK git clone: diff features for every commit, not only the stored recent ones (dpdk suite)")
@@ -111,8 +111,9 @@ def cmd_evaluate(ctx: Ctx, args: argparse.Namespace) -> int:
 
         git_repo = check_repository(args.dpdk_git)
     data = ctx.data or Path(__file__).resolve().parents[4] / "shared" / "data"
-    if not (data / "kernel").is_dir():
-        raise InputError(f"real data not found at {data}: pass --data DIR (laid out like ../shared/data)")
+    needs = "jit_anchors" if args.suite in ("jit", "jit-cross") else "kernel"
+    if not (data / needs).is_dir():
+        raise InputError(f"real data not found at {data / needs}: pass --data DIR (laid out like ../shared/data)")
     names = list(SUITES) if args.suite == "all" else [args.suite]
     for name in names:
         res = (suite_dpdk(data, args.n_estimators, git_repo) if name == "dpdk" and git_repo is not None

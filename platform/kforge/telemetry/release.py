@@ -81,7 +81,10 @@ class SchedulerConfig:
 
 @dataclass
 class TelemetryRelease:
-    """One model's release plus what the asset shows besides it (tables, plots, all metrics)."""
+    """One model's release plus what the asset shows besides it (tables, plots, held-out metrics).
+
+    ``metrics`` holds held-out figures only; training-set figures (``train_*``) go to the MLflow run
+    and nowhere else: not into gates, not into the asset's metrics summary."""
 
     result: ReleaseResult
     metrics: dict[str, float]
@@ -373,13 +376,13 @@ def train_and_release_scheduler(tracker: Tracker, cfg: SchedulerConfig, *, dagst
         return Scored(compare_to_cfs(baseline_rows + learned)["test_turnaround_gain_vs_cfs"],
                       [f"{r['mix']}:{r['seed']}" for r in learned])
 
-    metrics = {**cmp, **info, **{f"latency_{k}": v for k, v in lat.items()}}
+    metrics = {**cmp, **{f"latency_{k}": v for k, v in lat.items()}}     # held out (latency: an unseen run)
     params = {**asdict(cfg), "train_seeds": _csv(cfg.train_seeds), "test_seeds": _csv(cfg.test_seeds),
               "train_mixes": _csv(pcfg.train_mixes), "oracle": "srpt", "baselines": "rr_10ms,cfs"}
     cand = Candidate(
         SCHEDULER, train_table=_digest({"mixes": pcfg.train_mixes, "seeds": cfg.train_seeds, "n_tasks": cfg.n_tasks}),
         eval_keys=keys, score=gain, baselines={"cfs": 0.0, "rr": cmp["test_rr_turnaround_gain_vs_cfs"]},
-        checks=checks, params=params, metrics=metrics, plots=[png],
+        checks=checks, params=params, metrics={**metrics, **info}, plots=[png],
         texts={"held_out_runs.csv": pl.DataFrame(rows).write_csv()},
         save_model=lambda d: save_policy(weights, example, d),
         log_extra=lambda: mlflow.log_artifact(str(ts), "torchscript"), score_registered=score_registered)

@@ -7,6 +7,7 @@ from kforge.telemetry.forecast import (
     ForecastConfig,
     build_dataset,
     event_metrics,
+    predict,
     threshold_for_fpr,
     train_and_evaluate,
 )
@@ -56,8 +57,19 @@ def test_forecaster_trains_on_held_out_seeds_and_rejects_overlap():
     fit = [r for r in runs if r.endswith("-0")]
     cal = [r for r in runs if r.endswith("-1")]
     test = [r for r in runs if r.endswith("-2")]
-    res = train_and_evaluate(ds, e, fit, cal, test, ForecastConfig(n_estimators=40))
-    assert 0 <= res.metrics["test_fpr"] <= 1 and res.metrics["test_rows"] == 600
+    cfg = ForecastConfig(n_estimators=40)
+    res = train_and_evaluate(ds, e, fit, cal, test, cfg)
+    assert res.metrics["test_rows"] == 600
+    # the alarm threshold is set on the calibration runs for the target FPR ...
+    cal_rows = ds.filter(pl.col("run_id").is_in(cal))
+    cal_scores, cal_y = predict(res.model, cal_rows), cal_rows["y"].to_numpy()
+    assert res.threshold == threshold_for_fpr(cal_scores, cal_y, cfg.target_fpr)
+    assert (cal_scores[cal_y == 0] >= res.threshold).mean() <= cfg.target_fpr
+    # ... and the reported FPR is measured at that threshold on the test runs' negatives, so it is not
+    # forced to the target (a threshold chosen on the test rows would be)
+    y, score = res.test["y"].to_numpy(), res.test["score"].to_numpy()
+    assert res.metrics["test_fpr"] == pytest.approx((score[y == 0] >= res.threshold).mean())
+    assert res.threshold != threshold_for_fpr(score, y, cfg.target_fpr)
     with pytest.raises(InputError, match="overlap"):
         train_and_evaluate(ds, e, fit, cal, fit, ForecastConfig(n_estimators=10))
 
