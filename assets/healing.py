@@ -9,7 +9,7 @@ the run.
 
 * ``healing_corpus``: runs the shipped faulty programs; real tracebacks + real fix outcomes;
 * ``healing_model``: rules + calibrated classifiers (real data with ``--data``, else the corpus),
-  released as ``kforge-healing``;
+  released as ``kforge-healing``; its metadata carries the per-source ``generalizes`` table;
 * ``healing_strategies`` (Thompson-sampling posteriors, ``kforge-healing-bandit``) and
   ``healing_fix_effectiveness`` (P(fix works), ``kforge-healing-effectiveness``): one step;
 * ``healing_rule_suggestions``: templates mined from errors no rule matched.
@@ -61,7 +61,10 @@ def healing_model(context: dg.AssetExecutionContext, config: HealingTrainConfig,
                             dagster_run_id=context.run.run_id)
     assert res.classifier is not None
     context.log.info(f"{CLASSIFIER.name} v{res.classifier.version}: {res.classifier.decision} ({res.classifier.reason})")
-    return dg.MaterializeResult(metadata={**release_metadata(res.classifier), "metrics": metrics_md(res.metrics["classifier"])},
+    gen = res.generalization
+    generalizes = {**gen.summary(), "generalizes_per_source": table_md(gen.table)} if gen is not None else {}
+    return dg.MaterializeResult(metadata={**release_metadata(res.classifier), "metrics": metrics_md(res.metrics["classifier"]),
+                                          **generalizes},
                                 check_results=release_check_results(res.classifier))
 
 

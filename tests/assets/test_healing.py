@@ -5,7 +5,6 @@ import polars as pl
 from kforge.dagster_io import DataResource, MlflowResource, WarehouseResource
 from kforge.feedback import add_feedback
 from kforge.feedback.retrain import parse_cursor
-from kforge.healing import feedback as _healing_feedback  # noqa: F401 - registers the schema
 from kforge.healing.specs import BANDIT, CLASSIFIER, EFFECTIVENESS
 from kforge.storage import Warehouse
 
@@ -30,6 +29,9 @@ def test_healing_group_materializes_and_gates(tmp_path):
     checks, meta = _by_asset(result)
     assert {n for a, n in checks if a == "healing_model"} == {g.name for g in CLASSIFIER.gate_specs()}
     assert checks[("healing_model", "split_holds")] and checks[("healing_model", "test_size")]
+    # the corpus names no source: generalizes is reported as not run (WARN), and does not block promotion
+    assert meta["healing_model"]["generalizes"] == "not run" and not checks[("healing_model", "generalizes")]
+    assert "generalizes" not in meta["healing_model"]["gate_reason"]
     assert checks[("healing_strategies", "split_holds")]
     assert checks[("healing_fix_effectiveness", "beats_constant")]
     wh = Warehouse(tmp_path / "home" / "warehouse.duckdb")
@@ -62,6 +64,7 @@ def test_healing_group_materializes_and_gates(tmp_path):
     versions = client.search_model_versions(f"name='{CLASSIFIER.name}'")
     run = client.get_run(versions[0].run_id)
     assert any(k.startswith("test_python_label_root_cause") for k in run.data.metrics)
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "evaluation")] == ["evaluation/generalizes_source.csv"]
     assert run.data.tags["dagster_run_id"] and run.data.tags["asset_key"] == "healing_model"
     # the version is an MLflow pyfunc with a signature, loaded from this project's own store
     import json

@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--kind", choices=("kernel", "python", "all"), default="all")
     v.add_argument("--folds", type=int, default=5)
     v.add_argument("--extras", action="store_true", help="also template mining, bandit replay and fix effectiveness")
+    v.add_argument("--generalizes", choices=("no", "also", "only"), default="no",
+                   help="leave one source out (notebook platform, kernel OS) as the classifier's generalizes gate "
+                        "does: 'also' adds that section, 'only' runs just it")
     v.set_defaults(func=cmd_evaluate)
     s = hs.add_parser("suggest-rules", help="propose rules for errors no rule matches")
     s.add_argument("--input", default=None, metavar="FILE.jsonl", help="errors (default: the real training files or the corpus)")
@@ -153,7 +156,7 @@ def cmd_evaluate(ctx: Ctx, args: argparse.Namespace) -> int:
 
     if ctx.data is None or not (ctx.data / "healing").exists():
         raise InputError("evaluation needs the real data: pass --data DIR (laid out like ../shared/data) or set KFORGE_DATA")
-    for section in run_evaluation(ctx.data, args.kind, args.folds, args.extras):
+    for section in run_evaluation(ctx.data, args.kind, args.folds, args.extras, args.generalizes):
         print(section, flush=True)
     return 0
 

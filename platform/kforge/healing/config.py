@@ -3,10 +3,14 @@ the Dagster assets and ``kforge healing train`` map their own options into :clas
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 from kforge.healing.specs import SALT, TEST_SHARE
 from kforge.registry.release import ReleaseResult
+
+if TYPE_CHECKING:
+    from kforge.healing.generalize import Generalization
 
 MODELS = ("classifier", "bandit", "effectiveness")
 
@@ -35,3 +39,4 @@ class HealingRelease:
     effectiveness: ReleaseResult | None = None
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)   # model key -> metrics
     strategy_scores: pl.DataFrame | None = None
+    generalization: "Generalization | None" = None   # the classifier's leave-one-source-out (``generalizes``)

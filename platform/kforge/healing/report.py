@@ -4,9 +4,12 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
+from kforge.healing.config import HealingConfig
 from kforge.healing.datasets import KERNEL, PYTHON, load_task
 from kforge.healing.evaluate import evaluate_task, format_report
+from kforge.healing.generalize import Generalization, leave_one_source_out
 from kforge.healing.kernel_log import parse_kernel_log
+from kforge.healing.specs import CLASSIFIER
 from kforge.jsonl import read_jsonl
 
 
@@ -82,13 +85,35 @@ def corpus_scores() -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     return replay(outcomes), evaluate_effectiveness(outcomes)
 
 
-def run_evaluation(data_dir: Path, kind: str = "all", folds: int = 5, extras: bool = False) -> Iterator[str]:
-    """Yields the report section by section (each as soon as it is measured)."""
-    for task in (KERNEL, PYTHON):
-        if kind not in ("all", task.kind):
-            continue
-        rows = load_task(data_dir, task)
-        yield (format_report(evaluate_task(rows, task.kind, task.labels, task.group, n_folds=folds)))
+def format_generalization(gen: Generalization) -> str:
+    """The leave-one-source-out table and the ``generalizes`` gate's verdict, as ``evaluate`` prints them."""
+    c = gen.check
+    verdict = "not run" if c.passed is None else ("passed" if c.passed else "FAILED")
+    lines = ["== generalizes: leave one source out (trained on the other sources' rows; primary label accuracy, "
+             "model vs TF-IDF + LR trained on the same rows)",
+             f"   {'source':<16} {'label':<18} {'n_train':>7} {'n_test':>6} {'model':>7} {'tfidf_lr':>8} {'delta':>7}  status"]
+    for r in gen.table.iter_rows(named=True):
+        lines.append(f"   {r['kind'] + ':' + r['source']:<16} {r['label']:<18} {r['n_train']:>7} {r['n_test']:>6} "
+                     f"{r['model_accuracy']:>7.3f} {r['tfidf_lr_accuracy']:>8.3f} {r['delta']:>+7.3f}  {r['status']}")
+    lines.append(f"   gate {verdict}: {c.detail}")
+    return "\n".join(lines)
+
+
+def run_evaluation(data_dir: Path, kind: str = "all", folds: int = 5, extras: bool = False,
+                   generalizes: str = "no") -> Iterator[str]:
+    """Yields the report section by section (each as soon as it is measured). ``generalizes``: ``no``,
+    ``also`` (add the leave-one-source-out section of the ``generalizes`` gate) or ``only`` (just that)."""
+    tasks = [t for t in (KERNEL, PYTHON) if kind in ("all", t.kind)]
+    if generalizes != "only":
+        for task in tasks:
+            rows = load_task(data_dir, task)
+            yield (format_report(evaluate_task(rows, task.kind, task.labels, task.group, n_folds=folds)))
+    if generalizes in ("also", "only"):
+        yield format_generalization(leave_one_source_out(
+            {t.kind: (load_task(data_dir, t), t.labels, t.group) for t in tasks}, CLASSIFIER,
+            members=HealingConfig.members))
+        if generalizes == "only":
+            return
     if kind in ("all", "kernel"):
         g = guilty_file_scores(data_dir)
         yield (f"== parameter extraction: guilty file on {g['n']} reports: precision {g['precision']:.3f} "

@@ -6,10 +6,20 @@
 
 All three hold out the same groups (program, crash title or notebook; feedback rows are their own
 group) by :func:`kforge.registry.heldout.in_test` with :data:`TEST_SHARE` and :data:`SALT`: a pure
-function of the group key, so new feedback never moves a training group into test.
+function of the group key, so new feedback never moves a training group into test. The classifier
+is also trained without one source at a time (the ``generalizes`` gate, :mod:`kforge.healing.generalize`).
 """
 
-from kforge.registry.gates import SPLIT_HOLDS, TEST_SIZE, Check, GateSpec, ModelSpec, beats, beats_check
+from kforge.registry.gates import (
+    GENERALIZES,
+    SPLIT_HOLDS,
+    TEST_SIZE,
+    Check,
+    GateSpec,
+    ModelSpec,
+    beats,
+    beats_check,
+)
 
 FAMILY = "healing"
 TEST_SHARE = 0.3
@@ -18,12 +28,13 @@ PRIMARY = {"kernel": "crash_class", "python": "label_root_cause"}
 MIN_TEST_ROWS = 10
 MIN_TEST_ERRORS = 8
 MIN_TEST_OUTCOMES = 20
+MIN_SOURCE_ROWS = 20   # a held-out source is judged with this many labelled rows (and as many from the others)
 CONSTANT = "constant"
 
 CLASSIFIER = ModelSpec(
     name="kforge-healing", family=FAMILY, asset_key="healing_model", metric="test_primary_accuracy",
     baselines=("tfidf_lr",), split="group", split_unit="groups (program, crash title, notebook)",
-    min_test_rows=MIN_TEST_ROWS, point_in_time=False,
+    min_test_rows=MIN_TEST_ROWS, point_in_time=False, generalizes_over="source", generalizes_baseline="tfidf_lr",
     descriptions={
         SPLIT_HOLDS: "group split by a hash of the group key (program, crash title, notebook): no held-out "
                      "group has a training row",
@@ -31,6 +42,11 @@ CLASSIFIER = ModelSpec(
         beats("tfidf_lr"): "held-out accuracy of the primary label (kernel crash_class when kernel data is present, "
                            "else Python label_root_cause; unknown counts as wrong) > the TF-IDF + logistic regression "
                            "baseline's on the same rows",
+        GENERALIZES: "leave one source out (JunoBench notebook platform nb_source, kernel os): trained on the other "
+                     "sources' rows, primary-label accuracy > TF-IDF + logistic regression's (trained on the same "
+                     f"rows) on every held-out source with at least {MIN_SOURCE_ROWS} rows; per-source numbers and the "
+                     "worst source in the metadata; not run, and not blocking, with fewer than two such sources (the "
+                     "embedded corpus, a Linux-only kernel file)",
     })
 
 BEATS_STATIC_RULE = beats("static_rule")

@@ -5,7 +5,8 @@ It reads the *stored* tables (``healing_corpus_errors``, ``healing_fix_outcomes`
 :func:`store_corpus`) plus feedback, holds out whole groups by a hash of their key, trains and puts
 each model through :func:`kforge.registry.release.release`:
 
-* ``kforge-healing`` (classifier, see :mod:`kforge.healing.specs`), baseline ``tfidf_lr``;
+* ``kforge-healing`` (classifier, see :mod:`kforge.healing.specs`), baseline ``tfidf_lr``, and its
+  ``generalizes`` gate: trained without one source at a time (:mod:`kforge.healing.generalize`);
 * ``kforge-healing-bandit`` and ``kforge-healing-effectiveness`` (see :mod:`kforge.healing.strategies`).
 
 Example::
@@ -24,6 +25,7 @@ import polars as pl
 from kforge.errors import InputError
 from kforge.feedback import feedback_since
 from kforge.healing.config import MODELS, HealingConfig, HealingRelease
+from kforge.healing.generalize import Generalization, leave_one_source_out
 from kforge.healing.model import HealingModel, train_bundle
 from kforge.healing.pyfunc import BUNDLE_FILE, load_bundle_dir, save_pyfunc
 from kforge.healing.rules import RuleEngine
@@ -92,10 +94,13 @@ def tasks_table(tasks: Tasks) -> pl.DataFrame:
     return pl.DataFrame(recs, schema={"kind": pl.String, "key": pl.String, "row": pl.String}, orient="row")
 
 
-def classifier_candidate(tasks: Tasks, config: HealingConfig) -> tuple[Candidate, HealingModel, dict[str, float]]:
-    """Train the bundle on the training groups and score it (and ``tfidf_lr``) on the held-out rows."""
+def classifier_candidate(tasks: Tasks, config: HealingConfig) -> tuple[Candidate, HealingModel, dict[str, float],
+                                                                    Generalization]:
+    """Train the bundle on the training groups and score it (and ``tfidf_lr``) on the held-out rows;
+    leave one source out for the ``generalizes`` gate (no training where no row names a source)."""
     train, test, split_check = split_tasks(tasks, config.test_share, config.salt)
-    model = train_bundle(train, RuleEngine.default(), kinds=config.members, seed=config.seed)
+    rules = RuleEngine.default()
+    model = train_bundle(train, rules, kinds=config.members, seed=config.seed)
     metrics = score_model(model, {k: (rows, labels) for k, (rows, labels, _) in test.items()})
     kind = "kernel" if "kernel" in tasks else "python"
     label, group = PRIMARY[kind], tasks[kind][2]
@@ -104,6 +109,8 @@ def classifier_candidate(tasks: Tasks, config: HealingConfig) -> tuple[Candidate
     score = primary_accuracy(model, kind, eval_rows, label)
     base = baseline_accuracy(train[kind][0], eval_rows, label)
     metrics.update(model.abstention_metrics())
+    gen = leave_one_source_out(tasks, CLASSIFIER, members=config.members, seed=config.seed, rules=rules)
+    metrics.update(gen.metrics())
     metrics.update({"test_primary_accuracy": score, "baseline_tfidf_lr_accuracy": base, "n_test": float(len(keys)),
                     **{f"threshold_{k}_{lab}": lm.ensemble.threshold for k, d in model.models.items()
                        for lab, lm in d.items()}})
@@ -118,13 +125,14 @@ def classifier_candidate(tasks: Tasks, config: HealingConfig) -> tuple[Candidate
     modes = {f"{k}.{lab}": lm.mode for k, d in model.models.items() for lab, lm in d.items()}
     cand = Candidate(
         CLASSIFIER, train_table=tasks_table(tasks), eval_keys=keys, score=score, baselines={"tfidf_lr": base},
-        checks=[split_check, size_check(len(keys), CLASSIFIER.min_test_rows)],
+        checks=[split_check, size_check(len(keys), CLASSIFIER.min_test_rows), gen.check],
         params={"kinds": ",".join(tasks), "primary": f"{kind}.{label}", "members": ",".join(config.members),
                 "test_share": config.test_share, "salt": config.salt, "seed": config.seed},
         metrics=metrics,
-        texts={"hybrid_modes.json": json.dumps(modes, indent=1, sort_keys=True)},
+        texts={"hybrid_modes.json": json.dumps(modes, indent=1, sort_keys=True),
+               "evaluation/generalizes_source.csv": gen.table.write_csv()},
         save_model=save, score_registered=score_registered)
-    return cand, model, metrics
+    return cand, model, metrics, gen
 
 
 def train_and_release(tracker: Tracker, wh: Warehouse, config: HealingConfig, *,
@@ -140,7 +148,7 @@ def train_and_release(tracker: Tracker, wh: Warehouse, config: HealingConfig, *,
     out = HealingRelease()
     if "classifier" in config.models:
         tasks = build_tasks(config.data_dir, inputs.corpus, feedback_since("healing", wh))
-        cand, _, metrics = classifier_candidate(tasks, config)
+        cand, _, metrics, out.generalization = classifier_candidate(tasks, config)
         out.classifier = release(tracker, cand, dagster_run_id=dagster_run_id)
         out.metrics["classifier"] = metrics
         set_training_reference(wh, "healing", CLASSIFIER.name, out.classifier.version,
