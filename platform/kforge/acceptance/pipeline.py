@@ -73,7 +73,7 @@ def store_predictions(wh: Warehouse, preds: pl.DataFrame) -> int:
     from kforge.storage import warehouse as whm
 
     with wh.writer() as con:
-        if whm._exists(con, PREDICTIONS):
+        if whm.exists(con, PREDICTIONS):
             target, version = preds["target"][0], int(preds["model_version"][0])
             con.execute(f"delete from {PREDICTIONS} where target = ? and model_version = ?", [target, version])
         return whm.append(con, PREDICTIONS, preds)

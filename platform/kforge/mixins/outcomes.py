@@ -16,7 +16,6 @@ from kforge.errors import InputError
 from kforge.jsonl import read_jsonl
 from kforge.mixins.catalogue import Catalogue
 from kforge.storage import Warehouse
-from kforge.storage import warehouse as whmod
 
 OUTCOMES = "mixin_outcomes"
 MATRIX = "mixin_compatibility_matrix"
@@ -54,14 +53,9 @@ def append_outcomes(wh: Warehouse, df: pl.DataFrame) -> tuple[int, int]:
     """Append rows, numbering them after the current maximum; returns (first_id, n)."""
     if df.height == 0:
         return 0, 0
-    with wh.writer() as con:
-        start = 0
-        if whmod._exists(con, OUTCOMES):
-            start = int(con.execute(f"select coalesce(max(outcome_id), 0) from {OUTCOMES}").fetchall()[0][0])
-        df = df.sort("observed_at", maintain_order=True).with_columns(
-            outcome_id=pl.int_range(start + 1, start + 1 + df.height, dtype=pl.Int64))
-        whmod.append(con, OUTCOMES, df)
-    return start + 1, df.height
+    rows = df.sort("observed_at", maintain_order=True).drop("outcome_id", strict=False).to_dicts()
+    start, _ = wh.append_with_ids(OUTCOMES, "outcome_id", rows, OUTCOME_SCHEMA)
+    return start, df.height
 
 
 def read_outcomes(wh: Warehouse) -> pl.DataFrame:
