@@ -93,7 +93,7 @@ def train_and_evaluate(frame: pl.DataFrame, spec: TargetSpec, cfg: TrainConfig,
     for name, p in scores.items():
         if name != "model":
             metrics[f"test_roc_auc_{name}"] = auc(y_te, p)
-    metrics |= {f"oof_roc_auc_{k}": v for k, v in model.oof_auc.items()}
+    metrics |= {f"train_oof_roc_auc_{k}": v for k, v in model.oof_auc.items()}
     names, contrib = model.contributions(test)
     imp = pl.DataFrame({"feature": names, "mean_abs_contribution": np.abs(contrib).mean(axis=0)}).sort(
         "mean_abs_contribution", descending=True)

@@ -180,8 +180,8 @@ def run_generation(corpus: pl.DataFrame, cfg: GenerationConfig, workdir: Path,
                     f"{'kept' if g['kept'] else 'dropped'} ({g['reason']})")
                 adapters[fam] = ah
                 if g["kept"]:
-                    save_adapter(tuned, adir / fam, {"family": fam, "examples": len(ex), "loss_first": ah.first_loss(),
-                                                      "loss_last": ah.last_loss(), "gate": g})
+                    save_adapter(tuned, adir / fam, {"family": fam, "examples": len(ex), "train_loss_first": ah.first_loss(),
+                                                      "train_loss_last": ah.last_loss(), "gate": g})
         else:
             log("peft not installed: no LoRA adapters trained")
     if hasattr(backbone.model, "merge_and_unload"):  # SmolLM2: the run's LoRA is folded for the bundle

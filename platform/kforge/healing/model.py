@@ -136,13 +136,13 @@ class HealingModel:
 
     def abstention_metrics(self) -> dict[str, float]:
         """Per trained label: the abstention threshold and the coverage/precision it had on the validation rows
-        (``abstain_threshold_<kind>_<label>``, ``val_coverage_...``, ``val_precision_...``), for MLflow."""
+        (``abstain_threshold_<kind>_<label>``, ``train_oof_coverage_...``, ``train_oof_precision_...``: out-of-fold on training rows), for MLflow."""
         out: dict[str, float] = {}
         for kind, labels in self.models.items():
             for label, lm in labels.items():
                 out[f"abstain_threshold_{kind}_{label}"] = float(lm.abstain_threshold)
-                out[f"val_coverage_{kind}_{label}"] = float(lm.val_coverage)
-                out[f"val_precision_{kind}_{label}"] = float(lm.val_precision)
+                out[f"train_oof_coverage_{kind}_{label}"] = float(lm.val_coverage)
+                out[f"train_oof_precision_{kind}_{label}"] = float(lm.val_precision)
         return out
 
     def abstention_summary(self, out: list[dict[str, Any]]) -> list[str]:
