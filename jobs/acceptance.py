@@ -13,6 +13,7 @@ POLICY = RetrainPolicy(min_new_rows=50, max_drift=0.05, min_drift_rows=20, error
 retrain_acceptance = retrain_job("acceptance", dg.AssetSelection.groups("patch_features", "acceptance"),
                                  "Recompute patch features (with feedback events), retrain and gate the acceptance models.")
 acceptance_feedback_sensor = feedback_sensor(
-    "acceptance", retrain_acceptance, POLICY, drift=lambda wh, mlflow, rows: champion_drift(wh, mlflow.tracker(), rows))
+    "acceptance", retrain_acceptance, POLICY, drift=lambda wh, mlflow, rows: champion_drift(wh, mlflow.tracker(), rows),
+    minimum_interval_seconds=60)
 
 defs = dg.Definitions(jobs=[retrain_acceptance], sensors=[acceptance_feedback_sensor])
