@@ -18,7 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-STATE_FILE = "state.json"
+from kforge.registry.json_state import STATE_FILE, read_json_state
+
 PIP_REQUIREMENTS = ["scikit-learn==1.9.1", "numpy==2.4.0", "pandas==2.3.3"]
 INPUT_COLUMNS = ("error_class", "strategy", "exc_type")
 
@@ -52,12 +53,7 @@ def _load_pyfunc(data_path: str) -> _StateModel:
 
 def read_state(path: Path) -> dict[str, Any]:
     """The JSON state of a model directory (or of the state file itself)."""
-    if path.is_dir():
-        path = path / "data" / STATE_FILE
-    state = json.loads(path.read_text())
-    if not isinstance(state, dict) or state.get("kind") not in ("bandit", "effectiveness"):
-        raise ValueError(f"{path}: not a kforge healing strategy model state")
-    return state
+    return read_json_state(path, ("bandit", "effectiveness"), "healing strategy model")
 
 
 def save_state_model(state: dict[str, Any], out: Path) -> Path:

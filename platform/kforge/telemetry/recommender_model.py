@@ -23,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-STATE_FILE = "state.json"
+from kforge.registry.json_state import STATE_FILE, read_json_state
+
 KIND = "oom_recommender"
 PIP_REQUIREMENTS = ["lightgbm==4.7.0", "scikit-learn==1.9.1", "numpy==2.4.0", "pandas==2.3.3", "polars==2.1.0"]
 INPUT_COLUMNS = ("workload", "seed", "duration_s")
@@ -91,12 +92,7 @@ def _load_pyfunc(data_path: str) -> _StateModel:
 
 def read_state(path: Path) -> dict[str, Any]:
     """The JSON state of a model directory (or of the state file itself)."""
-    if path.is_dir():
-        path = path / "data" / STATE_FILE
-    state = json.loads(path.read_text())
-    if not isinstance(state, dict) or state.get("kind") != KIND:
-        raise ValueError(f"{path}: not a kforge OOM recommender state")
-    return state
+    return read_json_state(path, (KIND,), "OOM recommender")
 
 
 def save_state_model(state: dict[str, Any], out: Path) -> Path:
