@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export KFORGE_HOME ?= $(CURDIR)/.kforge
 DEMO_REPO := $(KFORGE_HOME)/demo-repo
+DEMO_LIST := $(KFORGE_HOME)/demo-list
 
 .PHONY: install demo test test-fast dev mlflow lint bench-ingest clean lock services services-stop
 
@@ -17,13 +18,10 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	@test -d $(DEMO_REPO)/.git || $(BIN)/kforge demo-repo $(DEMO_REPO)
+	@test -d $(DEMO_REPO)/.git && test -d $(DEMO_LIST) || $(BIN)/kforge demo-repo $(DEMO_REPO) --archive $(DEMO_LIST)
 	$(BIN)/kforge ingest $(DEMO_REPO)
-	$(BIN)/kforge materialize
-	@echo ""
-	@echo "Done. Everything is under $(KFORGE_HOME) (warehouse.duckdb, mlflow.db, mlartifacts/, dagster/)."
-	@echo "  Dagster UI:  make dev     -> http://127.0.0.1:3000  (asset graph, runs, checks, metadata)"
-	@echo "  MLflow UI:   make mlflow  -> http://127.0.0.1:5000  (experiments kforge/*, registered models kforge-*)"
+	$(BIN)/kforge ingest-list $(DEMO_LIST) --project $(DEMO_REPO)
+	$(BIN)/kforge materialize --trigger demo
 	@echo "  Query:       $(BIN)/kforge query \"select repo, count(*) from commits group by 1\""
 
 test: install

@@ -18,7 +18,7 @@ from kforge.acceptance.release import AcceptanceRun, train_and_release
 from kforge.acceptance.spec import COMMIT_MODEL, EMAIL_MODEL
 from kforge.acceptance.train import TrainConfig
 from kforge.dagster_io import DataResource, MlflowResource, WarehouseResource
-from kforge.dagster_io.metadata import metrics_md, plot_md, table_md
+from kforge.dagster_io.metadata import metric_entries, plot_md, table_md
 from kforge.dagster_io.release import release_check_results, release_checks, release_metadata
 from pydantic import Field
 
@@ -60,7 +60,8 @@ def _skipped(context: dg.AssetExecutionContext, run: AcceptanceRun) -> Iterator[
     key = run.spec.model.asset_key
     context.log.warning(f"{key} skipped: {run.skipped}")
     context.instance.add_run_tags(context.run.run_id, {"kforge/skipped": key})
-    yield dg.AssetObservation(asset_key=key, metadata={"skipped": run.skipped, "source": run.source})
+    yield dg.AssetObservation(asset_key=key, metadata={"skipped": run.skipped, "source": run.source, "family": GROUP,
+                                                          "model": run.spec.model_name})
     for g in run.spec.model.gate_specs():
         yield dg.AssetCheckResult(asset_key=key, check_name=g.name, passed=False, severity=dg.AssetCheckSeverity.WARN,
                                   description=f"not run: {run.skipped}",
@@ -91,9 +92,10 @@ def _result(context: dg.AssetExecutionContext, run: AcceptanceRun) -> dg.Materia
     head = {k: v for k, v in res.metrics.items() if k.startswith("test_roc_auc") or k in
             ("test_pr_auc", "test_f1", "test_brier", "test_ece")}
     return dg.MaterializeResult(
-        metadata={**release_metadata(run.result), "metrics": metrics_md(head), **res.split.describe(),
+        metadata={**release_metadata(run.result), **metric_entries(head), **res.split.describe(),
                   "per_group": table_md(res.per_group), "top_contributions": table_md(res.importances.head(15)),
-                  "roc": plot_md(run.plots["roc"]), "calibration": plot_md(run.plots["calibration"]),
+                  "roc": plot_md(run.plots["roc"], run.result.run_id),
+                  "calibration": plot_md(run.plots["calibration"], run.result.run_id),
                   "predictions_stored": run.predictions_stored, "source": run.source, **_generalizes_md(run)},
         check_results=release_check_results(run.result))
 

@@ -7,7 +7,8 @@ Thin: library code lives in ``kforge.generation``.
 
 import dagster as dg
 from kforge.dagster_io import MlflowResource, WarehouseResource
-from kforge.dagster_io.metadata import metrics_md, table_md
+from kforge.dagster_io.materialize import TRIGGER_TAG
+from kforge.dagster_io.metadata import metric_entries, table_md
 from kforge.dagster_io.release import release_check_results, release_checks, release_metadata
 from kforge.generation.corpus import CorpusConfig as LibCorpusConfig
 from kforge.generation.corpus import check_time_split, corpus_for
@@ -27,8 +28,11 @@ class CorpusConfig(dg.Config):
 
 
 @dg.asset(group_name=GROUP, deps=["commit_diffs", "commits"],
-          check_specs=[dg.AssetCheckSpec("split_by_time", asset="generation_corpus"),
-                       dg.AssetCheckSpec("test_set_large_enough", asset="generation_corpus")],
+          check_specs=[dg.AssetCheckSpec("split_by_time", asset="generation_corpus",
+                                         description="Within each repository, every test row is later than "
+                                                     "every training row (per-repository time split by commit date)."),
+                       dg.AssetCheckSpec("test_set_large_enough", asset="generation_corpus",
+                                         description="At least 20 held-out test rows.")],
           description="Cleaned generation corpus (bots and near-duplicate messages dropped), split by time.")
 def generation_corpus(config: CorpusConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
@@ -46,12 +50,21 @@ def generation_corpus(config: CorpusConfig, warehouse: WarehouseResource) -> dg.
 
 class GenerationTrainConfig(dg.Config):
     backbone: str = Field(default="scratch", description="scratch (BPE + small transformer) or smollm2 (LoRA on SmolLM2-135M).")
-    device: str = Field(default="cpu", description="cpu or cuda.")
-    steps: int = Field(default=40, description="Optimizer steps for the LM (CPU smoke default; use `kforge train generation` or a GPU for real runs).")
-    batch_size: int = Field(default=8, description="Sequences per micro-batch.")
+    device: str = Field(default="auto", description="Where the LM trains: auto (cuda when torch sees a GPU, else cpu; "
+                                                    "logged and recorded as the train_device param), cpu or cuda.")
+    budget: str = Field(default="auto", description="LM training budget when steps, budget_tokens and epochs are 0: "
+                                                    "demo (86k tokens: the demo's former 40 CPU steps of batch 8, ~15 s), "
+                                                    "nightly (12 epochs within 20 minutes of training: on CPU the 20 "
+                                                    "minutes bind, on a GPU the epochs), or auto: demo for runs tagged "
+                                                    "kforge/trigger=demo (make demo), nightly otherwise.")
+    steps: int = Field(default=0, description="A fixed number of LM optimizer steps (0: the budget decides).")
+    budget_tokens: int = Field(default=0, description="Train the LM on about this many tokens (0: the budget decides).")
+    epochs: float = Field(default=0.0, description="Train the LM for this many passes over its examples (0: the budget decides).")
+    batch_size: int = Field(default=0, description="Sequences per micro-batch; 0: 8 on CPU, 64 on CUDA.")
     grad_accum: int = Field(default=1, description="Micro-batches per optimizer step.")
-    lr: float = Field(default=3e-3, description="Peak learning rate of the LM.")
-    amp: bool = Field(default=False, description="Mixed precision (bf16 on CPU/Ampere+, fp16 + loss scaling otherwise).")
+    lr: float = Field(default=0.0, description="Peak learning rate of the LM; 0: 3e-3 x sqrt(batch x grad_accum / 8).")
+    amp: bool = Field(default=True, description="Mixed precision on CUDA: bf16 where supported, else fp16 with loss "
+                                                "scaling. CPU always trains in fp32.")
     d_model: int = Field(default=128, description="Width of the from-scratch transformer.")
     n_layers: int = Field(default=2, description="Layers of the from-scratch transformer.")
     n_heads: int = Field(default=4, description="Attention heads of the from-scratch transformer.")
@@ -61,7 +74,8 @@ class GenerationTrainConfig(dg.Config):
     adapter_families: int = Field(default=1, description="LoRA adapters for the N largest subsystem families.")
     adapter_steps: int = Field(default=10, description="Optimizer steps per LoRA adapter.")
     calib_rows: int = Field(default=40, description="Validation rows generated to calibrate the confidence.")
-    max_minutes: float = Field(default=0.0, description="Stop LM training after this many minutes (0 = no limit).")
+    max_minutes: float = Field(default=0.0, description="Wall-clock budget of LM training: the schedule is fitted to "
+                                                        "it and training stops at it (0: none, or the budget's).")
     level1_estimators: int = Field(default=40, description="Boosting rounds per level-1 head.")
 
 
@@ -83,23 +97,24 @@ def generation_models(context: dg.AssetExecutionContext, config: GenerationTrain
     wh = warehouse.get()
     corpus = wh.read_table("generation_corpus")
     repos = {r: p for r, p in registered_repositories(wh).items() if p.exists()}
-    out = train_and_release(mlflow.tracker(), corpus, GenerationConfig.from_flat(**config.model_dump()), repos=repos,
-                            dagster_run_id=context.run.run_id, log=context.log.info)
+    cfg = GenerationConfig.from_flat(**config.model_dump(), trigger=context.run.tags.get(TRIGGER_TAG, ""))
+    out = train_and_release(mlflow.tracker(), corpus, cfg, repos=repos, dagster_run_id=context.run.run_id,
+                            log=context.log.info)
     assert out.level1 is not None and out.lm is not None
     result = out.result
     set_diff_reference(wh, out.lm.version, corpus)
     m = result.metrics
     yield dg.MaterializeResult(asset_key="generation_level1", metadata={
-        **release_metadata(out.level1), "metrics": metrics_md({k: v for k, v in m.items() if k.startswith("l1_")})})
+        **release_metadata(out.level1), **metric_entries({k: v for k, v in m.items() if k.startswith("l1_")})})
     yield dg.MaterializeResult(asset_key="generation_retrieval", metadata={
         "mlflow_run_id": out.lm.run_id, "index_rows": len(result.bundle.index),
-        "metrics": metrics_md({k: v for k, v in m.items() if "nngen" in k})})
+        **metric_entries({k: v for k, v in m.items() if "nngen" in k})})
     yield dg.MaterializeResult(asset_key="generation_lm", metadata={
         **release_metadata(out.lm),
         "adapters": dg.MetadataValue.json({f: {"model": r.spec.name, "version": r.version, "decision": r.decision,
                                                "reason": r.reason} for f, r in out.adapters.items()}),
         "adapter_gates": dg.MetadataValue.json({f: dict(g) for f, g in result.adapter_gates.items()}),
-        "metrics": metrics_md({k: v for k, v in m.items() if k.startswith(("test_", "train_"))}),
+        **metric_entries({k: v for k, v in m.items() if k.startswith(("test_", "train_"))}),
         "samples": table_md(result.samples.select("reference", "lm", "nngen", "lm_noprefix", "nngen_noprefix",
                                                   "lm_junk", "confidence"), 10)})
     yield from release_check_results(out.level1)

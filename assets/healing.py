@@ -18,7 +18,7 @@ the run.
 import dagster as dg
 import polars as pl
 from kforge.dagster_io import DataResource, MlflowResource, WarehouseResource
-from kforge.dagster_io.metadata import metrics_md, table_md
+from kforge.dagster_io.metadata import metric_entries, table_md
 from kforge.dagster_io.release import release_check_results, release_checks, release_metadata
 from kforge.healing.config import HealingConfig
 from kforge.healing.specs import BANDIT, CLASSIFIER, EFFECTIVENESS
@@ -63,7 +63,7 @@ def healing_model(context: dg.AssetExecutionContext, config: HealingTrainConfig,
     context.log.info(f"{CLASSIFIER.name} v{res.classifier.version}: {res.classifier.decision} ({res.classifier.reason})")
     gen = res.generalization
     generalizes = {**gen.summary(), "generalizes_per_source": table_md(gen.table)} if gen is not None else {}
-    return dg.MaterializeResult(metadata={**release_metadata(res.classifier), "metrics": metrics_md(res.metrics["classifier"]),
+    return dg.MaterializeResult(metadata={**release_metadata(res.classifier), **metric_entries(res.metrics["classifier"]),
                                           **generalizes},
                                 check_results=release_check_results(res.classifier))
 
@@ -86,7 +86,7 @@ def healing_strategies(context: dg.AssetExecutionContext, config: HealingTrainCo
         extra = {"dagster/row_count": table.height,
                  "strategies": table_md(table.sort("posterior_mean", descending=True))} if key == "bandit" else {}
         yield dg.MaterializeResult(asset_key=result.spec.asset_key, check_results=release_check_results(result),
-                                   metadata={**release_metadata(result), "metrics": metrics_md(res.metrics[key]), **extra})
+                                   metadata={**release_metadata(result), **metric_entries(res.metrics[key]), **extra})
 
 
 @dg.asset(group_name=GROUP, deps=[healing_corpus], description="Rules proposed from errors no rule matched (for a human to accept).")

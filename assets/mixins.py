@@ -9,7 +9,7 @@ and rule baselines, leakage checks, then the release path; its blocking checks b
 import dagster as dg
 import polars as pl
 from kforge.dagster_io import MlflowResource, WarehouseResource
-from kforge.dagster_io.metadata import metrics_md, plot_md, table_md
+from kforge.dagster_io.metadata import metric_entries, plot_md, table_md
 from kforge.dagster_io.release import release_check_results, release_checks, release_metadata
 from kforge.mixins import pipeline
 from kforge.mixins.catalogue import load_catalogue
@@ -91,8 +91,8 @@ def mixin_model(context: dg.AssetExecutionContext, config: ModelConfig, warehous
     return dg.MaterializeResult(
         metadata={**release_metadata(run.release), "n_outcomes": result.n_outcomes,
                   "cache_entries_invalidated": run.cache_entries_invalidated,
-                  "evaluation": table_md(result.evaluation.table()), "metrics": metrics_md(headline),
-                  "calibration": plot_md(run.calibration_plot),
+                  "evaluation": table_md(result.evaluation.table()), **metric_entries(headline),
+                  "calibration": plot_md(run.calibration_plot, run.release.run_id),
                   "unseen_mixin_scorer": transfer.served_by if transfer is not None else "learner",
                   "generalizes_by_mixin": table_md(groups.select(
                       "mixin", "n", "served_by", "model_roc_auc", "rules_roc_auc", "learner_roc_auc", "delta_roc_auc")),

@@ -10,7 +10,7 @@ import time
 
 import dagster as dg
 from kforge.dagster_io import MlflowResource, WarehouseResource
-from kforge.dagster_io.metadata import metrics_md, plot_md, table_md
+from kforge.dagster_io.metadata import metric_entries, plot_md, table_md
 from kforge.dagster_io.release import release_check_results, release_checks, release_metadata
 from kforge.telemetry.specs import FORECASTER, RECOMMENDER, SCHEDULER
 from pydantic import Field
@@ -56,8 +56,8 @@ def memory_telemetry(config: TelemetryConfig, warehouse: WarehouseResource):
 def _result(out) -> dg.MaterializeResult:  # noqa: ANN001 - a kforge.telemetry.release.TelemetryRelease
     """Release metadata and checks, plus the model's metrics, tables and plots."""
     return dg.MaterializeResult(
-        metadata={**release_metadata(out.result), "metrics": metrics_md(out.metrics),
-                  **{k: table_md(v) for k, v in out.tables.items()}, **{k: plot_md(v) for k, v in out.plots.items()}},
+        metadata={**release_metadata(out.result), **metric_entries(out.metrics),
+                  **{k: table_md(v) for k, v in out.tables.items()}, **{k: plot_md(v, out.result.run_id) for k, v in out.plots.items()}},
         check_results=release_check_results(out.result))
 
 
@@ -140,7 +140,7 @@ def telemetry_serving_replay(config: ReplayConfig, warehouse: WarehouseResource,
     wh = warehouse.get()
     f = replay_forecaster(wh, tracker, OOM_MODEL, config.seed, config.duration_s, config.batch_s)
     s = replay_scheduler(wh, tracker, POLICY_MODEL, config.seed)
-    return dg.MaterializeResult(metadata={"forecaster": metrics_md(f), "scheduler": metrics_md(s)})
+    return dg.MaterializeResult(metadata={**metric_entries(f, "forecaster"), **metric_entries(s, "scheduler")})
 
 
 defs = dg.Definitions(assets=[memory_telemetry, oom_forecaster, oom_recommender, scheduling_policy,

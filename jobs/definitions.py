@@ -19,6 +19,7 @@ import importlib
 import pkgutil
 
 import dagster as dg
+from kforge.dagster_io.materialize import MATERIALIZE_JOB
 from kforge.dagster_io.resources import home_resources
 
 import assets as assets_pkg
@@ -40,6 +41,10 @@ nightly_refresh_and_retrain = dg.define_asset_job(
     "nightly_refresh_and_retrain", selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*INGESTION_ASSETS),
     description="Rebuild the commit tables and features, then retrain and gate every model family.",
     tags={FAMILY_TAG: "all"})
+materialize_all = dg.define_asset_job(
+    MATERIALIZE_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*INGESTION_ASSETS),
+    description="Everything after ingestion, in dependency order: what `kforge materialize` and `make demo` run "
+                "(their runs carry kforge/trigger=cli or demo).")
 nightly_retrain = dg.ScheduleDefinition(
     name="nightly_retrain", cron_schedule="0 2 * * *", execution_timezone="UTC", target=nightly_refresh_and_retrain,
     description="Nightly 02:00 UTC, after nightly_ingest: refresh every derived table and retrain every family "
@@ -66,7 +71,7 @@ def build_definitions() -> dg.Definitions:
         module = importlib.import_module(name)
         if isinstance(getattr(module, "defs", None), dg.Definitions):
             parts.append(module.defs)
-    root = dg.Definitions(resources=resources(), jobs=[nightly_refresh_and_retrain], schedules=[nightly_retrain],
+    root = dg.Definitions(resources=resources(), jobs=[nightly_refresh_and_retrain, materialize_all], schedules=[nightly_retrain],
                           executor=dg.multiprocess_executor.configured({"max_concurrent": MAX_CONCURRENT_STEPS}))
     return dg.Definitions.merge(*parts, root)
 

@@ -9,6 +9,7 @@
 
 import dagster as dg
 from kforge.dagster_io import GitReposResource, WarehouseResource
+from kforge.git import gitcmd
 
 from assets.kernel_commits import repositories
 
@@ -36,26 +37,38 @@ def nightly_ingest(context: dg.ScheduleEvaluationContext):
 @dg.sensor(job=ingest_repository_job, minimum_interval_seconds=300,
            description="Watches the configured repository paths; new repos or new heads trigger ingestion.")
 def repository_sensor(context: dg.SensorEvaluationContext, git_repos: GitReposResource, warehouse: WarehouseResource):
-    from kforge.git.gitcmd import resolve_ref
-    from kforge.git.ingest import register_repository, repo_name_for
+    from kforge.errors import KforgeError
+    from kforge.git.identity import claim, identify
 
     paths = git_repos.existing()
     if not paths:
         return dg.SkipReason("no repository paths configured (resource git_repos.paths)")
-    known = dict(item.split("=", 1) for item in (context.cursor or "").split(";") if "=" in item)
-    requests, adds = [], []
+    # cursor: <repository top level>=<head sha>;... (a repository is identified by its top level, not its basename)
+    known = dict(item.rsplit("=", 1) for item in (context.cursor or "").split(";") if "=" in item)
+    requests, adds, refused = [], [], []
     for path in paths:
-        name = repo_name_for(path)
-        head = resolve_ref(path, "HEAD")
-        if head is None or known.get(name) == head:
+        try:
+            ident = identify(path)
+        except KforgeError as exc:
+            refused.append(f"{path}: {exc}")
             continue
-        if not context.instance.has_dynamic_partition(repositories.name, name):
+        top = str(ident.toplevel)
+        head = gitcmd.resolve_ref(ident.toplevel, "HEAD")
+        if head is None or known.get(top) == head:
+            continue
+        try:
+            name = claim(warehouse.get(), ident)  # the name its rows are stored under; refuses a taken name
+        except KforgeError as exc:
+            refused.append(f"{path}: {exc}")
+            continue
+        if not context.instance.has_dynamic_partition(repositories.name, name) and name not in adds:
             adds.append(name)
-        register_repository(warehouse.get(), name, path)
         requests.append(dg.RunRequest(run_key=f"{name}:{head}", partition_key=name))
-        known[name] = head
+        known[top] = head
+    for why in refused:
+        context.log.warning(f"repository not ingested: {why}")
     if not requests:
-        return dg.SkipReason("no new repositories or heads")
+        return dg.SkipReason("no new repositories or heads" + (f"; refused: {'; '.join(refused)}" if refused else ""))
     return dg.SensorResult(
         run_requests=requests, cursor=";".join(f"{k}={v}" for k, v in sorted(known.items())),
         dynamic_partitions_requests=[repositories.build_add_request(adds)] if adds else [],

@@ -19,6 +19,9 @@ refresh_model_monitoring = dg.define_asset_job(
     description="Rebuild the model-monitoring report from the prediction log.",
 )
 hourly_monitoring = dg.ScheduleDefinition(name="hourly_model_monitoring", target=refresh_model_monitoring,
-                                          cron_schedule="15 * * * *", execution_timezone="UTC")
+                                          cron_schedule="15 * * * *", execution_timezone="UTC",
+                                          description="Hourly at :15 UTC (clear of the 01:00/02:00 nightly jobs): "
+                                                      "rebuild the model-monitoring report (drift, live error) "
+                                                      "from the prediction log.")
 
 defs = dg.Definitions(jobs=[retrain_telemetry, refresh_model_monitoring], schedules=[hourly_monitoring])

@@ -89,3 +89,29 @@ def test_writer_policy_is_declared_once(kforge_home) -> None:
     job = defs.resolve_job_def("retrain_mixins")
     assert job.executor_def.config_schema is not None and MAX_CONCURRENT_STEPS == 2
     assert job.tags["kforge/family"] == "mixins"
+
+
+def test_everything_a_user_can_click_has_a_description(kforge_home) -> None:
+    """Issue 17: every job, schedule, sensor, asset and asset check says what it is; a release check's
+    description names its metric or threshold."""
+    with dg.instance_for_test():
+        defs = build_definitions()
+    missing = [f"job {j.name}" for j in defs.jobs or [] if not (j.description or "").strip()]
+    missing += [f"schedule {s.name}" for s in defs.schedules or [] if not (s.description or "").strip()]
+    missing += [f"sensor {s.name}" for s in defs.sensors or [] if not (s.description or "").strip()]
+    for ad in defs.assets or []:
+        if not isinstance(ad, dg.AssetsDefinition):
+            continue
+        missing += [f"asset {k.to_user_string()}" for k in ad.keys if not (ad.descriptions_by_key.get(k) or "").strip()]
+        missing += [f"check {s.key.asset_key.to_user_string()}:{s.name}" for s in ad.check_specs
+                    if not (s.description or "").strip()]
+    for cd in defs.asset_checks or []:
+        missing += [f"check {s.key.asset_key.to_user_string()}:{s.name}" for s in cd.check_specs
+                    if not (s.description or "").strip()]
+    assert not missing, missing
+    assert "materialize_all" in {j.name for j in defs.jobs or []}
+    from kforge.acceptance.spec import COMMIT_MODEL
+
+    for check in (s for ad in defs.assets or [] if isinstance(ad, dg.AssetsDefinition) for s in ad.check_specs
+                  if s.key.asset_key == dg.AssetKey(COMMIT_MODEL.asset_key) and s.name.startswith("beats_")):
+        assert COMMIT_MODEL.metric in check.description, check.description

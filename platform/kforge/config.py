@@ -16,8 +16,29 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from kforge.errors import StorageError
+
 DEFAULT_HOME = ".kforge"
 
+# Top-level sections every kforge instance config has; added to an existing dagster.yaml that lacks them.
+INSTANCE_SECTIONS = {
+    "run_launcher": """\
+# kforge: the default launcher, plus a health check the daemon's run monitoring asks: a run whose
+# kforge process (tags kforge/pid, kforge/host, kforge/started) is gone is marked failed.
+run_launcher:
+  module: kforge.dagster_io.run_launcher
+  class: KforgeRunLauncher
+""",
+    "run_monitoring": """\
+# kforge: the daemon (`dagster dev`) fails runs whose worker died instead of leaving them STARTED.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 30
+""",
+}
 # The embedded Dagster instance (sqlite under KFORGE_HOME/dagster). Runs queue with a cap so
 # the nightly schedule and sensors never start more concurrent writers than the machine takes.
 DAGSTER_YAML = """\
@@ -25,7 +46,7 @@ telemetry:
   enabled: false
 run_queue:
   max_concurrent_runs: 2
-"""
+""" + "".join(INSTANCE_SECTIONS.values())  # a new home has every section (dagster dev may open it first)
 
 
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
@@ -78,9 +99,16 @@ class Paths:
         return f"sqlite:///{self.mlflow_db}"
 
     def ensure(self) -> "Paths":
-        for p in (self.home, self.mlartifacts, self.dagster_home, self.exports):
-            p.mkdir(parents=True, exist_ok=True)
-        cfg = self.dagster_home / "dagster.yaml"
-        if not cfg.exists():
-            cfg.write_text(DAGSTER_YAML)
+        """Create the home's layout (nothing is written when it is complete already)."""
+        try:
+            for p in (self.home, self.mlartifacts, self.dagster_home, self.exports):
+                p.mkdir(parents=True, exist_ok=True)
+            cfg = self.dagster_home / "dagster.yaml"
+            if not cfg.exists():
+                cfg.write_text(DAGSTER_YAML)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot set up the kforge home {self.home}: {exc.strerror or exc} ({exc.filename or self.home}). "
+                "Pass --home DIR (or set KFORGE_HOME) to a writable directory, or fix the permissions"
+            ) from exc
         return self

@@ -146,8 +146,13 @@ def test_held_out_rows_are_the_ones_the_champion_is_scored_on(home):
     # the LM: the decoded test rows (eval_rows), for challenger and champion alike
     decoded = test.head(RUN_CFG["ops"]["generation_models"]["config"]["eval_rows"])
     assert lm["eval_rows_digest"].value == rows_digest(decoded["sha"])
-    lm_dir = Path(mlflow.artifacts.download_artifacts(client.get_model_version("kforge-generation-lm", "1").source))
-    assert lm_score(Bundle.load(lm_dir / "bundle"), decoded) == pytest.approx(lm["gate_challenger_score"].value, abs=1e-6)
+    from kforge.registry import Tracker
+    from kforge.registry.trusted import reader
+
+    lm_mv = client.get_model_version("kforge-generation-lm", "1")
+    lm_dir = Path(mlflow.artifacts.download_artifacts(lm_mv.source))
+    bundle = Bundle.load(lm_dir / "bundle", read=reader(Tracker(Paths.of(h)), lm_mv.run_id))  # the digests recorded
+    assert lm_score(bundle, decoded) == pytest.approx(lm["gate_challenger_score"].value, abs=1e-6)
 
 
 def test_rematerializing_identical_data_registers_nothing(home):
@@ -178,7 +183,7 @@ def test_rematerializing_identical_data_registers_nothing(home):
     assert lm["model_version"].value == 2
     for fam, a in lm["adapters"].value.items():  # a kept adapter: its champion is re-scored on the family's rows
         assert a["decision"] in ("promoted", "blocked") and "could not be scored" not in a["reason"], fam
-    if lm["gate_champion_version"].value != -1:  # the first LM became champion: it was decoded on the same rows
+    if lm["gate_champion_version"].value != "":  # the first LM became champion: it was decoded on the same rows
         tags = client.get_model_version("kforge-generation-lm", "2").tags
         assert tags["kforge.gate.champion_eval_rows_digest"] == tags["kforge.eval_rows_digest"]
         assert "could not be scored" not in tags["kforge.gate.reason"]

@@ -76,11 +76,30 @@ def test_repository_sensor_adds_partitions_and_keeps_cursor(kforge_home: Path, d
     assert [r.partition_key for r in result.run_requests] == ["demo-repo"]
     assert result.dynamic_partitions_requests[0].partition_keys == ["demo-repo"]
     cursor = result.cursor
-    assert cursor.startswith("demo-repo=")
+    assert cursor.startswith(f"{demo_repo.resolve()}=")  # keyed by the repository's top level
     # same head: skip
     ctx2 = dg.build_sensor_context(instance=instance, resources=res, cursor=cursor)
     again = repository_sensor(ctx2)
     assert isinstance(again, dg.SkipReason)
+    # a subdirectory of the same repository is the same repository: nothing new
+    sub = next(p for p in demo_repo.iterdir() if p.is_dir() and p.name != ".git")
+    same = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                   resources={**res, "git_repos": GitReposResource(paths=[str(sub)])})
+    assert isinstance(repository_sensor(same), dg.SkipReason)
+    # another repository with the same basename is refused with the reason, never merged
+    import subprocess
+
+    other = demo_repo.parent / "elsewhere" / "demo-repo"
+    other.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(other)], check=True)
+    (other / "f").write_text("x\n")
+    subprocess.run(["git", "-C", str(other), "add", "f"], check=True)
+    subprocess.run(["git", "-C", str(other), "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "x"],
+                   check=True)
+    clash = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                    resources={**res, "git_repos": GitReposResource(paths=[str(other)])})
+    skipped = repository_sensor(clash)
+    assert isinstance(skipped, dg.SkipReason) and "is taken by another repository" in skipped.skip_message
     # nothing configured: skip with a reason
     empty = dg.build_sensor_context(instance=instance, resources={**res, "git_repos": GitReposResource()})
     assert "no repository paths" in repository_sensor(empty).skip_message

@@ -3,6 +3,7 @@
 from typing import Any
 
 import mlflow.pyfunc
+import pandas as pd
 import polars as pl
 
 from kforge.acceptance.model import AcceptanceEnsemble
@@ -29,7 +30,7 @@ class AcceptancePyfunc(mlflow.pyfunc.PythonModel):
             raise InputError(f"input lacks feature columns: {', '.join(missing)}")
         return df
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
         import pandas as pd
 
         p = self.model.predict_proba(self.frame(model_input))

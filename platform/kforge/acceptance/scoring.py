@@ -102,9 +102,9 @@ def _diffs(commits: pl.DataFrame, wh: Warehouse) -> pl.DataFrame | None:
 
 def email_rows(path: Path) -> pl.DataFrame:
     from kforge.acceptance.email_features import email_frame
-    from kforge.mail.archive import read_patches
+    from kforge.mail.reader import read_patch_emails
 
-    mails = read_patches(path) if path.suffix != ".parquet" else pl.read_parquet(path)
+    mails = read_patch_emails(path).frame if path.suffix != ".parquet" else pl.read_parquet(path)
     return email_frame(mails)
 
 

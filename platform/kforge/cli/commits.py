@@ -12,7 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ingest", help="ingest git repositories (incremental, crash-safe)")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--ref", default="HEAD", help="branch/tag/sha to ingest (default HEAD)")
-    p.add_argument("--name", default=None, help="repository name (default: directory name); one PATH only")
+    p.add_argument("--name", default=None,
+                   help="repository name (default: the name it is registered under, else from its origin URL, "
+                        "else its directory name); one PATH only")
     p.add_argument("--detect-renames", action="store_true", help="record renames/copies (slower)")
     p.add_argument("--subsystem-rules", default=None, help="JSON rules file mapping paths to subsystems")
     p.set_defaults(func=cmd_ingest)
@@ -20,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import-commits", help="load commit tables (schema of ../shared/data/kernel/*.commits.parquet)")
     p.add_argument("files", nargs="+", metavar="FILE.parquet")
     p.add_argument("--repo", default=None, help="override the repository name")
+    p.add_argument("--quarantine-invalid", action="store_true",
+                   help="store the valid rows and record invalid ones in ingest_quarantine "
+                        "(default: a file with any invalid row is refused and nothing is written)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("query", help="run a read-only SQL query on the warehouse and print CSV")
@@ -30,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path")
     p.add_argument("--commits", type=int, default=1200)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--archive", default=None, metavar="DIR",
+                   help="also write the patch e-mails behind the commits as a public-inbox archive (for ingest-list); "
+                        "if PATH already holds a repository, only the archive is written")
     p.set_defaults(func=cmd_demo_repo)
 
 
@@ -57,10 +65,15 @@ def cmd_ingest(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def cmd_import(ctx: Ctx, args: argparse.Namespace) -> int:
-    from kforge.git.importer import import_commits
+    from kforge.git.importer import prepare_import, write_import
+    from kforge.git.subsystems import SubsystemRules
 
-    for f in args.files:
-        print(json.dumps({"file": f, **import_commits(Path(f), ctx.warehouse(), repo=args.repo)}))
+    # every file is checked before any is written; each file is then written in one transaction
+    prepared = [prepare_import(Path(f), repo=args.repo, quarantine_invalid=args.quarantine_invalid)
+                for f in args.files]
+    rules = SubsystemRules.load()
+    for f, prep in zip(args.files, prepared, strict=True):
+        print(json.dumps({"file": f, **write_import(prep, ctx.warehouse(), rules)}))
     return 0
 
 
@@ -71,7 +84,12 @@ def cmd_query(ctx: Ctx, args: argparse.Namespace) -> int:
 
 def cmd_demo_repo(ctx: Ctx, args: argparse.Namespace) -> int:
     from kforge.git.demo_repo import generate_demo_repo
+    from kforge.mail.demo_archive import write_demo_archive
 
-    info = generate_demo_repo(Path(args.path), n_commits=args.commits, seed=args.seed)
+    path = Path(args.path)
+    if args.archive and (path / ".git").is_dir():  # a demo home from before the archive existed
+        info: dict[str, object] = {"path": str(path), "archive": write_demo_archive(path, args.archive, seed=args.seed)}
+    else:
+        info = generate_demo_repo(path, n_commits=args.commits, seed=args.seed, archive=args.archive)
     print(json.dumps(info))
     return 0

@@ -1,7 +1,9 @@
 """``kforge materialize`` (in-process, what the UI does) and ``kforge defs`` (list what exists)."""
 
 import argparse
+import dataclasses
 import json
+import os
 
 from kforge.cli.common import Ctx
 from kforge.errors import InputError
@@ -13,6 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--partition", action="append", default=None, help="repository partition(s) for ingestion assets (default: all)")
     p.add_argument("--definitions", default=None, metavar="MODULE",
                    help="code location module (default: jobs.definitions, as in workspace.yaml)")
+    p.add_argument("--trigger", default="cli", metavar="NAME",
+                   help="value of the runs' kforge/trigger tag (make demo passes demo; default: cli)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object instead of a table")
     p.set_defaults(func=cmd_materialize)
 
 
@@ -21,6 +26,8 @@ def cmd_materialize(ctx: Ctx, args: argparse.Namespace) -> int:
     from dagster._core.errors import DagsterError
 
     from kforge.dagster_io.materialize import CODE_LOCATION, load_code_location, materialize_selection
+    from kforge.dagster_io.progress import format_summary
+    from kforge.registry.release import ML_WORKFLOW, ui_urls
 
     try:
         module = args.definitions or CODE_LOCATION
@@ -28,13 +35,37 @@ def cmd_materialize(ctx: Ctx, args: argparse.Namespace) -> int:
             defs = load_code_location(module)
         except ModuleNotFoundError as exc:
             raise InputError(f"cannot import code location {module!r}: {exc}") from None
+        quiet_libraries()
+        tracker = ctx.tracker()
         summary = materialize_selection(defs, ctx.paths, args.select, str(ctx.data) if ctx.data else None,
-                                        args.partition)
+                                        args.partition, trigger=args.trigger,
+                                        champion_of=lambda name: tracker.version_of(name))
     except (DagsterInvalidSubsetError, ValueError) as exc:
         raise InputError(f"invalid --select {args.select!r}: {exc}") from None
     except DagsterError as exc:
         raise InputError(f"materialization could not start: {exc}") from None
-    print(json.dumps(summary.__dict__))
-    if summary.failed_checks:
-        print("failed asset checks: " + ", ".join(summary.failed_checks))
+    if args.json:
+        print(json.dumps(dataclasses.asdict(summary)))
+        return 0 if summary.succeeded else 1
+    print("")
+    print(f"{len(summary.assets)} assets in {summary.runs} run(s): {'succeeded' if summary.succeeded else 'FAILED'}")
+    if summary.models:
+        print("")
+        print(format_summary(summary.models))
+    print("")
+    print(f"Open the UIs on this home ({ctx.paths.home}):")
+    print(f"  Dagster UI:  KFORGE_HOME={ctx.paths.home} make dev     -> {ui_urls()[0]}/runs")
+    print(f"  MLflow UI:   KFORGE_HOME={ctx.paths.home} make mlflow  -> {ui_urls()[1]}/#/models?{ML_WORKFLOW}")
     return 0 if summary.succeeded else 1
+
+
+def quiet_libraries() -> None:
+    """Library chatter a kforge user cannot act on stays out of the terminal (it remains in each run's
+    MLflow and Dagster records): MLflow's INFO lines and artifact progress bars."""
+    import logging
+
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    if MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name not in os.environ:
+        os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = "false"

@@ -5,6 +5,9 @@ import argparse
 from kforge.cli.common import Ctx, print_table
 from kforge.errors import InputError
 
+_NO_ANON = ("store free text (crash logs, tracebacks) as given: by default e-mails, user names, addresses, hosts "
+            "and secrets are scrubbed first (kforge healing anonymize), and each row records `anonymized`")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("feedback", help="record observed outcomes (append-only, validated)")
@@ -13,10 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = fsub.add_parser("add", help="add one row: kforge feedback add FAMILY key=value ...")
     a.add_argument("family")
     a.add_argument("fields", nargs="+", metavar="KEY=VALUE")
+    a.add_argument("--no-anonymize", action="store_true", help=_NO_ANON)
     a.set_defaults(func=cmd_add)
-    i = fsub.add_parser("import", help="import a JSONL or CSV file (all rows valid, or nothing written)")
+    i = fsub.add_parser("import", help="import a JSONL or CSV file (all rows valid, or nothing written; "
+                                       "rows imported before are not written again)")
     i.add_argument("family")
     i.add_argument("file")
+    i.add_argument("--no-anonymize", action="store_true", help=_NO_ANON)
     i.set_defaults(func=cmd_import)
     s = fsub.add_parser("schema", help="show what a family accepts")
     s.add_argument("family", nargs="?")
@@ -32,16 +38,21 @@ def cmd_add(ctx: Ctx, args: argparse.Namespace) -> int:
             raise InputError(f"expected KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         row[k.strip()] = v
-    n = add_feedback(args.family, row, ctx.warehouse())
+    n = add_feedback(args.family, row, ctx.warehouse(), anonymize=not args.no_anonymize)
     print(f"recorded {n} {args.family} feedback row")
     return 0
 
 
 def cmd_import(ctx: Ctx, args: argparse.Namespace) -> int:
-    from kforge.feedback import import_feedback
+    from kforge.feedback.store import import_feedback_file
 
-    n = import_feedback(args.family, args.file, ctx.warehouse())
-    print(f"recorded {n} {args.family} feedback rows")
+    res = import_feedback_file(args.family, args.file, ctx.warehouse(), anonymize=not args.no_anonymize)
+    if res.added == 0:
+        print(f"already imported: {res.already_imported} rows (nothing new in {args.file})")
+    elif res.already_imported:
+        print(f"recorded {res.added} new {args.family} feedback rows; already imported: {res.already_imported} rows")
+    else:
+        print(f"recorded {res.added} {args.family} feedback rows")
     return 0
 
 

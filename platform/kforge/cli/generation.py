@@ -56,18 +56,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train_args(t: argparse.ArgumentParser) -> None:
-    t.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the LM trains; auto (default): cuda when torch sees a GPU, else cpu (logged either way)")
     t.add_argument("--backbone", choices=("scratch", "smollm2"), default="scratch")
     t.add_argument("--diffs", nargs="*", default=None, metavar="FILE.parquet",
                    help="*.diffs.parquet files (default: the warehouse's commit_diffs table)")
     t.add_argument("--max-rows", type=int, default=0, help="keep the most recent N cleaned commits (0 = all)")
     t.add_argument("--val-frac", type=float, default=0.1, help="share of commits (by time, after train) for calibration")
     t.add_argument("--test-frac", type=float, default=0.1, help="most recent share of commits held out for evaluation")
-    t.add_argument("--steps", type=int, default=300)
-    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--budget", choices=("demo", "nightly"), default="nightly",
+                   help="LM training budget when --steps, --budget-tokens and --epochs are 0: demo (86k tokens, the "
+                        "demo's 40 CPU steps) or nightly (default: 12 epochs within 20 minutes of training; on CPU "
+                        "the minutes bind and the schedule is fitted to them)")
+    t.add_argument("--budget-tokens", type=int, default=0, help="train on about this many tokens (0: see --budget)")
+    t.add_argument("--epochs", type=float, default=0.0, help="train for this many passes over the examples (0: see --budget)")
+    t.add_argument("--steps", type=int, default=0, help="a fixed number of optimizer steps (0: see --budget)")
+    t.add_argument("--batch-size", type=int, default=0, help="sequences per micro-batch (global); 0: 8 on cpu, 64 on cuda")
     t.add_argument("--grad-accum", type=int, default=1)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--amp", action="store_true", help="mixed precision (bf16 / fp16 with loss scaling)")
+    t.add_argument("--lr", type=float, default=0.0, help="peak learning rate; 0: 3e-3 x sqrt(batch x grad-accum / 8)")
+    t.add_argument("--no-amp", action="store_true",
+                   help="train in fp32 on CUDA too (default: bf16 autocast where supported, else fp16 with loss "
+                        "scaling; CPU always trains in fp32)")
     t.add_argument("--d-model", type=int, default=192)
     t.add_argument("--layers", type=int, default=3)
     t.add_argument("--vocab", type=int, default=4096)
@@ -79,7 +88,9 @@ def _train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--adapters", type=int, default=2, help="LoRA adapters for the N largest subsystem families")
     t.add_argument("--adapter-steps", type=int, default=20, help="optimizer steps per LoRA adapter")
     t.add_argument("--level1-estimators", type=int, default=80, help="boosting rounds per level-1 head")
-    t.add_argument("--max-minutes", type=float, default=0.0)
+    t.add_argument("--max-minutes", type=float, default=0.0,
+                   help="wall-clock budget of LM training: the schedule is fitted to it, training stops at it "
+                        "(0: none, or the --budget's)")
     t.add_argument("--checkpoint-dir", default=None, help="checkpoint here; an existing checkpoint is resumed")
     t.add_argument("--no-resume", action="store_true")
     t.add_argument("--threads", type=int, default=1)
@@ -92,7 +103,9 @@ def _train_args(t: argparse.ArgumentParser) -> None:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bundle", default=None, help="a local bundle directory instead of the registry")
+    p.add_argument("--bundle", default=None,
+                   help="a local copy of a bundle that this home's registry recorded (the registered LM's bundle/ "
+                        "directory) instead of the registry; pickles that it did not record are refused unread")
     p.add_argument("--alias", default="champion", help="registry alias to load (default champion)")
     p.add_argument("--allow-challenger", action="store_true",
                    help="when there is no champion, serve the challenger (a version the release gate did not "
@@ -105,8 +118,10 @@ def _load(ctx: Ctx, args: argparse.Namespace):  # noqa: ANN202
     ``--alias``) only: a challenger the gate did not promote is served with ``--allow-challenger``."""
     from kforge.generation.bundle import Bundle
 
-    if args.bundle:
-        return Bundle.load(Path(args.bundle)), f"bundle {args.bundle}", "bundle"
+    if args.bundle:   # a user-given directory: its pickles load only if this home's registry recorded them
+        from kforge.registry.trusted import reader
+
+        return Bundle.load(Path(args.bundle), read=reader(ctx.tracker())), f"bundle {args.bundle}", "bundle"
     from kforge.generation.release import LM_NAME, registered_bundle
     from kforge.registry.aliases import CHALLENGER, get_alias
 
@@ -214,10 +229,12 @@ def _spawn_torchrun(ctx: Ctx, args: argparse.Namespace) -> int:
     import subprocess
 
     from kforge.errors import KforgeError
+    from kforge.generation.device import default_batch_size, resolve_device
     from kforge.generation.distributed import torchrun_command
 
-    if args.batch_size < args.nproc:
-        raise InputError(f"--batch-size {args.batch_size} is the global batch: it must be >= --nproc {args.nproc}")
+    batch = args.batch_size or default_batch_size(resolve_device(args.device))
+    if batch < args.nproc:
+        raise InputError(f"--batch-size {batch} is the global batch: it must be >= --nproc {args.nproc}")
     cmd = torchrun_command(args.nproc, "kforge.cli.main", _worker_argv(ctx, args))
     print(f"kforge: {' '.join(cmd)}", file=sys.stderr, flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, args.threads)))}
@@ -229,12 +246,13 @@ def _spawn_torchrun(ctx: Ctx, args: argparse.Namespace) -> int:
 
 def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
     from kforge.generation import distributed
+    from kforge.generation.device import resolve_device
 
     if args.nproc and not distributed.launched():
         return _spawn_torchrun(ctx, args)
     # under torchrun every rank runs the whole command (same corpus, tokenizer and examples);
     # the LM and adapter training steps are data-parallel, and only rank 0 prints, logs and registers
-    with distributed.process_group(args.device) as denv:
+    with distributed.process_group(resolve_device(args.device)) as denv:
         return _train_generation(ctx, args, denv.main)
 
 
@@ -245,8 +263,9 @@ def train_config(args: argparse.Namespace) -> "tuple[CorpusConfig, GenerationCon
 
     corpus = CorpusConfig(val_frac=args.val_frac, test_frac=args.test_frac, max_rows=args.max_rows)
     cfg = GenerationConfig.from_flat(
-        backbone=args.backbone, device=args.device, steps=args.steps, batch_size=args.batch_size,
-        grad_accum=args.grad_accum, lr=args.lr, amp=args.amp, max_minutes=args.max_minutes, threads=args.threads,
+        backbone=args.backbone, device=args.device, budget=args.budget, steps=args.steps,
+        budget_tokens=args.budget_tokens, epochs=args.epochs, batch_size=args.batch_size,
+        grad_accum=args.grad_accum, lr=args.lr, amp=not args.no_amp, max_minutes=args.max_minutes, threads=args.threads,
         checkpoint_dir=args.checkpoint_dir or "", resume=not args.no_resume, d_model=args.d_model,
         n_layers=args.layers, n_heads=args.heads, vocab_size=args.vocab, max_len=args.max_len,
         level1_estimators=args.level1_estimators, eval_rows=args.eval_rows, calib_rows=args.calib_rows,

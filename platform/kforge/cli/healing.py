@@ -1,4 +1,4 @@
-"""``kforge healing ...``: classify, explain, evaluate, suggest-rules, train."""
+"""``kforge healing ...``: classify, explain, evaluate, suggest-rules, train, anonymize."""
 
 import argparse
 import json
@@ -16,11 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = hs.add_parser("classify", help="classify errors: JSONL rows with id + log or traceback")
     c.add_argument("--input", required=True, metavar="FILE.jsonl")
     c.add_argument("--output", required=True, metavar="FILE.jsonl")
-    c.add_argument("--model", default=None, help="a saved model file (default: the registry's champion)")
+    c.add_argument("--model", default=None,
+                   help="a healing_model.pkl that this home's registry recorded, e.g. a downloaded registry artifact "
+                        "(default: the registry's champion); any other file is refused unread")
     c.set_defaults(func=cmd_classify)
     e = hs.add_parser("explain", help="explain one error (a file with a kernel log or a Python traceback)")
     e.add_argument("file")
-    e.add_argument("--model", default=None)
+    e.add_argument("--model", default=None, help="as for classify: a model that this home's registry recorded")
     e.add_argument("--id", default=None, help="the error's id, for feedback (default: err-<hash of the text>)")
     e.set_defaults(func=cmd_explain)
     v = hs.add_parser("evaluate", help="grouped held-out evaluation on the real data (needs --data)")
@@ -45,14 +47,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=HealingConfig.seed)
     t.add_argument("--replay-steps", type=int, default=HealingConfig.replay_steps)
     t.set_defaults(func=cmd_train)
+    a = hs.add_parser("anonymize", help="scrub e-mails, user names, addresses, hosts, credentials and tokens from "
+                                        "a log/traceback file or JSONL rows (the step applied before feedback is stored)")
+    a.add_argument("--input", required=True, metavar="FILE", help="a text file (one document) or JSONL rows (.jsonl)")
+    a.add_argument("--output", required=True, metavar="FILE")
+    a.add_argument("--rules", action="append", default=[], metavar="FILE.json",
+                   help="extra rules {\"rules\": [{\"name\", \"pattern\", \"replacement\"}]}, applied first "
+                        "(repeatable; <home>/anonymize.json is always read)")
+    a.add_argument("--fields", default=None, help="JSONL: comma-separated fields to scrub (default: log,traceback,report,text)")
+    a.set_defaults(func=cmd_anonymize, creates_home=False)
 
 
 def _model(ctx: Ctx, path: str | None):  # noqa: ANN202
     from kforge.healing.model import HealingModel
     from kforge.healing.pyfunc import load_champion
 
-    if path:
-        return HealingModel.load(path)
+    if path:   # a user-given file: unpickled only if this home's registry recorded its sha256
+        from kforge.registry.trusted import reader
+
+        if not Path(path).exists():
+            raise InputError(f"{path}: no such model file")
+        return HealingModel.load(path, read=reader(ctx.tracker()))
     model = load_champion(ctx.tracker())
     if model is None:
         raise InputError("no healing model yet: run `kforge healing train` (or materialize the healing group), or pass --model")
@@ -194,4 +209,17 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
             print(json.dumps({"model": r.spec.name, "version": r.version, "decision": r.decision, "reason": r.reason,
                               r.spec.metric: round(r.challenger_score, 4),
                               **{f"baseline_{b}": round(v, 4) for b, v in r.baselines.items()}}))
+    return 0
+
+
+def cmd_anonymize(ctx: Ctx, args: argparse.Namespace) -> int:
+    from kforge.healing.anonymize import TEXT_FIELDS, Anonymizer, anonymize_file
+
+    if not Path(args.input).is_file():
+        raise InputError(f"{args.input}: no such file")
+    fields = tuple(f.strip() for f in args.fields.split(",") if f.strip()) if args.fields else TEXT_FIELDS
+    report = anonymize_file(args.input, args.output, Anonymizer.default(args.rules, home=ctx.paths.home), fields)
+    what = f"{report.documents} rows" if report.jsonl else args.input
+    done = ", ".join(f"{name} {n}" for name, n in sorted(report.counts.items())) or "nothing to replace"
+    print(f"anonymized {what} -> {args.output} ({done})")
     return 0

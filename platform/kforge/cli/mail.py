@@ -1,5 +1,6 @@
 """``kforge ingest-list ARCHIVE --project REPO``: patch e-mails from a public-inbox git archive or
-an mbox, matched to the project's merged commits (patch-id, then title), stored as ``mail_patches``."""
+an mbox, matched to the project's merged commits (patch-id, then title), stored as ``mail_patches``.
+Messages whose headers cannot be decoded are skipped; the output counts them by reason."""
 
 import argparse
 import json
@@ -23,16 +24,16 @@ def cmd_ingest_list(ctx: Ctx, args: argparse.Namespace) -> int:
     import polars as pl
 
     from kforge.acceptance.pipeline import EMAIL_TABLE
-    from kforge.mail.archive import read_patches
     from kforge.mail.match import agreement, match_emails
+    from kforge.mail.reader import read_patch_emails
 
     project = Path(args.project)
     if not project.exists():
         raise InputError(f"--project {project}: no such repository")
-    mails = read_patches(args.archive, args.since)
-    matched = match_emails(mails, project, args.since).with_columns(pl.lit(project.name).alias("project"))
+    read = read_patch_emails(args.archive, args.since)
+    matched = match_emails(read.frame, project, args.since).with_columns(pl.lit(project.name).alias("project"))
     added = ctx.warehouse().append_new(EMAIL_TABLE, matched, keys=["archive_commit"])
-    report: dict[str, object] = {"patch_emails": matched.height, "stored_new": added,
+    report: dict[str, object] = {**read.report(), "stored_new": added,
                                  "matched": int(matched["merged_commit"].is_not_null().sum()),
                                  "by": dict(matched["match_by"].value_counts().iter_rows())}
     if args.reference:
@@ -46,5 +47,5 @@ def cmd_ingest_list(ctx: Ctx, args: argparse.Namespace) -> int:
         if not {"archive_commit", "merged_commit"} <= set(ref.columns):
             raise InputError(f"--reference {ref_path} needs columns archive_commit and merged_commit")
         report["agreement"] = agreement(matched, ref)
-    print(json.dumps(report, indent=1))
+    print(json.dumps(report))
     return 0

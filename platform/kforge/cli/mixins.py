@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = ms.add_parser("register", help="register a module (file.py or dotted name) defining mixins/node types")
     r.add_argument("module")
     r.set_defaults(func=cmd_register)
+    u = ms.add_parser("unregister", help="forget a registered module (its name, path or dotted name)")
+    u.add_argument("name")
+    u.set_defaults(func=cmd_unregister)
     e = ms.add_parser("exercise", help="run an exercise-harness batch and append its outcomes")
     e.add_argument("--trials-per-pair", type=int, default=6)
     e.add_argument("--sets", type=int, default=60, help="random 3-mixin sets to exercise")
@@ -76,12 +79,25 @@ def cmd_catalogue(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def cmd_register(ctx: Ctx, args: argparse.Namespace) -> int:
-    from kforge.mixins.catalogue import register_module
+    from kforge.mixins.catalogue import find_registration, register_module, registrations
 
+    before = find_registration(registrations(ctx.paths), args.module)
     cat = register_module(ctx.paths, args.module)
-    added = sorted(n for n, o in cat.origin.items() if o.endswith(args.module) or o == args.module)
-    print(f"registered {args.module}: {', '.join(added) or '(already registered)'}; "
+    reg = find_registration(registrations(ctx.paths), args.module)
+    if reg is None:   # another process unregistered it in between
+        raise InputError(f"{args.module} was unregistered while it was being registered; run the command again")
+    state = ("already registered" if before == reg else
+             "registered again (new content)" if before is not None else "registered")
+    print(f"{state}: {reg.name} ({reg.spec}, sha256 {reg.sha256[:12]}) provides {', '.join(reg.provides)}; "
           f"catalogue now has {len(cat.mixins)} mixins and {len(cat.nodes)} node types")
+    return 0
+
+
+def cmd_unregister(ctx: Ctx, args: argparse.Namespace) -> int:
+    from kforge.mixins.catalogue import unregister_module
+
+    reg = unregister_module(ctx.paths, args.name)
+    print(f"unregistered {reg.name} ({reg.spec}); {', '.join(reg.provides) or 'its mixins'} no longer in the catalogue")
     return 0
 
 

@@ -13,6 +13,8 @@ fixing/reverting commit), ``target_sha`` (null when unresolved), ``resolved_by``
 
 import polars as pl
 
+from kforge.git.rows import without_shallow_boundaries
+
 CHAIN_SCHEMA = {
     "repo": pl.String, "kind": pl.String, "fix_sha": pl.String, "fix_ts": pl.Int64,
     "ref": pl.String, "ref_subject": pl.String, "target_sha": pl.String, "target_ts": pl.Int64,
@@ -94,7 +96,7 @@ def commit_labels(commits: pl.DataFrame, chains: pl.DataFrame) -> pl.DataFrame:
     )
     reverted = resolved.filter(pl.col("kind") == "reverts").group_by("repo", "target_sha").agg(
         pl.col("fix_sha").alias("reverted_by"))
-    base = commits.select("repo", "sha")
+    base = without_shallow_boundaries(commits).select("repo", "sha")  # no labels for shallow boundaries
     return (
         base.join(fixed, left_on=["repo", "sha"], right_on=["repo", "target_sha"], how="left")
         .join(reverted, left_on=["repo", "sha"], right_on=["repo", "target_sha"], how="left")

@@ -12,11 +12,14 @@ from kforge.storage import Warehouse
 def collect_diffs(wh: Warehouse, data_root: Path | None, max_commits: int, max_bytes: int) -> tuple[pl.DataFrame, list[str]]:
     frames, failed = [], []
     if wh.has_table("commits"):
+        # shallow-clone boundary commits (their diff is the whole tree) stay out of the diff corpus
+        flagged = "shallow_boundary" in wh.read("select * from commits limit 0").columns
+        boundary = " and not coalesce(shallow_boundary, false)" if flagged else ""
         for repo, path in registered_repositories(wh).items():
             if not path.exists():
                 continue
             shas = wh.read(
-                "select sha from commits where repo = ? and not is_merge order by committer_ts desc limit ?",
+                f"select sha from commits where repo = ? and not is_merge{boundary} order by committer_ts desc limit ?",
                 [repo, max_commits])["sha"].to_list()
             df, bad = extract_diffs(Path(path), repo, shas, max_bytes)
             frames.append(df)

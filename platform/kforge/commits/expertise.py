@@ -4,13 +4,17 @@
 
 import polars as pl
 
+from kforge.git.rows import without_shallow_boundaries
+
 
 def author_expertise(commits: pl.DataFrame, files: pl.DataFrame, maintainers: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per (repo, sha, subsystem): the author's prior commits there and overall.
 
     ``maintainer_now`` comes from the MAINTAINERS file at the ingested head: it is *current*
     status, not point in time, so feature builders must not use it for historical predictions.
+    Shallow-clone boundary commits (their whole tree as one change) count for nobody.
     """
+    commits = without_shallow_boundaries(commits)
     touched = (
         files.select("repo", "sha", "subsystem").unique()
         .join(commits.select("repo", "sha", "author_email", "author_ts"), on=["repo", "sha"], how="inner")

@@ -23,6 +23,7 @@ import yaml
 from kforge.commits.patchid import patch_ids
 from kforge.commits.quality import quality_score
 from kforge.errors import InputError
+from kforge.git.rows import without_shallow_boundaries
 from kforge.storage import Warehouse
 
 MODES = ("standard", "commit-message", "bugfix", "security")
@@ -61,7 +62,7 @@ def _base(wh: Warehouse) -> pl.DataFrame:
     for t in ("commits", "commit_diffs"):
         if not wh.has_table(t):
             raise InputError(f"table {t!r} is missing: ingest a repository and materialize `commit_diffs` first")
-    commits = wh.read_table("commits")
+    commits = without_shallow_boundaries(wh.read_table("commits"))
     diffs = wh.read("select repo, sha, diff, truncated from commit_diffs")
     tags = wh.read("select repo, sha, list(distinct tag order by tag) as tags from commit_tags group by 1, 2") \
         if wh.has_table("commit_tags") else pl.DataFrame(schema={"repo": pl.String, "sha": pl.String, "tags": pl.List(pl.String)})

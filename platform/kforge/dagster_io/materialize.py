@@ -5,12 +5,16 @@ then everything else in the selection, in one run, in dependency order.
 """
 
 import importlib
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 
 from kforge.config import Paths
 from kforge.dagster_io.instance import instance as kforge_instance
+from kforge.dagster_io.instance import mark_dead_runs_failed, owner_tags
+from kforge.dagster_io.progress import SummaryRow, logger_defs, run_config, summary_rows
 from kforge.errors import InputError
 
 
@@ -20,9 +24,14 @@ class MaterializeSummary:
     succeeded: bool
     assets: list[str]
     failed_checks: list[str]
+    run_ids: list[str] = field(default_factory=list)
+    models: list[SummaryRow] = field(default_factory=list)
 
 
 CODE_LOCATION = "jobs.definitions"  # the module workspace.yaml loads
+MATERIALIZE_JOB = "materialize_all"  # the job in-process materializations run as (listed in the UI)
+INGEST_JOB = "ingest_repository_job"  # the per-repository ingestion job (partitioned assets)
+TRIGGER_TAG = "kforge/trigger"
 
 
 def load_code_location(module: str = CODE_LOCATION) -> dg.Definitions:
@@ -39,14 +48,23 @@ def load_code_location(module: str = CODE_LOCATION) -> dg.Definitions:
 
 
 def materialize_selection(defs: dg.Definitions, paths: Paths, selection: str | None = None, data: str | None = None,
-                          partitions: list[str] | None = None) -> MaterializeSummary:
+                          partitions: list[str] | None = None, trigger: str = "cli",
+                          champion_of: Any = None) -> MaterializeSummary:
     """Materialize ``selection`` of ``defs`` (Dagster selection syntax, e.g. ``group:kernel_commits``;
-    None = all) against the kforge home ``paths``, with the real data under ``data`` if given."""
+    None = all) against the kforge home ``paths``, with the real data under ``data`` if given.
+
+    Runs appear in the UI as the named jobs ``ingest_repository`` (one run per repository partition)
+    and ``materialize_all`` (everything else, in dependency order), tagged ``kforge/trigger=<trigger>``.
+    Dagster's console logger stays at WARNING; each finished step prints one line with its duration.
+    ``champion_of(model) -> version | None`` fills the summary's champion column."""
     from kforge.dagster_io.resources import home_resources
 
     inst = kforge_instance(paths)
+    mark_dead_runs_failed(inst)     # runs of a kforge killed earlier (kill -9) stop showing as STARTED
     graph = defs.resolve_asset_graph()
-    sel = dg.AssetSelection.from_string(selection) if selection else dg.AssetSelection.all()
+    with warnings.catch_warnings():  # the selection syntax is the one the UI's search box takes; its
+        warnings.simplefilter("ignore", dg.BetaWarning)  # group: parser still flags a beta parameter
+        sel = dg.AssetSelection.from_string(selection) if selection else dg.AssetSelection.all()
     keys = sel.resolve(graph)
     if not keys:
         raise InputError(f"--select {selection!r} selects no assets (groups: "
@@ -57,25 +75,31 @@ def materialize_selection(defs: dg.Definitions, paths: Paths, selection: str | N
         if unknown:
             raise InputError(f"unknown repository partition(s) {', '.join(unknown)}; known: {', '.join(sorted(known)) or 'none'}"
                              " (add one with `kforge ingest PATH`)")
-    assets_defs = list(defs.assets or [])
-    checks = list(defs.asset_checks or [])
-    resources = home_resources(str(paths.home), data or "")
     partitioned = {k for k in keys if graph.get(k).partitions_def is not None}
     rest = keys - partitioned
-    runs, ok, failed_checks = 0, True, []
+    jobs = [dg.define_asset_job(INGEST_JOB, selection=dg.AssetSelection.assets(*partitioned))] if partitioned else []
+    if rest:
+        jobs.append(dg.define_asset_job(MATERIALIZE_JOB, selection=dg.AssetSelection.assets(*rest)))
+    local = dg.Definitions(assets=list(defs.assets or []), asset_checks=list(defs.asset_checks or []), jobs=jobs,
+                           resources=home_resources(str(paths.home), data or ""), loggers=logger_defs())
+    tags = {TRIGGER_TAG: trigger, **owner_tags()}
+    runs, ok, failed_checks, run_ids, models = 0, True, [], [], []
     if partitioned:
-        keys_available = partitions or inst.get_dynamic_partitions("repositories")
-        for pk in keys_available:
-            res = dg.materialize(assets_defs + checks, selection=list(partitioned), partition_key=pk,
-                                 instance=inst, resources=resources, raise_on_error=False)
+        job = local.resolve_job_def(INGEST_JOB)
+        for pk in partitions or inst.get_dynamic_partitions("repositories"):
+            res = job.execute_in_process(instance=inst, partition_key=pk, tags=tags, raise_on_error=False,
+                                         run_config=run_config(len(partitioned)))
             runs += 1
             ok &= res.success
+            run_ids.append(res.run_id)
     if rest and ok:
-        res = dg.materialize(assets_defs + checks, selection=list(rest), instance=inst, resources=resources,
-                             raise_on_error=False)
+        job = local.resolve_job_def(MATERIALIZE_JOB)
+        res = job.execute_in_process(instance=inst, tags=tags, raise_on_error=False, run_config=run_config(len(rest)))
         runs += 1
         ok &= res.success
+        run_ids.append(res.run_id)
         for ev in res.get_asset_check_evaluations():
-            if not ev.passed:
+            if not ev.passed and getattr((ev.metadata or {}).get("status"), "value", None) != "not run":
                 failed_checks.append(f"{ev.asset_key.to_user_string()}:{ev.check_name}")
-    return MaterializeSummary(runs, ok, sorted(k.to_user_string() for k in keys), failed_checks)
+        models = summary_rows(res, champion_of)
+    return MaterializeSummary(runs, ok, sorted(k.to_user_string() for k in keys), failed_checks, run_ids, models)

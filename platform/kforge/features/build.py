@@ -13,6 +13,7 @@ from kforge.features.diff import DIFF_NUMERIC, diff_features
 from kforge.features.jit import JIT_COLUMNS, commit_frame, file_frame, file_history, jit_metrics
 from kforge.features.kernel import TRAILERS, area_features, bug_history, message_features
 from kforge.features.line_origins import LINE_ORIGIN_NUMERIC
+from kforge.git.rows import without_shallow_boundaries
 
 KERNEL_NUMERIC = [
     *(f"n_{t}" for t in TRAILERS), "n_fixes", "cc_stable", "is_revert", "n_cve", "body_len", "body_lines",
@@ -32,7 +33,9 @@ TEXT_CHARS = 2000
 
 
 def normalize_commits(commits: pl.DataFrame) -> pl.DataFrame:
-    """Accept the warehouse ``commits`` table or a ``*.commits.parquet`` file's frame."""
+    """Accept the warehouse ``commits`` table or a ``*.commits.parquet`` file's frame (minus shallow-clone
+    boundary commits, whose diff is the whole tree)."""
+    commits = without_shallow_boundaries(commits)
     missing = [c for c in REQUIRED_COMMIT_COLUMNS if c not in commits.columns]
     if missing:
         raise InputError(f"commit table lacks columns: {', '.join(missing)} "

@@ -1,5 +1,11 @@
 """The generation corpus: one row per commit with its diff, message and targets, split by time.
 
+Each repository is split by time on its own (:func:`split_labels`): its latest ``test_frac`` of
+commits are test rows, the ``val_frac`` before them validation rows, so a small repository gets
+its share of held-out rows instead of the few that one global cut would leave it; a repository
+with fewer than :data:`MIN_REPO_ROWS` cleaned commits only trains. No repository's held-out rows
+precede its own training rows (:func:`check_time_split`).
+
 Sources: the warehouse's ``commit_diffs`` (joined to ``commits`` for the author, to drop bots),
 or ``*.diffs.parquet`` files (with the sibling ``*.commits.parquet`` when present). Cleaning
 happens *before* splitting: bot commits and near-identical messages (same text once numbers,
@@ -8,6 +14,8 @@ reported. Reviewer feedback (accepted/edited messages for a diff) joins the trai
 """
 
 import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +28,7 @@ from kforge.storage import Warehouse
 BOT = re.compile(r"(\[bot\]|\bbot@|-bot\b|dependabot|renovate|github-actions|noreply@github|patchwork-bot|\bautomation\b)", re.I)
 REQUIRED = ("repo", "sha", "author_date", "subject", "body", "diff")
 SPLITS = ("train", "val", "test")
+MIN_REPO_ROWS = 10   # fewer cleaned commits than this: the repository trains only
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,7 @@ class CorpusReport:
     feedback_rows: int
     train_end: str
     test_start: str
+    repos: dict[str, dict[str, int]] | None = None   # per repository: train/val/test commit rows
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -153,11 +163,11 @@ def build_corpus(raw: pl.DataFrame, *, val_frac: float = 0.1, test_frac: float =
     if df.height < 20:
         raise InputError(f"only {df.height} usable commits after cleaning (need >= 20 to split by time)")
     df = _label(df)
-    n = df.height
-    n_test = max(1, int(n * test_frac))
-    n_val = int(n * val_frac)
-    split = ["train"] * (n - n_test - n_val) + ["val"] * n_val + ["test"] * n_test
+    split = split_labels(df["repo"].to_list(), val_frac, test_frac)
     df = df.with_columns(pl.Series("split", split), pl.lit("commit").alias("source"))
+    per_repo = {r: {s: 0 for s in SPLITS} for r in sorted(set(df["repo"].to_list()))}
+    for r, s in zip(df["repo"], split, strict=True):
+        per_repo[r][s] += 1
     n_fb = 0
     if feedback is not None and feedback.height:
         fb = _label(feedback.with_columns(
@@ -172,8 +182,28 @@ def build_corpus(raw: pl.DataFrame, *, val_frac: float = 0.1, test_frac: float =
     test = out.filter(pl.col("split") == "test")
     rep = CorpusReport(n_in, n_bots, n_dup, n_empty, int((out["split"] == "train").sum()),
                        int((out["split"] == "val").sum()), test.height, n_fb,
-                       str(train["ts"].max()), str(test["ts"].min()))
+                       str(train["ts"].max()), str(test["ts"].min()), per_repo)
     return out, rep
+
+
+def split_labels(repos: Sequence[str], val_frac: float, test_frac: float) -> list[str]:
+    """``train``/``val``/``test`` for rows in time order, each repository cut by time on its own: its latest
+    ``max(1, int(n * test_frac))`` rows test, the ``int(n * val_frac)`` before them val, the rest train
+    (all train below :data:`MIN_REPO_ROWS` rows)."""
+    rows: dict[str, list[int]] = {}
+    for i, r in enumerate(repos):
+        rows.setdefault(r, []).append(i)
+    out = ["train"] * len(repos)
+    for pos in rows.values():
+        n = len(pos)
+        if n < MIN_REPO_ROWS:
+            continue
+        n_test, n_val = max(1, int(n * test_frac)), int(n * val_frac)
+        for i in pos[n - n_test:]:
+            out[i] = "test"
+        for i in pos[n - n_test - n_val:n - n_test]:
+            out[i] = "val"
+    return out
 
 
 def _label(df: pl.DataFrame) -> pl.DataFrame:
@@ -192,11 +222,29 @@ def split_frames(corpus: pl.DataFrame) -> dict[str, pl.DataFrame]:
     return {s: corpus.filter(pl.col("split") == s) for s in SPLITS}
 
 
+def held_out_rows(test: pl.DataFrame, n: int) -> pl.DataFrame:
+    """The earliest ``n`` rows of ``test`` shared evenly among its repositories (one with fewer rows leaves
+    its spare share to the others), in corpus order: the rows decoded for the LM's metrics."""
+    counts = sorted(Counter(test["repo"].to_list()).items(), key=lambda rc: (rc[1], rc[0]))
+    take, left = {}, n
+    for k, (repo, count) in enumerate(counts):
+        take[repo] = min(count, left // (len(counts) - k))
+        left -= take[repo]
+    rank = test.select(pl.int_range(pl.len()).over("repo").alias("r"))["r"]
+    keep = [r < take[repo] for repo, r in zip(test["repo"], rank, strict=True)]
+    return test.filter(pl.Series(keep, dtype=pl.Boolean))
+
+
 def check_time_split(corpus: pl.DataFrame) -> tuple[bool, str]:
-    """Every commit row in val/test is no earlier than every commit row in train."""
+    """In every repository, every commit row in val/test is no earlier than every commit row in train."""
     c = corpus.filter(pl.col("source") == "commit")
-    tr, te = c.filter(pl.col("split") == "train")["ts"], c.filter(pl.col("split").is_in(["val", "test"]))["ts"]
-    if tr.len() == 0 or te.len() == 0:
+    tr, te = c.filter(pl.col("split") == "train"), c.filter(pl.col("split").is_in(["val", "test"]))
+    if tr.height == 0 or te.height == 0:
         return False, "empty train or held-out split"
-    ok = tr.max() <= te.min()
-    return bool(ok), f"train ends {tr.max()}, held-out starts {te.min()}"
+    ends = dict(tr.group_by("repo").agg(pl.col("ts").max()).iter_rows())
+    starts = dict(te.group_by("repo").agg(pl.col("ts").min()).iter_rows())
+    bad = sorted(r for r, t in starts.items() if r in ends and ends[r] > t)
+    if bad:
+        return False, "held-out rows before training rows in " + ", ".join(f"{r} (train ends {ends[r]}, held-out starts {starts[r]})" for r in bad)
+    return True, f"split by time within each of {len(starts)} repositories: " + "; ".join(
+        f"{r} train ends {ends.get(r)}, held-out starts {starts[r]}" for r in sorted(starts))

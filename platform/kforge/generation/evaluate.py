@@ -14,17 +14,21 @@ same rows, twice:
   the champion's re-score use (:func:`served_subjects`).
 * ``lm_noprefix_*`` vs ``nngen_noprefix_*``: **neither given it**: the LM's prompt carries no
   level-1 subsystem (empty ``<sub>`` slot, neighbours retrieved without the subsystem bonus) and
-  no forced head, and NNGen is the plain baseline. The LM was trained with the gold subsystem in
-  its prompt, so this is out of its training distribution: reported, not gated.
+  no forced head, and NNGen is the plain baseline. The LM is trained with that slot empty on a
+  share of its examples (``GenerationConfig.blank_subsystem_share``), so this is the LM on its own,
+  in distribution: reported, not gated.
 
 ``nngen_sub_*``: NNGen whose re-ranking favours level 1's subsystem (its own prefix kept).
+
+Per repository (:func:`per_repo_metrics`): ``<system>_<metric>__<repo>`` for both pairs on each
+repository's decoded rows, and ``<system>_<metric>__repo_mean``, their unweighted mean, so that a
+small repository counts as much as DPDK.
 Drafted patches are checked with ``git apply --check`` against the parent tree (through a
 temporary index: nothing is checked out and nothing generated is executed) when the
 repository is available.
 """
 
-import os
-import subprocess
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +42,8 @@ from kforge.generation.backbones import Backbone
 from kforge.generation.level1 import Level1Model
 from kforge.generation.patch_repair import repair_patch, tree_reader
 from kforge.generation.retrieval import RetrievalIndex
-from kforge.generation.train import perplexity
+from kforge.generation.train import perplexity, perplexity_by_group
+from kforge.git.gitcmd import run_git
 
 
 @dataclass
@@ -50,28 +55,47 @@ class Drafts:
     neighbours: list[list[str]] = field(default_factory=list)
 
 
+@dataclass
+class MessagePrompts:
+    """What the LM is given to draft messages: token ids per diff (ending with level 1's ``prefix:``
+    head when it is forced), that head as text, level 1's predictions and the retrieved neighbours."""
+
+    ids: list[list[int]]
+    heads: list[str]
+    l1: list[dict[str, Any]]
+    neighbours: list[list[str]]
+
+
+def message_prompts(backbone: Backbone, level1: Level1Model, index: RetrievalIndex, diffs: list[str],
+                    max_new_tokens: int = 32, n_ctx: int = 2, force_prefix: bool = True) -> MessagePrompts:
+    """The prompts :func:`draft_messages` decodes (see there)."""
+    l1 = level1.predict(diffs=diffs)
+    cond = l1 if force_prefix else [{**p, "subsystem": ""} for p in l1]
+    nbs = index.query_diffs(diffs, [p["subsystem"] for p in cond], n=n_ctx)
+    budget = backbone.max_len - min(max_new_tokens, backbone.max_len // 2) - 8
+    heads = [f"{p['subsystem']}:" if force_prefix and p["subsystem"] else "" for p in l1]
+    ids = [prompts.message_prompt(backbone, d, cond[j], [n.subject for n in nbs[j]], budget)
+           + (backbone.encode(heads[j]) if heads[j] else []) for j, d in enumerate(diffs)]
+    return MessagePrompts(ids, heads, l1, [[n.subject for n in nb] for nb in nbs])
+
+
+def finish_messages(backbone: Backbone, p: MessagePrompts, outputs: list[tuple[list[int], float]]) -> Drafts:
+    """The drafts from the LM's continuations of ``p`` (token ids and mean log-probability per prompt)."""
+    texts = [(h + backbone.decode(ids)).strip() for h, (ids, _) in zip(p.heads, outputs, strict=True)]
+    return Drafts([t.split("\n", 1)[0].strip() for t in texts], texts, [lp for _, lp in outputs], p.l1, p.neighbours)
+
+
 def draft_messages(backbone: Backbone, level1: Level1Model, index: RetrievalIndex, diffs: list[str],
                    max_new_tokens: int = 32, batch_size: int = 16, n_ctx: int = 2, force_prefix: bool = True) -> Drafts:
     """Subject + body per diff. With ``force_prefix`` the subject starts with level 1's subsystem
     (``"net/ice:"`` is appended to the prompt; the LM writes the rest). Without it the LM is given
     no level-1 subsystem at all: an empty ``<sub>`` slot and neighbours retrieved without the
     subsystem bonus (``Drafts.l1`` still holds level 1's predictions)."""
-    l1 = level1.predict(diffs=diffs)
-    cond = l1 if force_prefix else [{**p, "subsystem": ""} for p in l1]
-    nbs = index.query_diffs(diffs, [p["subsystem"] for p in cond], n=n_ctx)
-    subs, texts, lps = [], [], []
-    budget = backbone.max_len - min(max_new_tokens, backbone.max_len // 2) - 8
-    heads = [f"{p['subsystem']}:" if force_prefix and p["subsystem"] else "" for p in l1]
-    for i in range(0, len(diffs), batch_size):
-        batch = [prompts.message_prompt(backbone, d, cond[j], [n.subject for n in nbs[j]], budget)
-                 + (backbone.encode(heads[j]) if heads[j] else [])
-                 for j, d in enumerate(diffs[i:i + batch_size], start=i)]
-        for j, (ids, lp) in enumerate(backbone.generate(batch, max_new_tokens), start=i):
-            text = (heads[j] + backbone.decode(ids)).strip()
-            texts.append(text)
-            subs.append(text.split("\n", 1)[0].strip())
-            lps.append(lp)
-    return Drafts(subs, texts, lps, l1, [[n.subject for n in nb] for nb in nbs])
+    p = message_prompts(backbone, level1, index, diffs, max_new_tokens, n_ctx, force_prefix)
+    outputs: list[tuple[list[int], float]] = []
+    for i in range(0, len(p.ids), batch_size):
+        outputs += backbone.generate(p.ids[i:i + batch_size], max_new_tokens)
+    return finish_messages(backbone, p, outputs)
 
 
 def draft_patches(backbone: Backbone, level1: Level1Model, index: RetrievalIndex, issues: list[str],
@@ -102,12 +126,12 @@ def git_apply_check(repo: Path, parent: str, patch: str) -> bool:
     if not patch.strip():
         return False
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        r = subprocess.run(["git", "-C", str(repo), "read-tree", parent], env=env, capture_output=True, check=False)
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        r = run_git(repo, "read-tree", parent, env=env)
         if r.returncode != 0:
             return False
-        r = subprocess.run(["git", "-C", str(repo), "apply", "--cached", "--check", "-"], env=env,
-                           input=(patch if patch.endswith("\n") else patch + "\n").encode(), capture_output=True, check=False)
+        r = run_git(repo, "apply", "--cached", "--check", "-", env=env,
+                    input_bytes=(patch if patch.endswith("\n") else patch + "\n").encode())
         return r.returncode == 0
 
 
@@ -149,10 +173,24 @@ def evaluate_messages(backbone: Backbone, level1: Level1Model, index: RetrievalI
                       examples: list[prompts.Example], calib: Any = None) -> tuple[dict[str, float], pl.DataFrame]:
     """LM vs NNGen on the same test rows, like for like: both given level 1's prefix (``lm_*`` vs
     ``nngen_*``, the gated pair), neither given it (``lm_noprefix_*`` vs ``nngen_noprefix_*``);
-    plus the subsystem-aware NNGen (``nngen_sub_*``)."""
-    diffs, refs = test["diff"].to_list(), test["subject"].to_list()
+    plus the subsystem-aware NNGen (``nngen_sub_*``), and each per repository. ``examples``: the
+    rows' message examples, for the perplexity (per repository too when they are one per row)."""
+    diffs = test["diff"].to_list()
     d = served_subjects(backbone, level1, index, diffs)
     bare = draft_messages(backbone, level1, index, diffs, force_prefix=False)
+    res, samples = score_messages(index, test, d, bare, calib)
+    res["lm_perplexity"] = perplexity(backbone, examples)
+    if len(examples) == test.height and "repo" in test.columns:
+        res |= repo_means({f"lm_perplexity__{repo_key(r)}": v
+                           for r, v in perplexity_by_group(backbone, examples, test["repo"].to_list()).items()})
+    return res, samples
+
+
+def score_messages(index: RetrievalIndex, test: pl.DataFrame, d: Drafts, bare: Drafts,
+                   calib: Any = None) -> tuple[dict[str, float], pl.DataFrame]:
+    """The metrics of :func:`evaluate_messages` for drafts already decoded (``d``: level 1's prefix
+    forced, ``bare``: not), with NNGen retrieved here for the same rows."""
+    diffs, refs = test["diff"].to_list(), test["subject"].to_list()
     l1_prefix = [p["subsystem"] or "" for p in d.l1]
     nngen_bare = index.nngen(diffs)
     nngen = [with_prefix(s, p) for s, p in zip(nngen_bare, l1_prefix, strict=True)]
@@ -163,7 +201,6 @@ def evaluate_messages(backbone: Backbone, level1: Level1Model, index: RetrievalI
     for name, hyps in systems.items():
         res |= {f"{name}_{k}": v for k, v in metrics.all_metrics(hyps, refs).items()}
         res[f"{name}_acceptable_rate"] = float(np.mean([acceptable(h, r) for h, r in zip(hyps, refs, strict=True)]))
-    res["lm_perplexity"] = perplexity(backbone, examples)
     res["rows"] = float(len(refs))
     ok = [acceptable(h, r) for h, r in zip(d.subjects, refs, strict=True)]
     conf = [confidence(calib, lp) for lp in d.mean_logprob]
@@ -172,7 +209,42 @@ def evaluate_messages(backbone: Backbone, level1: Level1Model, index: RetrievalI
                             "lm_noprefix": bare.subjects, "nngen_noprefix": nngen_bare,
                             "lm_junk": [metrics.junk_reason(h) for h in d.subjects], "predicted_subsystem": l1_prefix,
                             "confidence": conf, "mean_logprob": d.mean_logprob})
+    if "repo" in test.columns:
+        samples = samples.with_columns(test["repo"].alias("repo"))
+        res |= per_repo_metrics(samples)
     return res, samples
+
+
+REPO_SYSTEMS = ("lm", "nngen", "lm_noprefix", "nngen_noprefix")
+REPO_METRICS = {"bleu_norm": metrics.bleu_norm, "rouge_l": metrics.rouge_l}
+REPO_MEAN = "repo_mean"
+
+
+def repo_key(repo: str) -> str:
+    """A repository name as a metric-name suffix (letters, digits, ``_``, ``-`` and ``.``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", repo)
+
+
+def repo_means(per_repo: dict[str, float]) -> dict[str, float]:
+    """``per_repo`` (``<name>__<repo>`` keys) plus ``<name>__repo_mean``: the unweighted mean over repositories."""
+    groups: dict[str, list[float]] = {}
+    for k, v in per_repo.items():
+        groups.setdefault(k.rsplit("__", 1)[0], []).append(v)
+    return per_repo | {f"{name}__{REPO_MEAN}": float(np.mean(vs)) for name, vs in groups.items()}
+
+
+def per_repo_metrics(samples: pl.DataFrame) -> dict[str, float]:
+    """B-Norm and ROUGE-L of both like-for-like pairs on each repository's rows of ``samples`` (a ``repo``
+    and a ``reference`` column, one column per system), their row counts, and the means over repositories."""
+    out: dict[str, float] = {}
+    for (repo,), part in samples.group_by("repo", maintain_order=True):
+        key, refs = repo_key(str(repo)), part["reference"].to_list()
+        out[f"rows__{key}"] = float(part.height)
+        for system in REPO_SYSTEMS:
+            hyps = part[system].fill_null("").to_list()
+            out |= {f"{system}_{name}__{key}": fn(hyps, refs) for name, fn in REPO_METRICS.items()}
+    return repo_means({k: v for k, v in out.items() if not k.startswith("rows__")}) | {
+        k: v for k, v in out.items() if k.startswith("rows__")}
 
 
 def evaluate_patches(backbone: Backbone, level1: Level1Model, index: RetrievalIndex, test: pl.DataFrame,

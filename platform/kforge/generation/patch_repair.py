@@ -14,10 +14,11 @@ Example::
     stats.kept, stats.dropped
 """
 
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from kforge.git.gitcmd import run_git
 
 ReadFile = Callable[[str], str | None]
 CONTEXT = 3
@@ -177,6 +178,6 @@ def repair_patch(patch: str, read_file: ReadFile) -> tuple[str, RepairStats]:
 def tree_reader(repo: Path, rev: str) -> ReadFile:
     """Read files as they are at ``rev`` in ``repo`` (``git show REV:PATH``); None when absent."""
     def read(path: str) -> str | None:
-        r = subprocess.run(["git", "-C", str(repo), "show", f"{rev}:{path}"], capture_output=True, check=False)
+        r = run_git(repo, "show", f"{rev}:{path}")
         return r.stdout.decode(errors="replace") if r.returncode == 0 else None
     return read

@@ -3,7 +3,7 @@ subsystem family), evaluated on the held-out test split together with the NNGen 
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +13,11 @@ from kforge.errors import InputError
 from kforge.generation import evaluate, prompts
 from kforge.generation.backbones import Backbone, ScratchBackbone, SmolBackbone
 from kforge.generation.bundle import Bundle
-from kforge.generation.corpus import split_frames
+from kforge.generation.corpus import held_out_rows, split_frames
 from kforge.generation.level1 import Level1Config, Level1Model, majority_baseline
 from kforge.generation.lm import TinyLMConfig
 from kforge.generation.retrieval import RetrievalIndex
-from kforge.generation.train import TrainConfig, TrainResult, train
+from kforge.generation.train import TrainConfig, TrainResult, budget_preset, train
 
 
 @dataclass
@@ -28,6 +28,7 @@ class GenerationConfig:
     level1: Level1Config = field(default_factory=Level1Config)
     max_train_rows: int = 0                # 0 = all training rows become LM examples
     patch_task_share: float = 0.3          # share of patch-drafting examples mixed into training
+    blank_subsystem_share: float = 0.15    # message examples trained with an empty <sub> slot (the LM on its own)
     eval_rows: int = 200                   # test rows generated for metrics (all if fewer)
     calib_rows: int = 100                  # validation rows used to calibrate the confidence
     adapter_families: int = 2              # LoRA adapters for the N largest families (0 = none)
@@ -35,19 +36,23 @@ class GenerationConfig:
     min_test_rows: int = 20
 
     @classmethod
-    def from_flat(cls, *, backbone: str = "scratch", device: str = "cpu", steps: int = 200, batch_size: int = 8,
-                  grad_accum: int = 1, lr: float = 3e-3, amp: bool = False, max_minutes: float = 0.0,
+    def from_flat(cls, *, backbone: str = "scratch", device: str = "auto", budget: str = "auto", trigger: str = "",
+                  steps: int = 0, budget_tokens: int = 0, epochs: float = 0.0, max_minutes: float = 0.0,
+                  batch_size: int = 0, grad_accum: int = 1, lr: float = 0.0, amp: bool = True,
                   threads: int = 1, checkpoint_dir: str = "", resume: bool = True, d_model: int = 192,
                   n_layers: int = 3, n_heads: int = 4, vocab_size: int = 4096, max_len: int = 384,
                   level1_estimators: int = 80, eval_rows: int = 200, calib_rows: int = 100,
                   adapter_families: int = 2, adapter_steps: int = 20) -> "GenerationConfig":
-        """The one mapping from flat settings (a Dagster ``Config``, CLI options) to this config."""
+        """The one mapping from flat settings (a Dagster ``Config``, CLI options) to this config. The LM's
+        budget is ``steps``, ``budget_tokens`` or ``epochs`` when one is given, else the named ``budget``
+        (:func:`~kforge.generation.train.budget_preset`; ``trigger``: the run's ``kforge/trigger``)."""
+        sized = budget_preset(budget, trigger, steps=steps, budget_tokens=budget_tokens, epochs=epochs,
+                              max_minutes=max_minutes)
         return cls(backbone=backbone,
                    lm=TinyLMConfig(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
                                    max_len=max_len),
-                   train=TrainConfig(steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr, device=device,
-                                     amp=amp, max_minutes=max_minutes, threads=threads, checkpoint_dir=checkpoint_dir,
-                                     resume=resume),
+                   train=TrainConfig(**sized, batch_size=batch_size, grad_accum=grad_accum, lr=lr, device=device,
+                                     amp=amp, threads=threads, checkpoint_dir=checkpoint_dir, resume=resume),
                    level1=Level1Config(n_estimators=level1_estimators), eval_rows=eval_rows, calib_rows=calib_rows,
                    adapter_families=adapter_families, adapter_steps=adapter_steps)
 
@@ -75,22 +80,30 @@ class GenerationResult:
 
 
 def build_examples(backbone: Backbone, rows: pl.DataFrame, index: RetrievalIndex, *, self_in_index: bool,
-                   patch_share: float = 0.0, seed: int = 7) -> list[prompts.Example]:
+                   patch_share: float = 0.0, blank_subsystem_share: float = 0.0,
+                   seed: int = 7) -> list[prompts.Example]:
     """Message examples (gold level-1 labels, two retrieved neighbours, never the row itself) and
-    a share of patch-drafting examples (issue text -> message + diff skeleton)."""
+    a share of patch-drafting examples (issue text -> message + diff skeleton).
+
+    ``blank_subsystem_share`` of the message examples leave the ``<sub>`` slot empty and retrieve
+    their neighbours without the subsystem, as evaluation's "no prefix" drafts do, so the LM also
+    learns to write a subject on its own and ``lm_noprefix_*`` measures it in distribution."""
     import random
 
     rnd = random.Random(seed)
+    blank = [blank_subsystem_share > 0 and rnd.random() < blank_subsystem_share for _ in range(rows.height)]
     excl = None
     if self_in_index:
         pos = {s: i for i, s in enumerate(index.rows["sha"].to_list())}
         excl = [pos.get(s, -1) for s in rows["sha"]]
         excl = [e if e >= 0 else None for e in excl]  # type: ignore[misc]
-    nbs = index.query_diffs(rows["diff"].to_list(), rows["prefix"].to_list(), n=2, exclude_self=excl)
+    hints = ["" if b else p for b, p in zip(blank, rows["prefix"].to_list(), strict=True)]
+    nbs = index.query_diffs(rows["diff"].to_list(), hints, n=2, exclude_self=excl)
     out = []
-    for r, nb in zip(rows.iter_rows(named=True), nbs, strict=True):
+    for r, nb, b in zip(rows.iter_rows(named=True), nbs, blank, strict=True):
         l1 = prompts.gold_l1(r)
-        out.append(prompts.message_example(backbone, r, l1, [n.subject for n in nb], backbone.max_len))
+        out.append(prompts.message_example(backbone, r, {**l1, "subsystem": ""} if b else l1,
+                                           [n.subject for n in nb], backbone.max_len))
         if patch_share and r["issue"] and len(r["issue"]) > 20 and rnd.random() < patch_share:
             out.append(prompts.patch_example(backbone, r, l1, (nb[-1].subject, nb[-1].diff) if nb else None, backbone.max_len))
     return out
@@ -107,6 +120,8 @@ def make_backbone(cfg: GenerationConfig, train_rows: pl.DataFrame) -> Backbone:
 def run_generation(corpus: pl.DataFrame, cfg: GenerationConfig, workdir: Path,
                    repo_paths: dict[str, Path] | None = None, log: Any = print) -> GenerationResult:
     cfg.validate()
+    requested = cfg.train.device
+    cfg = replace(cfg, train=cfg.train.resolved(log))  # auto device, batch and lr made concrete, and logged
     parts = split_frames(corpus)
     train_rows, val, test = parts["train"], parts["val"], parts["test"]
     if test.height < cfg.min_test_rows:
@@ -125,17 +140,21 @@ def run_generation(corpus: pl.DataFrame, cfg: GenerationConfig, workdir: Path,
     lm_rows = train_rows.tail(cfg.max_train_rows) if cfg.max_train_rows else train_rows
     t1 = time.perf_counter()
     examples = build_examples(backbone, lm_rows, index, self_in_index=True, patch_share=cfg.patch_task_share,
-                              seed=cfg.train.seed)
+                              blank_subsystem_share=cfg.blank_subsystem_share, seed=cfg.train.seed)
     m["time_examples_s"] = time.perf_counter() - t1
     if cfg.backbone == "smollm2":
         from kforge.generation.adapters import with_lora
 
         backbone = with_lora(backbone)
     hist = train(backbone, examples, cfg.train)
-    log(f"LM: {hist.steps_done} steps, loss {hist.first_loss():.3f} -> {hist.last_loss():.3f}, {hist.tokens_per_s:.0f} tok/s")
+    log(f"LM: {hist.steps_done} steps (budget {hist.planned_steps}"
+        f"{f', fitted to {cfg.train.max_minutes:g} min: {hist.horizon_steps}' if hist.horizon_steps < hist.planned_steps else ''}), "
+        f"{hist.tokens} tokens, loss {hist.first_loss():.3f} -> {hist.last_loss():.3f}, {hist.tokens_per_s:.0f} tok/s "
+        f"on {cfg.train.device} ({hist.precision})")
     m |= {"train_loss_first": hist.first_loss(), "train_loss_last": hist.last_loss(), "train_tokens_per_s": hist.tokens_per_s,
           "train_seconds": hist.seconds, "train_peak_mem_mb": hist.peak_mem_mb, "train_steps": float(hist.steps_done),
-          "train_examples": float(len(examples))}
+          "train_examples": float(len(examples)), "train_planned_steps": float(hist.planned_steps),
+          "train_horizon_steps": float(hist.horizon_steps), "train_tokens": float(hist.tokens)}
 
     calib_rows = val.tail(cfg.calib_rows)
     calib = None
@@ -143,7 +162,7 @@ def run_generation(corpus: pl.DataFrame, cfg: GenerationConfig, workdir: Path,
         d = evaluate.draft_messages(backbone, level1, index, calib_rows["diff"].to_list())
         ok = [evaluate.acceptable(h, r) for h, r in zip(d.subjects, calib_rows["subject"], strict=True)]
         calib = evaluate.fit_confidence(d.mean_logprob, ok)
-    eval_rows = test.head(cfg.eval_rows)
+    eval_rows = held_out_rows(test, cfg.eval_rows)   # shared evenly among repositories
     test_examples = build_examples(backbone, eval_rows, index, self_in_index=False)
     t2 = time.perf_counter()
     res, samples = evaluate.evaluate_messages(backbone, level1, index, eval_rows, test_examples, calib)
@@ -190,6 +209,7 @@ def run_generation(corpus: pl.DataFrame, cfg: GenerationConfig, workdir: Path,
         backbone = merge(backbone)
     params = {"backbone": cfg.backbone, **{f"lm_{k}": v for k, v in cfg.lm.as_dict().items()},
               **{f"train_{k}": v for k, v in cfg.train.__dict__.items()},
+              "train_device_requested": requested, "train_precision": hist.precision,
               **{f"level1_{k}": v for k, v in cfg.level1.__dict__.items()},
               "eval_rows": eval_rows.height, "train_rows": train_rows.height, "val_rows": val.height, "test_rows": test.height,
               "n_params": sum(p.numel() for p in backbone.model.parameters())}

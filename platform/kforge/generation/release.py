@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import polars as pl
 
 from kforge.errors import InputError
 from kforge.generation.adapters import MIN_GATE_ROWS
-from kforge.generation.bundle import Bundle
+from kforge.generation.bundle import Bundle, record_pickles
 from kforge.generation.corpus import check_time_split
 from kforge.generation.pipeline import GenerationConfig, GenerationResult, run_generation
 from kforge.registry import Tracker
@@ -44,6 +45,7 @@ from kforge.registry.gates import (
     size_check,
 )
 from kforge.registry.release import Candidate, ReleaseResult, Scored, release
+from kforge.registry.trusted import registry_download
 
 FAMILY = "generation"
 LM_NAME = "kforge-generation-lm"
@@ -127,25 +129,25 @@ class Level1Pyfunc:
 
         class _Model(mlflow.pyfunc.PythonModel):
             def load_context(self, context: Any) -> None:
-                import pickle
+                from kforge.registry.trusted import registry_download, unpickle
 
-                with open(context.artifacts["level1"], "rb") as fh:
-                    self.model = pickle.load(fh)  # noqa: S301
+                # MLflow has already unpickled this pyfunc from the registry's own directory
+                self.model = unpickle(Path(context.artifacts["level1"]), "level1.pkl", registry_download)
 
-            def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints as a schema
+            def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:  # DataFrame: MLflow infers no schema from it
                 return self.model.predict_frame(model_input)
 
         return _Model()
 
 
 def _load_level1(model_dir: Path) -> Any:
-    import pickle
+    """Level 1 inside a registered model directory that the release path downloaded from the registry."""
+    from kforge.registry.trusted import registry_download, unpickle
 
     found = sorted(Path(model_dir).rglob("level1.pkl"))
     if not found:
         raise InputError(f"{model_dir} holds no level1.pkl")
-    with open(found[0], "rb") as fh:
-        return pickle.load(fh)  # noqa: S301 - our own artifact
+    return unpickle(found[0], "level1.pkl", registry_download)
 
 
 def _rows(test: pl.DataFrame, shas: list[str]) -> pl.DataFrame:
@@ -168,6 +170,9 @@ def level1_candidate(corpus: pl.DataFrame, result: GenerationResult) -> Candidat
     def save(d: Path) -> None:
         import mlflow.pyfunc
 
+        from kforge.registry.trusted import record
+
+        record(bundle_dir / "level1.pkl")  # on the release run: what --bundle and the champion are checked against
         mlflow.pyfunc.save_model(str(d), python_model=Level1Pyfunc(), artifacts={"level1": str(bundle_dir / "level1.pkl")},
                                  pip_requirements=_PIP,
                                  input_example=pl.DataFrame({"diff": ["diff --git a/x.c b/x.c\n+int a;\n"]}).to_pandas())
@@ -219,6 +224,7 @@ def _save_lm(result: GenerationResult, d: Path) -> None:
                               input_example=example, extra_files=extra, export_model=False,
                               serialization_format="pickle")
     shutil.copytree(bdir, d / "bundle")  # the whole inference bundle: served and re-scored from the registry
+    record_pickles(d / "bundle")  # on the release run: what --bundle and the champion are checked against
 
 
 def beats_nngen_check(m: dict[str, float]) -> Check:
@@ -248,8 +254,8 @@ def lm_candidate(corpus: pl.DataFrame, result: GenerationResult) -> Candidate:
     beats_nngen = beats_nngen_check(m)
     first, last = m["train_loss_first"], m["train_loss_last"]
 
-    def score(d: Path) -> Scored:
-        return Scored(lm_score(Bundle.load(d / "bundle"), rows), rows["sha"].to_list())
+    def score(d: Path) -> Scored:  # d: the champion, just downloaded from the registry by the release path
+        return Scored(lm_score(Bundle.load(d / "bundle", read=registry_download), rows), rows["sha"].to_list())
 
     texts = {"test_samples.csv": result.samples.write_csv()}
     return Candidate(
@@ -288,11 +294,13 @@ class AdapterPyfunc:
                 import json
 
                 from kforge.generation.bundle import Bundle
+                from kforge.registry.trusted import registry_download
 
-                self.bundle = Bundle.load(Path(context.artifacts["bundle"]))
+                # MLflow has already unpickled this pyfunc from the registry's own directory
+                self.bundle = Bundle.load(Path(context.artifacts["bundle"]), read=registry_download)
                 self.family = json.loads(Path(context.artifacts["bundle"], "meta.json").read_text())["adapter_family"]
 
-            def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints as a schema
+            def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:  # DataFrame: MLflow infers no schema from it
                 from kforge.generation import evaluate
                 from kforge.generation.adapters import adapter_for
 
@@ -341,6 +349,7 @@ def adapter_candidate(corpus: pl.DataFrame, result: GenerationResult, family: st
 
         with tempfile.TemporaryDirectory(prefix="kforge-lora-") as tmp:
             bdir = _adapter_bundle(result, family, Path(tmp) / "bundle")
+            record_pickles(bdir)
             mlflow.pyfunc.save_model(str(d), python_model=AdapterPyfunc(), artifacts={"bundle": str(bdir)},
                                      pip_requirements=_PIP, signature=ModelSignature(
                                          inputs=Schema([ColSpec("string", "diff")]), outputs=Schema([ColSpec("string")])))
@@ -349,7 +358,8 @@ def adapter_candidate(corpus: pl.DataFrame, result: GenerationResult, family: st
         found = sorted(Path(d).rglob("meta.json"))
         if not found:
             raise InputError(f"{d} holds no generation bundle")
-        return Scored(adapter_score(Bundle.load(found[0].parent), family, rows), rows["sha"].to_list())
+        return Scored(adapter_score(Bundle.load(found[0].parent, read=registry_download), family, rows),
+                      rows["sha"].to_list())
 
     ah = result.adapters.get(family)
     metrics = {k: float(v) for k, v in g.items() if k not in ("kept", "reason")}
@@ -389,10 +399,13 @@ def train_and_release(tracker: Tracker | None, corpus: pl.DataFrame, cfg: Genera
 
 
 def registered_bundle(tracker: Tracker, name: str = LM_NAME, alias: str = "champion") -> tuple[Bundle, int] | None:
-    """The inference bundle inside the model version behind ``alias`` (None when there is none)."""
+    """The inference bundle inside the model version behind ``alias`` (None when there is none), checked
+    against the sha256s its run recorded (versions from before digests were recorded are accepted as
+    registry artifacts)."""
     import mlflow.artifacts
 
     from kforge.registry.aliases import get_alias
+    from kforge.registry.trusted import reader
 
     mv = get_alias(tracker.client(), name, alias)
     if mv is None:
@@ -400,4 +413,4 @@ def registered_bundle(tracker: Tracker, name: str = LM_NAME, alias: str = "champ
     local = mlflow.artifacts.download_artifacts(artifact_uri=f"{mv.source}/bundle",
                                                 dst_path=tempfile.mkdtemp(prefix="kforge-gen-"),
                                                 tracking_uri=tracker.tracking_uri)
-    return Bundle.load(Path(local)), int(mv.version)
+    return Bundle.load(Path(local), read=reader(tracker, mv.run_id, legacy_ok=True)), int(mv.version)

@@ -9,6 +9,10 @@ author's experience in the subsystem, review trailers, subsystem churn, and two 
 between them) plus noise, so the
 acceptance models have real signal to find. One commit carries invalid UTF-8 and one a binary
 file, to exercise quarantine and binary handling. Same seed -> same shas.
+
+With ``archive=DIR`` it also writes the patch e-mails behind the commits as a public-inbox archive
+(:func:`kforge.mail.demo_archive.write_demo_archive`: series, versions, replies, some never merged),
+the input of ``kforge ingest-list DIR --project PATH``.
 """
 
 import math
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kforge.errors import InputError
+from kforge.git.gitcmd import git, popen_git
 
 SUBSYSTEMS = {
     "net/e1000": "drivers/net/ethernet/intel/e1000", "net/mlx5": "drivers/net/ethernet/mellanox/mlx5",
@@ -67,18 +72,20 @@ def _function(rng: random.Random, name: str) -> list[str]:
 
 
 def _git(path: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, check=True).stdout
+    return git(path, *args).decode()
 
 
-def generate_demo_repo(path: str | Path, n_commits: int = 1200, seed: int = 7) -> dict[str, object]:
-    """Create the demo repository at ``path`` (must not exist or be empty). Returns a summary."""
+def generate_demo_repo(path: str | Path, n_commits: int = 1200, seed: int = 7,
+                       archive: str | Path | None = None) -> dict[str, object]:
+    """Create the demo repository at ``path`` (must not exist or be empty), and with ``archive`` its
+    list archive (a new directory). Returns a summary."""
     root = Path(path)
     if root.exists() and any(root.iterdir()):
         raise InputError(f"{root} exists and is not empty; the demo repository needs a new directory")
     if n_commits < 50:
         raise InputError("the demo repository needs at least 50 commits")
     root.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "init", "-q", "-b", "master", str(root)], check=True)
+    git(None, "init", "-q", "-b", "master", str(root))
     rng = random.Random(seed)
     subs = list(SUBSYSTEMS)
     authors = [
@@ -96,8 +103,7 @@ def generate_demo_repo(path: str | Path, n_commits: int = 1200, seed: int = 7) -
             files[f"{d}/{base}_{k}.c"] = lines
     by_sub = {s: [p for p in files if p.startswith(SUBSYSTEMS[s] + "/")] for s in subs}
 
-    proc = subprocess.Popen(["git", "-C", str(root), "fast-import", "--quiet", "--done"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc = popen_git(root, "fast-import", "--quiet", "--done", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdin and proc.stdout
     out = proc.stdin
 
@@ -244,5 +250,10 @@ def generate_demo_repo(path: str | Path, n_commits: int = 1200, seed: int = 7) -
     if proc.wait() != 0:
         raise RuntimeError("git fast-import failed while writing the demo repository")
     _git(root, "reset", "-q", "--hard", "master")
-    return {"path": str(root), "commits": len(commits) + 1, "fixes": n_fixes, "reverts": n_reverts,
-            "head": _git(root, "rev-parse", "HEAD").strip(), "synthetic": True, "seed": seed}
+    info: dict[str, object] = {"path": str(root), "commits": len(commits) + 1, "fixes": n_fixes, "reverts": n_reverts,
+                               "head": _git(root, "rev-parse", "HEAD").strip(), "synthetic": True, "seed": seed}
+    if archive is not None:
+        from kforge.mail.demo_archive import write_demo_archive
+
+        info["archive"] = write_demo_archive(root, archive, seed=seed)
+    return info

@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from kforge.git.gitcmd import run_git
 from kforge.git.message import split_message
 
 DIFF_SCHEMA: dict[str, Any] = {
@@ -21,15 +22,10 @@ DIFF_FORMAT = "%x1e%H%x1f%P%x1f%aI%x1f%B%x1d"
 
 def extract_diffs(repo_path: Path, repo: str, shas: list[str], max_bytes: int = 65536) -> tuple[pl.DataFrame, list[str]]:
     """Diffs for ``shas`` (in that order). Returns (frame, shas git could not diff)."""
-    import subprocess
-
     if not shas:
         return pl.DataFrame(schema=DIFF_SCHEMA), []
-    proc = subprocess.run(
-        ["git", "-C", str(repo_path), "log", "--no-walk=unsorted", "--stdin", "-p", "--no-renames",
-         "--no-color", "--no-ext-diff", "--diff-merges=first-parent", f"--format={DIFF_FORMAT}"],
-        input=("\n".join(shas) + "\n").encode(), capture_output=True, check=False,
-    )
+    proc = run_git(repo_path, "log", "--no-walk=unsorted", "--stdin", "-p", "--no-renames", "--no-color",
+                   "--diff-merges=first-parent", f"--format={DIFF_FORMAT}", input_bytes=("\n".join(shas) + "\n").encode())
     rows = []
     for rec in proc.stdout.split(b"\x1e")[1:]:
         head, _, diff = rec.partition(b"\x1d")

@@ -7,6 +7,15 @@
 * When git cannot diff a commit (a missing blob in a real snapshot), that commit is stored from
   its trees alone (file list without line counts), a quarantine row records git's message, and
   streaming resumes after it. A missing commit or tree object quarantines the commit.
+* A repository is its top level (``repo/docs`` is ``repo``) under one name that no other history
+  may take (:mod:`kforge.git.identity`).
+* Commits invalid as UTF-8 are stored with U+FFFD and quarantined; git is asked for UTF-8 whatever
+  the repository's ``i18n.logOutputEncoding`` says, so a message that declares its encoding (e.g.
+  ``encoding ISO-8859-1``) is decoded from it.
+* The boundary commits of a shallow clone (``.git/shallow``) have their whole tree as one change:
+  they are stored with ``shallow_boundary = true`` and a quarantine row, and every reader of
+  features, labels and exports drops them. Deepening the clone makes them ordinary commits again:
+  the next run reads them again with their real diff.
 """
 
 import subprocess
@@ -16,10 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from kforge.errors import InputError
 from kforge.git import gitcmd
+from kforge.git.identity import REPOS_TABLE, claim, identify, repo_name_for
 from kforge.git.logparse import LOG_FORMAT, RawCommit, iter_records, parse_record
 from kforge.git.rows import (
     COMMIT_KEYS,
@@ -28,7 +36,6 @@ from kforge.git.rows import (
     commit_row,
     commits_frame,
     files_frame,
-    now_utc,
     quarantine_frame,
     quarantine_row,
 )
@@ -36,7 +43,9 @@ from kforge.git.subsystems import SubsystemRules
 from kforge.storage import Warehouse
 from kforge.storage import warehouse as wh
 
-REPOS_TABLE = "repositories"
+__all__ = ["REPOS_TABLE", "IngestReport", "ingest_repository", "register_repository", "registered_repositories",
+           "repo_name_for", "repository_path"]
+SHALLOW_BOUNDARY = "shallow boundary: its diff is the whole tree; kept out of features, labels and exports"
 
 
 @dataclass
@@ -49,6 +58,7 @@ class IngestReport:
     commits_added: int = 0
     files_added: int = 0
     quarantined: int = 0
+    shallow_boundaries: int = 0
     batches: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -56,22 +66,10 @@ class IngestReport:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def repo_name_for(path: Path) -> str:
-    """A stable partition-friendly name: the directory name without ``.git``."""
-    name = path.name[:-4] if path.name.endswith(".git") else path.name
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "repo"
-
-
-def register_repository(warehouse: Warehouse, name: str, path: Path) -> None:
-    """Record name -> path (the Dagster partition key maps to a path through this table)."""
-    df = pl.DataFrame(
-        {"repo": [name], "path": [str(path)], "added_at": [now_utc()]},
-        schema={"repo": pl.String, "path": pl.String, "added_at": pl.Datetime("us", "UTC")},
-    )
-    with warehouse.writer() as con:
-        if wh.exists(con, REPOS_TABLE):
-            con.execute(f"delete from {REPOS_TABLE} where repo = ?", [name])
-        wh.append(con, REPOS_TABLE, df)
+def register_repository(warehouse: Warehouse, name: str, path: Path) -> str:
+    """Record name -> the repository at ``path`` (the Dagster partition key maps to a path through this
+    table); refuses a name taken by another repository (:func:`kforge.git.identity.claim`)."""
+    return claim(warehouse, identify(path, name))
 
 
 def repository_path(warehouse: Warehouse, name: str) -> Path:
@@ -97,7 +95,10 @@ def _stored_shas(warehouse: Warehouse, repo: str) -> set[str]:
 
 
 def _log_args(detect_renames: bool, numstat: bool = True) -> list[str]:
-    args = ["log", "--no-walk=unsorted", "--stdin", "-z", "--raw", f"--format={LOG_FORMAT}",
+    # --encoding=UTF-8: whatever i18n.logOutputEncoding the repository sets, git hands over UTF-8
+    # (messages that declare another encoding converted from it; bytes it cannot convert verbatim,
+    # which logparse then stores with U+FFFD and quarantines)
+    args = ["log", "--no-walk=unsorted", "--stdin", "-z", "--raw", f"--format={LOG_FORMAT}", "--encoding=UTF-8",
             "--no-color", "--no-ext-diff", "--no-textconv", "--diff-merges=off"]
     args.append("-M" if detect_renames else "--no-renames")
     if numstat:
@@ -108,10 +109,8 @@ def _log_args(detect_renames: bool, numstat: bool = True) -> list[str]:
 def _stream_log(repo: Path, shas: list[str], detect_renames: bool, numstat: bool = True
                 ) -> tuple[Iterator[bytes], Callable[[], tuple[int, str]]]:
     """Start git log over ``shas``; returns (record iterator, finish() -> (returncode, stderr))."""
-    proc = subprocess.Popen(
-        ["git", "-C", str(repo), *_log_args(detect_renames, numstat)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
-    )
+    proc = gitcmd.popen_git(repo, *_log_args(detect_renames, numstat), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
     errbuf: list[bytes] = []
 
     def feed() -> None:
@@ -150,8 +149,10 @@ def _stream_log(repo: Path, shas: list[str], detect_renames: bool, numstat: bool
 class _Batcher:
     """Accumulates rows and writes them in one transaction per batch."""
 
-    def __init__(self, warehouse: Warehouse, repo: str, rules: SubsystemRules, report: IngestReport, size: int):
+    def __init__(self, warehouse: Warehouse, repo: str, rules: SubsystemRules, report: IngestReport, size: int,
+                 boundaries: frozenset[str] = frozenset()):
         self.warehouse, self.repo, self.rules, self.report, self.size = warehouse, repo, rules, report, size
+        self.boundaries = boundaries
         self.commits: list[dict[str, Any]] = []
         self.files: list[dict[str, Any]] = []
         self.quarantine: list[dict[str, Any]] = []
@@ -163,7 +164,13 @@ class _Batcher:
              "subsystem": None}
             for f in raw.files
         ]
-        self.commits.append(commit_row(self.repo, raw.header, files, source))
+        row = commit_row(self.repo, raw.header, files, source)
+        if row["sha"] in self.boundaries:
+            row["shallow_boundary"] = True
+            self.report.shallow_boundaries += 1
+            self.quarantine.append(quarantine_row(self.repo, row["sha"], "history", SHALLOW_BOUNDARY,
+                                                  f"listed in .git/shallow; {len(files)} files as one change"))
+        self.commits.append(row)
         self.files.extend(files)
         for problem in raw.problems:
             self.quarantine.append(quarantine_row(self.repo, raw.header["sha"], "parse", problem.split(";")[0], problem))
@@ -183,6 +190,43 @@ class _Batcher:
             self.report.commits_added += wh.append_new(con, "commits", commits_frame(self.commits), COMMIT_KEYS)
         self.report.batches += 1
         self.commits, self.files, self.quarantine = [], [], []
+
+
+def _shallow_boundaries(repo: Path) -> frozenset[str]:
+    """The commits listed in the clone's ``shallow`` file (empty for a complete clone)."""
+    if not gitcmd.is_shallow(repo):
+        return frozenset()
+    where = gitcmd.git(repo, "rev-parse", "--path-format=absolute", "--git-path", "shallow").decode().strip()
+    try:
+        return frozenset(Path(where).read_text().split())
+    except OSError:
+        return frozenset()
+
+
+def _sync_boundaries(warehouse: Warehouse, repo: str, boundaries: frozenset[str]) -> None:
+    """Flag stored commits that are shallow boundaries now; delete stored boundary commits that are not
+    any more (the clone was deepened), so this run reads them again with their real diff. One transaction."""
+    if not warehouse.has_table("commits"):
+        return
+    with warehouse.writer() as con:
+        cols = {r[0] for r in con.execute("describe commits").fetchall()}
+        if "shallow_boundary" not in cols:
+            if not boundaries:
+                return
+            con.execute("alter table commits add column shallow_boundary boolean")
+        shas = sorted(boundaries)
+        if shas:
+            con.execute("update commits set shallow_boundary = true where repo = ? and list_contains(?, sha)",
+                        [repo, shas])
+        stale = [r[0] for r in con.execute(
+            "select sha from commits where repo = ? and shallow_boundary and not list_contains(?, sha)",
+            [repo, shas]).fetchall()]
+        if stale:
+            for table in ("file_changes", "commits"):
+                con.execute(f"delete from {table} where repo = ? and list_contains(?, sha)", [repo, stale])
+            if wh.exists(con, "ingest_quarantine"):
+                con.execute("delete from ingest_quarantine where repo = ? and list_contains(?, sha) and reason = ?",
+                            [repo, stale, SHALLOW_BOUNDARY])
 
 
 def _salvage(repo: Path, sha: str, detect_renames: bool) -> tuple[RawCommit | None, str]:
@@ -214,17 +258,20 @@ def ingest_repository(
     detect_renames: bool = False,
     limit: int | None = None,
 ) -> IngestReport:
-    """Ingest the history of ``ref`` in the repository at ``path`` (incremental, idempotent)."""
+    """Ingest the history of ``ref`` in the repository containing ``path`` (incremental, idempotent).
+
+    ``name``: the repository's name; default: the name it is registered under, else one derived
+    from its origin URL or directory. A name taken by another repository is refused.
+    """
     repo_path = gitcmd.check_repository(path)
-    repo = name or repo_name_for(repo_path)
     rules = rules or SubsystemRules.load()
     head = gitcmd.resolve_ref(repo_path, ref)
-    report = IngestReport(repo=repo, path=str(repo_path), head=head)
     if head is None:
         if ref == "HEAD":
             raise InputError(f"{repo_path} is an empty repository: it has no commits to ingest")
         raise InputError(f"{repo_path} has no commit named {ref!r}")
-    register_repository(warehouse, repo, repo_path)
+    repo = claim(warehouse, identify(repo_path, name, head))
+    report = IngestReport(repo=repo, path=str(repo_path), head=head)
     try:
         history = gitcmd.rev_list(repo_path, head)
     except InputError as exc:
@@ -232,12 +279,14 @@ def ingest_repository(
     if gitcmd.is_shallow(repo_path):
         report.notes.append("shallow clone: history before the shallow boundary is not available")
     report.commits_in_history = len(history)
+    boundaries = _shallow_boundaries(repo_path)
+    _sync_boundaries(warehouse, repo, boundaries)
     stored = _stored_shas(warehouse, repo)
     report.already_stored = len(stored & set(history))
     todo = [s for s in history if s not in stored]
     if limit is not None:
         todo = todo[:limit]
-    batcher = _Batcher(warehouse, repo, rules, report, batch_size)
+    batcher = _Batcher(warehouse, repo, rules, report, batch_size, boundaries)
     if report.notes:
         batcher.quarantine.append(quarantine_row(repo, head, "history", "shallow clone", report.notes[0]))
 

@@ -16,17 +16,17 @@ Example::
 import subprocess
 from pathlib import Path
 
-from kforge.git.gitcmd import check_repository, git
+from kforge.git.gitcmd import check_repository, git, popen_git, run_git
 
 COMMIT_MARK = b"\x01"
 FAILED_MARK = b"\x02FAILED"
-_FORMAT = ["-c", "core.quotePath=false"]
-_PATCH = ["-p", "-U0", "-M", "--no-color", "--no-ext-diff", "--diff-merges=first-parent", "--format=%x01%H"]
+_FORMAT = ("core.quotePath=false",)
+_PATCH = ["-p", "-U0", "-M", "--no-color", "--diff-merges=first-parent", "--format=%x01%H"]
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     """``git`` with names unquoted; the caller reads the exit status (a broken clone is expected)."""
-    return subprocess.run(["git", *_FORMAT, "-C", str(repo), *args], capture_output=True)
+    return run_git(repo, *args, config=_FORMAT)
 
 
 def first_parent_shas(repo: Path, upto: str = "HEAD") -> list[str]:
@@ -67,8 +67,7 @@ class BlobLines:
     """Line counts of files at a given commit, read through one ``git cat-file --batch``."""
 
     def __init__(self, repo: Path) -> None:
-        self._proc = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE)
+        self._proc = popen_git(repo, "cat-file", "--batch", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     def __call__(self, sha: str, path: bytes) -> int | None:
         assert self._proc.stdin is not None and self._proc.stdout is not None

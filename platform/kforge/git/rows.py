@@ -18,6 +18,9 @@ COMMIT_SCHEMA: dict[str, Any] = {
     "reverts_sha_raw": pl.String, "reverts_subject_raw": pl.String, "cve_ids": pl.List(pl.String),
     "n_files": pl.Int64, "lines_added": pl.Int64, "lines_deleted": pl.Int64,
     "source": pl.String, "ingested_at": pl.Datetime("us", "UTC"),
+    # the oldest commit of a shallow clone (listed in .git/shallow): its diff is the whole tree, so it
+    # is stored (and quarantined) but kept out of features, labels and exports
+    "shallow_boundary": pl.Boolean,
 }
 FILE_SCHEMA: dict[str, Any] = {
     "repo": pl.String, "sha": pl.String, "path": pl.String, "old_path": pl.String,
@@ -53,9 +56,19 @@ def commit_row(repo: str, header: dict[str, str], files: list[dict[str, Any]], s
         **msg.trailers, "other_by_trailers": msg.other_by_trailers, "cc_stable": msg.cc_stable,
         "fixes": msg.fixes, "reverts_sha_raw": msg.revert_sha, "reverts_subject_raw": msg.revert_subject,
         "cve_ids": msg.cve_ids, "n_files": len(files), "lines_added": added, "lines_deleted": deleted,
-        "source": source, "ingested_at": now_utc(),
+        "source": source, "ingested_at": now_utc(), "shallow_boundary": False,
     }
     return row
+
+
+def without_shallow_boundaries(commits: pl.DataFrame) -> pl.DataFrame:
+    """``commits`` minus shallow-clone boundary commits (null, as in warehouses older than the flag, = no).
+
+    Every reader that turns commits into features, labels or exports goes through this.
+    """
+    if "shallow_boundary" not in commits.columns:
+        return commits
+    return commits.filter(~pl.col("shallow_boundary").fill_null(False))
 
 
 def commits_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:

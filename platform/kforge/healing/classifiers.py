@@ -153,6 +153,17 @@ def _group_folds(groups: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarra
     return list(GroupKFold(n_splits=n).split(np.zeros(len(groups)), groups=groups))
 
 
+def fit_member(kind: str, X: Any, y: np.ndarray, seed: int = 0) -> Any:
+    """Fit one member. Many error classes over few rows is what these tables are (a demo corpus
+    has more classes than half its rows), so sklearn's "could be a regression problem" hint is
+    not a warning for the user here."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
+        return make_pipeline(kind, seed).fit(X, y)
+
+
 def oof_proba(kind: str, X: Any, y: np.ndarray, groups: np.ndarray, classes: list[str], n_folds: int = 3,
               seed: int = 0) -> np.ndarray:
     """Grouped out-of-fold probabilities of one member on the training rows."""
@@ -160,7 +171,7 @@ def oof_proba(kind: str, X: Any, y: np.ndarray, groups: np.ndarray, classes: lis
     for tr, te in _group_folds(groups, n_folds):
         if len(set(y[tr].tolist())) < 2:
             continue
-        m = make_pipeline(kind, seed).fit(X.iloc[tr], y[tr])
+        m = fit_member(kind, X.iloc[tr], y[tr], seed)
         p[te] = _proba(m, X.iloc[te], classes)
     return p
 
@@ -184,5 +195,5 @@ def fit_calibrated(X: Any, y: np.ndarray, groups: np.ndarray, kinds: tuple[str, 
     conf = mix.max(axis=1)
     ens.threshold = choose_threshold(conf, mix.argmax(axis=1) == y_idx, precision)
     for kind in kinds:
-        ens.members[kind] = make_pipeline(kind, seed).fit(X, y)
+        ens.members[kind] = fit_member(kind, X, y, seed)
     return ens, {"oof_proba": mix, "oof_member_accuracy": acc, "classes": classes}

@@ -18,9 +18,6 @@ stated behaviour is reachable. :mod:`kforge.healing.fixes` judges fix strategies
 """
 
 import json
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -115,16 +112,12 @@ def load_programs(directory: Path | None = None) -> list[Program]:
 
 
 def run_program(source: str, name: str = "prog", timeout_s: int = TIMEOUT_S) -> Run:
-    """Run ``source`` in a fresh interpreter in a temp dir: exit code, stdout and stderr."""
-    with tempfile.TemporaryDirectory(prefix="kforge-heal-") as d:
-        path = Path(d) / f"{name}.py"
-        path.write_text(source)
-        try:
-            proc = subprocess.run([sys.executable, "-I", path.name], cwd=d, capture_output=True, text=True,
-                                  timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired:
-            return Run(124, "", "TimeoutError: program did not finish")
-        return Run(proc.returncode, proc.stdout, proc.stderr.replace(d + "/", ""))
+    """Run ``source`` in the sandbox every program and generated fix runs in
+    (:func:`kforge.healing.sandbox.run_python`): exit code, stdout and stderr."""
+    from kforge.healing import sandbox
+
+    r = sandbox.run_python(source, name, limits=sandbox.Limits(timeout_s=float(timeout_s)))
+    return Run(r.code, r.stdout, r.stderr)
 
 
 def run_source(source: str, name: str = "prog", timeout_s: int = TIMEOUT_S) -> tuple[int, str]:

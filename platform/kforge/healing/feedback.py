@@ -7,6 +7,9 @@ Two kinds of row share the table ``feedback_healing``:
 * ``kind=fix``: a fix outcome: ``error_class`` (rule id or exception type), ``strategy`` and
   ``success`` (true/false), optionally the ``error_id`` it was applied to.
 
+The ``log`` and ``traceback`` texts are anonymised before they are stored (e-mails, user names in
+paths, addresses, hosts, tokens: :mod:`kforge.healing.anonymize`); ``anonymized`` records it.
+
 Example: ``kforge feedback add healing kind=fix error_class=py-keyerror strategy=dict-get-default success=true``
 """
 
@@ -36,8 +39,8 @@ SCHEMA = FeedbackSchema(
     fields=(
         Field("kind", choices=("label", "fix"), doc="label: an error with a label; fix: a fix outcome"),
         Field("error_id", required=False, doc="id of the error (optional)"),
-        Field("log", required=False, doc="kernel console log (label rows)"),
-        Field("traceback", required=False, doc="Python traceback (label rows)"),
+        Field("log", required=False, doc="kernel console log (label rows; anonymised before it is stored)", text=True),
+        Field("traceback", required=False, doc="Python traceback (label rows; anonymised before it is stored)", text=True),
         Field("label", required=False, doc="label field, e.g. crash_class, label_root_cause"),
         Field("value", required=False, doc="the label's value"),
         Field("error_class", required=False, doc="rule id or exception type (fix rows)"),

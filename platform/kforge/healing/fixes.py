@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kforge.errors import InputError
-from kforge.healing.corpus import Intended, Program, run_program
+from kforge.healing.corpus import TIMEOUT_S, Intended, Program
+from kforge.healing.sandbox import Limits, run_python
 from kforge.healing.traceback import PyError, parse_traceback
 
 GENERIC = "guard-try"
@@ -191,12 +192,12 @@ def _short(text: str, n: int = 160) -> str:
 
 
 def judge(prog: Program, patched: str, original_exc: str) -> Verdict:
-    """Run ``patched`` and judge it against ``prog``'s intended behaviour (``original_exc``: the short
-    exception type the unpatched program raised)."""
+    """Run ``patched`` in the sandbox (:func:`kforge.healing.sandbox.run_python`) and judge it against
+    ``prog``'s intended behaviour (``original_exc``: the short exception type the unpatched program raised)."""
     intended = _intended(prog)
-    run = run_program(with_checks(patched, intended), prog.name)
+    run = run_python(with_checks(patched, intended), prog.name, limits=Limits(timeout_s=TIMEOUT_S))
     behaviour = Verdict(True, "", "")
-    if run.code == 124:
+    if run.timed_out:
         behaviour = Verdict(False, TIMEOUT, "did not finish")
     elif run.code != 0 and _CHECK_MARK in run.stderr:
         behaviour = Verdict(False, CHECK_FAILED, run.stderr.split(_CHECK_MARK, 1)[1].strip())

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from kforge.registry.json_state import STATE_FILE, read_json_state
 
 PIP_REQUIREMENTS = ["scikit-learn==1.9.1", "numpy==2.4.0", "pandas==2.3.3"]
@@ -36,7 +37,7 @@ class _StateModel:
         self.bandit = ThompsonBandit.from_state(state) if self.kind == "bandit" else None
         self.effectiveness = FixEffectiveness.from_state(state) if self.kind == "effectiveness" else None
 
-    def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    def predict(self, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
         import pandas as pd
 
         rows = [{c: str(r.get(c) or "") for c in INPUT_COLUMNS} for r in model_input.to_dict(orient="records")]

@@ -37,6 +37,7 @@ from kforge.healing.classifiers import (
 from kforge.healing.features import frame_of, kind_of, raw_text, record, rule_tokens
 from kforge.healing.hybrid import MODES, reconcile
 from kforge.healing.rules import RuleEngine, RuleMatch, match_texts
+from kforge.registry.trusted import Reader, record_saved, unpickle
 
 MIN_ROWS = 8
 NO_CRASH = frozenset({"no-crash", "NO_CRASH"})   # the "nothing to report" class of the kernel labels
@@ -159,18 +160,29 @@ class HealingModel:
                              f"rows: coverage {lm.val_coverage:.3f}, precision {lm.val_precision:.3f})")
         return lines
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, tracker: Any = None) -> Path:
+        """Pickle the bundle to ``path``. The file loads again only where its sha256 was recorded: by the
+        release path (:func:`kforge.healing.pyfunc.save_pyfunc`, inside the MLflow run), or here in
+        ``tracker``'s registry when one is given (``--model`` in that home)."""
+        from kforge.healing.pyfunc import BUNDLE_FILE
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(pickle.dumps(self))
+        if tracker is not None:
+            record_saved(tracker, path, BUNDLE_FILE, group="healing")
         return path
 
     @staticmethod
-    def load(path: str | Path) -> "HealingModel":
+    def load(path: str | Path, *, read: Reader) -> "HealingModel":
+        """The bundle at ``path``. ``read`` checks the file against the sha256 recorded in the registry
+        before anything is unpickled (see :mod:`kforge.registry.trusted`)."""
+        from kforge.healing.pyfunc import BUNDLE_FILE
+
         path = Path(path)
         if not path.exists():
             raise InputError(f"{path}: no such model file")
-        obj = pickle.loads(path.read_bytes())
+        obj = unpickle(path, BUNDLE_FILE, read)
         if not isinstance(obj, HealingModel):
             raise InputError(f"{path}: not a kforge healing model")
         return obj

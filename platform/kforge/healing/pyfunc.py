@@ -12,11 +12,16 @@ Example::
 
 The pickled :class:`~kforge.healing.model.HealingModel` travels as the model's ``bundle``
 artifact (``model/artifacts/healing_model.pkl``), which ``kforge healing classify`` reads directly.
+Its sha256 is recorded on the run when it is saved (:func:`save_pyfunc`). A file is unpickled only
+once it matches the sha256 recorded on its run (the champion) or on any run of the home's registry
+(``--model FILE``); see :mod:`kforge.registry.trusted`.
 """
 
 import json
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 BUNDLE_FILE = "healing_model.pkl"
 PIP_REQUIREMENTS = ["lightgbm==4.7.0", "scikit-learn==1.9.1", "numpy==2.4.0", "pandas==2.3.3", "polars==2.1.0"]
@@ -58,20 +63,26 @@ def _pyfunc_class() -> type:
     class HealingPyfunc(mlflow.pyfunc.PythonModel):
         def load_context(self, context: Any) -> None:
             from kforge.healing.model import HealingModel
+            from kforge.registry.trusted import registry_download
 
-            self.model = HealingModel.load(context.artifacts["bundle"])
+            # MLflow has already unpickled this pyfunc from the registry's own directory
+            self.model = HealingModel.load(context.artifacts["bundle"], read=registry_download)
 
-        def predict(self, context, model_input, params=None):  # untyped: MLflow reads the signature instead
+        def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:  # DataFrame: MLflow infers no schema from it
             return output_frame(self.model.classify(rows_of(model_input)))
 
     return HealingPyfunc
 
 
 def save_pyfunc(model: Any, bundle: Path, out: Path) -> Path:
-    """Write an MLflow pyfunc model directory for ``model`` (already saved at ``bundle``) to ``out``."""
+    """Write an MLflow pyfunc model directory for ``model`` (already saved at ``bundle``) to ``out``,
+    and record the bundle's sha256 on the active MLflow run (the release path's run)."""
     import mlflow.pyfunc
     import pandas as pd
+    from kforge.registry.trusted import record
     from mlflow.models import infer_signature
+
+    record(bundle, BUNDLE_FILE)
 
     example = pd.DataFrame({
         "id": ["kernel-1", "python-1"],
@@ -88,23 +99,26 @@ def save_pyfunc(model: Any, bundle: Path, out: Path) -> Path:
 
 
 def load_bundle_dir(model_dir: Path) -> Any:
-    """The bundle inside a local copy of a ``kforge-healing`` model directory (older versions kept
-    it at the top of the directory)."""
+    """The bundle inside a local copy of a ``kforge-healing`` model directory that the release path
+    has just downloaded from the registry (older versions kept it at the top of the directory)."""
     from kforge.errors import InputError
     from kforge.healing.model import HealingModel
+    from kforge.registry.trusted import registry_download
 
     for path in (model_dir / "artifacts" / BUNDLE_FILE, model_dir / BUNDLE_FILE):
         if path.exists():
-            return HealingModel.load(path)
+            return HealingModel.load(path, read=registry_download)
     raise InputError(f"{model_dir}: no healing model bundle")
 
 
 def load_run_bundle(tracker: Any, run_id: str) -> Any:
     """The pickled bundle inside a run's pyfunc model (older runs logged it at ``model/`` directly),
-    read from the project's own tracking store only."""
+    read from the project's own tracking store only. It must match the sha256 that the run recorded
+    (runs from before digests were recorded are accepted as registry artifacts)."""
     import mlflow.artifacts
     from kforge.errors import InputError
     from kforge.healing.model import HealingModel
+    from kforge.registry.trusted import reader
 
     last: Exception | None = None
     for rel in (f"model/artifacts/{BUNDLE_FILE}", f"model/{BUNDLE_FILE}"):
@@ -113,7 +127,7 @@ def load_run_bundle(tracker: Any, run_id: str) -> Any:
         except Exception as exc:  # noqa: BLE001 - try the older layout next
             last = exc
             continue
-        return HealingModel.load(local)
+        return HealingModel.load(local, read=reader(tracker, run_id, legacy_ok=True))
     raise InputError(f"run {run_id}: no healing model bundle ({last})")
 
 

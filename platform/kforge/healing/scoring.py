@@ -63,7 +63,7 @@ def score_model(model: HealingModel, tests: dict[str, tuple[list[dict[str, Any]]
 def baseline_accuracy(train: list[dict[str, Any]], test: list[dict[str, Any]], label: str) -> float:
     """TF-IDF + logistic regression on the raw text, same split: the named baseline (NaN without
     labelled test rows, 0.0 when training has fewer than two classes)."""
-    from kforge.healing.classifiers import make_pipeline
+    from kforge.healing.classifiers import fit_member
     from kforge.healing.features import frame_of, record
 
     tr, te = labelled(train, label), labelled(test, label)
@@ -71,6 +71,6 @@ def baseline_accuracy(train: list[dict[str, Any]], test: list[dict[str, Any]], l
         return float("nan")
     if len({str(r[label]) for r in tr}) < 2:
         return 0.0
-    m = make_pipeline("tfidf_lr").fit(frame_of([record(r) for r in tr]), [str(r[label]) for r in tr])
+    m = fit_member("tfidf_lr", frame_of([record(r) for r in tr]), [str(r[label]) for r in tr])
     pred = m.predict(frame_of([record(r) for r in te]))
     return float(np.mean([p == str(r[label]) for p, r in zip(pred, te, strict=True)]))

@@ -6,11 +6,12 @@ than 2 days before the e-mail. Earlier versions of a series inherit the merge of
 with the same normalised title and sender.
 """
 
-import subprocess
 from pathlib import Path
 
 import polars as pl
 
+from kforge.errors import InputError
+from kforge.git.gitcmd import run_git
 from kforge.mail.archive import _git, git_dir
 from kforge.mail.parse import diff_of, normalise_title
 
@@ -27,7 +28,10 @@ def project_commits(path: Path, since: str = "") -> pl.DataFrame:
 
 
 def _patch_ids(stream: bytes) -> pl.DataFrame:
-    out = subprocess.run(["git", "patch-id", "--stable"], input=stream, capture_output=True, check=True).stdout
+    proc = run_git(None, "patch-id", "--stable", input_bytes=stream)
+    if proc.returncode != 0:
+        raise InputError(f"git patch-id failed: {proc.stderr.decode(errors='replace')[:300]}")
+    out = proc.stdout
     pairs = [line.split() for line in out.decode().splitlines() if line.strip()]
     return pl.DataFrame({"patch_id": [p[0] for p in pairs], "id": [p[1] for p in pairs]},
                         schema={"patch_id": pl.String, "id": pl.String})

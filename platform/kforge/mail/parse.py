@@ -3,12 +3,24 @@
 Subject tags are read as the kernel tools read them: ``[PATCH v3 2/5]``, ``[RFC PATCH]``,
 ``[PATCH 0/5]`` (cover letter); list tags such as ``[LTP]`` and ``Re:`` prefixes are dropped from
 the normalised title.
+
+A header that RFC 2047 cannot decode (an encoded word with an unknown charset, broken base64 or
+quoted-printable, or bytes its charset rejects) makes the message unreadable: :func:`parse_email`
+raises :class:`MalformedEmail` with a short reason to count, :func:`parse_messages` skips it and
+counts the reason, and the rest of an archive imports. Raw 8-bit bytes outside encoded words are
+read as UTF-8 with U+FFFD, as mailers that send them mean.
 """
 
+import base64
+import binascii
 import email
+import email.header
 import email.policy
 import email.utils
 import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 _TAG = re.compile(r"\[([^\]]*\b(?:PATCH|RFC)\b[^\]]*)\]", re.IGNORECASE)
@@ -45,10 +57,74 @@ def _payload(part: Any) -> str:
         return data.decode("utf-8", errors="replace")
 
 
-def parse_patch_email(raw: bytes, archive_id: str, max_bytes: int = 65536) -> dict[str, Any] | None:
-    """One row, or None when the message is not a patch (no ``[PATCH]``/``[RFC]`` tag)."""
+class MalformedEmail(ValueError):
+    """A message that cannot be decoded; ``reason`` is a short category (e.g. ``From: unknown charset``)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason} ({detail})" if detail else reason)
+        self.reason = reason
+
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([BbQq])\?([^?\s]*)\?=")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_BAD_QP = re.compile(r"=(?![0-9A-Fa-f]{2})")
+
+
+def _word(name: str, charset: str, enc: str, payload: str) -> str:
+    """One RFC 2047 encoded word, strictly."""
+    if enc in "Bb":
+        if not _BASE64.fullmatch(payload) or len(payload.rstrip("=")) % 4 == 1:
+            raise MalformedEmail(f"{name}: bad base64", payload[:40])
+        data = base64.b64decode(payload.rstrip("=") + "=" * (-len(payload.rstrip("=")) % 4))
+    else:
+        if _BAD_QP.search(payload) or not payload.isascii():
+            raise MalformedEmail(f"{name}: bad quoted-printable", payload[:40])
+        data = binascii.a2b_qp(payload.encode("ascii"), header=True)
+    charset = charset.split("*", 1)[0]  # RFC 2231 language suffix: utf-8*en
+    try:
+        return data.decode(charset)
+    except LookupError:
+        raise MalformedEmail(f"{name}: unknown charset", charset[:40]) from None
+    except UnicodeDecodeError:
+        raise MalformedEmail(f"{name}: bytes invalid in their charset", charset) from None
+
+
+def decode_header_value(value: Any, name: str) -> str:
+    """One header as text. Encoded words are decoded strictly (:class:`MalformedEmail` on an
+    unknown charset, broken base64 or quoted-printable, bytes invalid in the charset); raw 8-bit
+    bytes are read as UTF-8 (U+FFFD where they are not). An RFC 2231 language suffix
+    (``utf-8*en``) is allowed; whitespace between two encoded words is dropped (RFC 2047 6.2)."""
+    text = str(_raw_text(value))
+    out, pos, after_word = [], 0, False
+    for m in _ENCODED_WORD.finditer(text):
+        between = text[pos:m.start()]
+        if not (after_word and not between.strip()):
+            out.append(between)
+        out.append(_word(name, *m.groups()))
+        pos, after_word = m.end(), True
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _raw_text(value: Any) -> Any:
+    """A header the parser kept as raw 8-bit bytes (a ``Header``), as text: UTF-8, U+FFFD where not."""
+    if isinstance(value, email.header.Header):
+        return "".join(d.decode("utf-8", "replace") if isinstance(d, bytes) else d
+                       for d, _ in email.header.decode_header(value))
+    return value
+
+
+def _plain(msg: Any, name: str) -> str:
+    """A header that is not RFC 2047-decoded (ids, dates), as text."""
+    value = msg.get(name)
+    return "" if value is None else str(_raw_text(value)).strip()
+
+
+def parse_email(raw: bytes, archive_id: str, max_bytes: int = 65536) -> dict[str, Any] | None:
+    """One row, or None when the message is not a patch (no ``[PATCH]``/``[RFC]`` tag); raises
+    :class:`MalformedEmail` when its From: or Subject: cannot be decoded."""
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    subject = re.sub(r"\s+", " ", str(email.header.make_header(email.header.decode_header(msg.get("Subject", "")))))
+    subject = re.sub(r"\s+", " ", decode_header_value(msg.get("Subject", ""), "Subject"))
     tag = _TAG.search(subject)
     if tag is None:
         return None
@@ -56,24 +132,61 @@ def parse_patch_email(raw: bytes, archive_id: str, max_bytes: int = 65536) -> di
     tag_text = tag.group(1)
     version = int(m.group(1)) if (m := _VERSION.search(tag_text)) else 1
     index, total = (int(m.group(1)), int(m.group(2))) if (m := _INDEX.search(tag_text)) else (1, 1)
-    name, addr = email.utils.parseaddr(str(email.header.make_header(email.header.decode_header(msg.get("From", "")))))
-    date = msg.get("Date", "")
+    name, addr = email.utils.parseaddr(decode_header_value(msg.get("From", ""), "From"))
+    date = _plain(msg, "Date")
     try:
         dt = email.utils.parsedate_to_datetime(date)
         ts, iso = int(dt.timestamp()), dt.isoformat()
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         ts, iso = 0, ""
     headers = raw.split(b"\n\n", 1)[0].decode("utf-8", errors="replace")
     body = _text(msg)
     full = (headers + "\n\n" + body)[:max_bytes]
     return {
-        "archive_commit": archive_id, "message_id": (msg.get("Message-Id") or "").strip(),
-        "in_reply_to": (msg.get("In-Reply-To") or "").strip(), "from_name": name, "from_email": addr.lower(),
+        "archive_commit": archive_id, "message_id": _plain(msg, "Message-Id"),
+        "in_reply_to": _plain(msg, "In-Reply-To"), "from_name": name, "from_email": addr.lower(),
         "date": iso, "ts": ts, "subject": subject, "patch_tag": tag_text, "version": version, "index": index,
         "total": total, "is_cover": index == 0, "is_rfc": "rfc" in tag_text.lower(), "is_reply": is_reply,
         "title_norm": normalise_title(subject), "raw_email": full, "raw_email_bytes": len(raw),
         "has_diff": "\ndiff --git " in body or body.startswith("diff --git "),
     }
+
+
+def parse_patch_email(raw: bytes, archive_id: str, max_bytes: int = 65536) -> dict[str, Any] | None:
+    """:func:`parse_email`, with an undecodable message read as None (not a patch we can use)."""
+    try:
+        return parse_email(raw, archive_id, max_bytes)
+    except MalformedEmail:
+        return None
+
+
+@dataclass
+class ParsedMessages:
+    """The patch rows of a batch of messages, how many messages were read and why some were skipped."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    messages: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def report(self) -> dict[str, object]:
+        return {"messages": self.messages, "skipped_malformed": sum(self.skipped.values()),
+                "skipped_reasons": dict(sorted(self.skipped.items()))}
+
+
+def parse_messages(messages: Iterable[tuple[str, bytes]], max_bytes: int = 65536) -> ParsedMessages:
+    """Parse ``(archive id, raw message)`` pairs: patch rows kept, non-patches dropped, malformed
+    messages skipped and counted by reason."""
+    out = ParsedMessages()
+    for archive_id, raw in messages:
+        out.messages += 1
+        try:
+            row = parse_email(raw, archive_id, max_bytes)
+        except MalformedEmail as exc:
+            out.skipped[exc.reason] += 1
+            continue
+        if row is not None:
+            out.rows.append(row)
+    return out
 
 
 def split_mbox(data: bytes) -> list[bytes]:

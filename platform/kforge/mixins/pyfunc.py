@@ -9,11 +9,14 @@ import pandas as pd
 
 class MixinPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
-        import joblib
+        from pathlib import Path
 
         from kforge.mixins.catalogue import load_catalogue
+        from kforge.mixins.release import BUNDLE_FILE
+        from kforge.registry.trusted import registry_download, unpickle
 
-        self.predictor = joblib.load(context.artifacts["bundle"])
+        # MLflow has already unpickled this pyfunc from the registry's own directory
+        self.predictor = unpickle(Path(context.artifacts["bundle"]), BUNDLE_FILE, registry_download, use_joblib=True)
         self.traits = load_catalogue().traits()
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:

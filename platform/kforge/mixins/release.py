@@ -46,6 +46,7 @@ from kforge.registry.release import Candidate, ReleaseResult, Scored, release
 from kforge.storage import Warehouse
 
 MODEL_NAME = "kforge-mixins"
+BUNDLE_FILE = "bundle.joblib"   # its sha256 is recorded on the release run (kforge.registry.trusted)
 PIP = ["kforge", "lightgbm==4.7.0", "scikit-learn==1.9.1", "polars==2.1.0", "numpy==2.4.0", "pandas==2.3.3",
        "joblib", "mlflow==3.17.2"]
 
@@ -130,9 +131,11 @@ def _save_model(result: TrainResult, workdir: Path):  # noqa: ANN202 - Candidate
         from mlflow.models import infer_signature
 
         from kforge.mixins.pyfunc import MixinPyfunc
+        from kforge.registry.trusted import record
 
-        bundle = workdir / "bundle.joblib"
+        bundle = workdir / BUNDLE_FILE
         joblib.dump(result.predictor, bundle)
+        record(bundle, BUNDLE_FILE)   # on the release run: what the serving cache is checked against
         example = pd.DataFrame({"mixins": ["Caching,Retry"], "node_type": ["EFFECT"]})
         mlflow.pyfunc.save_model(str(model_dir), python_model=MixinPyfunc(), artifacts={"bundle": str(bundle)},
                                  pip_requirements=PIP, input_example=example,

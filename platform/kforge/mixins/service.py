@@ -8,7 +8,7 @@ Example::
 
 import itertools
 import json
-import shutil
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from kforge.mixins.catalogue import Catalogue, load_catalogue
 from kforge.mixins.dataset import feature_columns
 from kforge.mixins.harness import compose
 from kforge.mixins.predictor import MixinPredictor
-from kforge.mixins.release import MODEL_NAME
+from kforge.mixins.release import BUNDLE_FILE, MODEL_NAME
 
 MAX_RECOMMEND_COMBOS = 200
 INPUTS_KEY = "_model_inputs"    # stored with each cache entry, never returned to callers
@@ -30,19 +30,28 @@ INPUTS_KEY = "_model_inputs"    # stored with each cache entry, never returned t
 def load_predictor(tracker: Any, version: int) -> MixinPredictor:
     """The bundle of ``kforge-mixins`` version ``version`` (the registered model directory's
     ``artifacts/bundle.joblib``), downloaded once into the model cache for serving. The release
-    path never scores this cache: it downloads the registered directory itself."""
-    import joblib
+    path never scores this cache: it downloads the registered directory itself.
 
-    local = Path(tracker.paths.models_cache) / "mixins" / f"v{version}" / "bundle.joblib"
-    if not local.exists():
-        import mlflow
+    The cached file is used only when its sha256 equals the one that the version's run recorded
+    when kforge saved it. Otherwise (changed, truncated, replaced, or a version from before digests were
+    recorded) it is downloaded again from the registry and checked before it is unpickled."""
+    import mlflow
 
-        mv = tracker.client().get_model_version(MODEL_NAME, str(version))
-        tmp = mlflow.artifacts.download_artifacts(artifact_uri=f"{mv.source}/artifacts/bundle.joblib",
+    from kforge.registry.trusted import loads, reader, recorded, sha256_of
+
+    mv = tracker.client().get_model_version(MODEL_NAME, str(version))
+    local = Path(tracker.paths.models_cache) / "mixins" / f"v{version}" / BUNDLE_FILE
+    want = recorded(tracker, mv.run_id, BUNDLE_FILE)
+    data = local.read_bytes() if want is not None and local.is_file() else None
+    if data is None or sha256_of(data) != want:
+        tmp = mlflow.artifacts.download_artifacts(artifact_uri=f"{mv.source}/artifacts/{BUNDLE_FILE}",
                                                   tracking_uri=tracker.tracking_uri)
+        data = reader(tracker, mv.run_id, legacy_ok=True)(Path(tmp), BUNDLE_FILE)
         local.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(tmp, local)
-    return joblib.load(local)
+        part = local.with_name(f".{local.name}.{os.getpid()}.part")
+        part.write_bytes(data)
+        part.replace(local)   # atomic: a concurrent reader sees the old file or the new one
+    return loads(data, local, BUNDLE_FILE, use_joblib=True)
 
 
 class PredictionService:

@@ -28,8 +28,10 @@ Example (a toy model; see ``tests/unit/registry/test_release.py``)::
 import hashlib
 import json
 import math
+import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,7 +53,23 @@ from kforge.registry.tracking import Tracker, code_version, data_version
 
 Decision = Literal["promoted", "blocked", "unchanged"]
 TAG = "kforge."
-DAGSTER_UI = "http://127.0.0.1:3000"
+DAGSTER_UI = "http://127.0.0.1:3000"  # `make dev`; override with $KFORGE_DAGSTER_URL
+MLFLOW_UI = "http://127.0.0.1:5000"  # `make mlflow`; override with $KFORGE_MLFLOW_URL
+
+
+ML_WORKFLOW = "workflowType=machine_learning"  # the MLflow UI's "Model training" view (default: GenAI)
+
+
+def experiment_url(experiment_id: str, mlflow_ui: str | None = None) -> str:
+    """The experiment's runs table in the MLflow UI's "Model training" workflow."""
+    base = (mlflow_ui or ui_urls()[1]).rstrip("/")
+    return f"{base}/#/experiments/{experiment_id}/runs?{ML_WORKFLOW}"
+
+
+def ui_urls() -> tuple[str, str]:
+    """(Dagster UI, MLflow UI) base URLs that metadata and descriptions link to."""
+    return (os.environ.get("KFORGE_DAGSTER_URL", DAGSTER_UI).rstrip("/"),
+            os.environ.get("KFORGE_MLFLOW_URL", MLFLOW_UI).rstrip("/"))
 
 
 @dataclass(frozen=True)
@@ -108,6 +126,8 @@ class ReleaseResult:
     champion_eval_rows_digest: str
     data_version: str
     code_version: str
+    experiment_id: str = ""
+    released_at: str = ""
 
     @property
     def promoted(self) -> bool:
@@ -120,21 +140,80 @@ class ReleaseResult:
         return [c.name for c in self.checks if c.passed is False]
 
     def metadata(self) -> dict[str, Any]:
-        """Plain values for ``MaterializeResult`` metadata (rounded)."""
+        """``MaterializeResult`` metadata: numbers as floats (the asset's Plots tab trends them), links
+        into the MLflow UI, ISO dates, and empty champion fields when there is no champion."""
+        import dagster as dg
 
-        def r(x: float | None) -> float:
-            return round(float(x), 6) if x is not None and x == x else float("nan")
+        def r(x: float | None) -> Any:
+            return dg.MetadataValue.float(round(float(x), 6)) if x is not None and x == x else ""
 
-        return {
-            "model": self.spec.name, "model_version": self.version, "mlflow_run_id": self.run_id,
-            "gate_decision": self.decision, "gate_promoted": self.promoted, "gate_reason": self.reason,
-            "gate_metric": self.spec.metric, "gate_challenger_score": r(self.challenger_score),
-            "gate_champion_version": self.champion_version if self.champion_version is not None else -1,
+        _, mlflow_ui = ui_urls()
+        md: dict[str, Any] = {
+            "family": self.spec.family, "model": self.spec.name, "model_version": self.version,
+            "mlflow_run_id": self.run_id, "gate_decision": self.decision, "gate_promoted": self.promoted,
+            "gate_reason": self.reason, "gate_metric": self.spec.metric,
+            "gate_challenger_score": r(self.challenger_score),
+            self.spec.metric: r(self.challenger_score),
+            "gate_champion_version": "" if self.champion_version is None else int(self.champion_version),
             "gate_champion_score": r(self.champion_score),
             **{f"baseline_{k}": r(v) for k, v in self.baselines.items()},
             "eval_rows": self.eval_rows, "eval_rows_digest": self.eval_rows_digest,
             "data_version": self.data_version, "code_version": self.code_version[:12],
+            "model_version_url": dg.MetadataValue.url(
+                f"{mlflow_ui}/#/models/{self.spec.name}/versions/{self.version}?{ML_WORKFLOW}"),
         }
+        if self.run_id and self.experiment_id:
+            md["mlflow_run"] = dg.MetadataValue.url(
+                f"{mlflow_ui}/#/experiments/{self.experiment_id}/runs/{self.run_id}?{ML_WORKFLOW}")
+            md["mlflow_experiment"] = dg.MetadataValue.url(experiment_url(self.experiment_id, mlflow_ui))
+        if self.released_at:
+            md["released_at"] = self.released_at
+        return md
+
+
+@contextmanager
+def _mlflow_save_hints_off() -> Iterator[None]:
+    """While a family writes its model directory: MLflow's save-time hints (type hints on ``predict``,
+    input examples, CloudPickle caution) address authors of arbitrary pyfuncs; every kforge model is
+    saved with an explicit signature and input example and is only ever loaded from this home's
+    registry, so they are not something a kforge user can act on."""
+    import logging
+    import warnings
+
+    loggers = [logging.getLogger(n) for n in ("mlflow.pyfunc", "mlflow.pytorch", "mlflow.models")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels, strict=True):
+            lg.setLevel(lv)
+
+
+def _now_iso() -> str:
+    return f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _experiment_of(client: Any, run_id: str | None) -> str:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id).info.experiment_id if run_id else ""
+    except MlflowException:
+        return ""
+
+
+def _log_model_entry(client: Any, run: Any, spec: ModelSpec, model_dir: Path) -> None:
+    """Record the model as one of the run's "Logged models" (MLflow 3), with the same files."""
+    import mlflow
+
+    lm = mlflow.initialize_logged_model(name=spec.name.removeprefix("kforge-"), source_run_id=run.info.run_id,
+                                        experiment_id=run.info.experiment_id, tags={"kforge.family": spec.family})
+    client.log_model_artifacts(lm.model_id, str(model_dir))
+    mlflow.finalize_logged_model(lm.model_id, "READY")
 
 
 def params_hash(params: dict[str, Any]) -> str:
@@ -214,7 +293,7 @@ def _description(spec: ModelSpec, res: dict[str, Any], checks: list[Check], dags
     return "\n".join(lines)
 
 
-def release(tracker: Tracker, cand: Candidate, *, dagster_run_id: str = "", dagster_url: str = DAGSTER_UI) -> ReleaseResult:
+def release(tracker: Tracker, cand: Candidate, *, dagster_run_id: str = "", dagster_url: str | None = None) -> ReleaseResult:
     """Log, register, score the champion on the same rows, gate and describe one candidate."""
     import mlflow
 
@@ -240,7 +319,8 @@ def release(tracker: Tracker, cand: Candidate, *, dagster_run_id: str = "", dags
             checks = [c for c in checks if c.name != BEATS_CHAMPION] + [not_run(BEATS_CHAMPION, reason)]
             return ReleaseResult(decision="unchanged", reason=reason, version=int(latest.version),
                                  run_id=latest.run_id or "", champion_version=int(champ.version) if champ else None,
-                                 champion_score=None, checks=checks, champion_eval_rows_digest="", **common)
+                                 champion_score=None, checks=checks, champion_eval_rows_digest="",
+                                 experiment_id=_experiment_of(client, latest.run_id), released_at=_now_iso(), **common)
 
     asset_key = cand.asset_key or spec.asset_key
     tags = {"data_version": dv, "code_version": cv, "eval_rows_digest": digest, "model_name": spec.name,
@@ -264,9 +344,14 @@ def release(tracker: Tracker, cand: Candidate, *, dagster_run_id: str = "", dags
             if cand.log_extra is not None:
                 cand.log_extra()
             model_dir = work / "model"
-            cand.save_model(model_dir)
+            with _mlflow_save_hints_off():
+                cand.save_model(model_dir)
             mlflow.log_artifacts(str(model_dir), "model")
-            run_id = run.info.run_id
+            _log_model_entry(client, run, spec, model_dir)
+            run_id, experiment_id = run.info.run_id, run.info.experiment_id
+        base = ", ".join(spec.baselines) or "none"
+        tracker.describe_model(spec.family, spec.name, f"{spec.metric} ({'higher' if spec.higher_is_better else 'lower'}"
+                               f" is better) on held-out rows split by {spec.split}; baselines: {base}")
         version = aliases.register_challenger(client, run_id, "model", spec.name, {
             TAG + "eval_rows_digest": digest, TAG + "data_version": dv, TAG + "code_version": cv,
             TAG + "params_hash": ph, TAG + "dagster_run_id": dagster_run_id or "cli"})
@@ -334,9 +419,10 @@ def release(tracker: Tracker, cand: Candidate, *, dagster_run_id: str = "", dags
                "champion_version": champ_version, "champion_score": champ_score, "champion_digest": champ_digest,
                "baselines": cand.baselines}
     client.update_model_version(spec.name, str(version),
-                                description=_description(spec, summary, checks, dagster_run_id, dagster_url))
+                                description=_description(spec, summary, checks, dagster_run_id, dagster_url or ui_urls()[0]))
     if decision == "promoted":  # last: a version is champion only once its decision is recorded
         aliases.promote(client, spec.name, version, reason)
     return ReleaseResult(decision=decision, reason=reason, version=version, run_id=run_id,
                          champion_version=champ_version,
-                         champion_score=champ_score, checks=checks, champion_eval_rows_digest=champ_digest, **common)
+                         champion_score=champ_score, checks=checks, champion_eval_rows_digest=champ_digest,
+                         experiment_id=experiment_id, released_at=_now_iso(), **common)

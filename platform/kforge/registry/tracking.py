@@ -15,6 +15,8 @@ from typing import Any
 import polars as pl
 
 from kforge.config import Paths
+from kforge.errors import KforgeError
+from kforge.git.gitcmd import run_git
 from kforge.registry import aliases
 
 
@@ -34,12 +36,32 @@ def code_version() -> str:
     """The git sha of the kforge checkout, or 'unknown' outside a checkout."""
     here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=False
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
+        out = run_git(here, "rev-parse", "HEAD", timeout=10)
+        return out.stdout.decode(errors="replace").strip() or "unknown"
+    except (KforgeError, OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # the MLflow UI opens such an experiment on its runs table
+NOTE_TAG = "mlflow.note.content"  # the experiment's description in the MLflow UI
+GROUP_NOTES = {
+    "acceptance": "Patch acceptance: P(a merged commit is later fixed or reverted) and P(a patch e-mail is merged), "
+                  "trained on point-in-time features and gated on a time-split held-out set.",
+    "generation": "Generation: level-1 subsystem/type/size predictors, NNGen retrieval and a torch language model "
+                  "(with LoRA adapters) that draft commit messages and patches.",
+    "healing": "Healing: kernel-crash and Python-error classifiers (rules + models), and the fix-strategy bandit.",
+    "mixins": "Mixin compatibility: P(two mixins work together on a node type), learned from exercise outcomes.",
+    "telemetry": "Telemetry: OOM forecasting, the OOM action recommender and the learned scheduler, trained on "
+                 "memory and scheduler simulators.",
+}
+
+
+def experiment_tags(group: str) -> dict[str, str]:
+    """Tags every ``kforge/<group>`` experiment is created with."""
+    note = GROUP_NOTES.get(group, f"kforge models of the {group} family.")
+    return {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND,
+            NOTE_TAG: f"{note}\n\nModels (primary held-out metric, baselines it must beat):\n"}
 
 
 class Tracker:
@@ -84,12 +106,27 @@ class Tracker:
         # a remote tracking server owns its artifact root; locally, artifacts live under the home
         location = (self.paths.mlartifacts / group).as_uri() if self.is_local else None
         try:
-            return mlflow.create_experiment(name, artifact_location=location)
+            return mlflow.create_experiment(name, artifact_location=location, tags=experiment_tags(group))
         except Exception:  # created concurrently by another step
             exp = mlflow.get_experiment_by_name(name)
             if exp is None:
                 raise
             return exp.experiment_id
+
+    def describe_model(self, group: str, model: str, line: str) -> None:
+        """Make experiment ``kforge/<group>`` open on its runs table (``mlflow.experimentKind``) and
+        list ``model`` in its description: what it learns, its primary metric and its baselines."""
+        client = self.client()
+        exp_id = self.experiment_id(group)
+        tags = client.get_experiment(exp_id).tags or {}
+        if tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        note = tags.get(NOTE_TAG) or experiment_tags(group)[NOTE_TAG]
+        entry = f"- **{model}**: {line}"
+        lines = [x for x in note.splitlines() if not x.startswith(f"- **{model}**:")]
+        new = "\n".join([*lines, entry]) if lines and lines[-1].strip() else "\n".join([*lines, "", entry])
+        if new != note:
+            client.set_experiment_tag(exp_id, NOTE_TAG, new)
 
     @contextmanager
     def run(

@@ -15,7 +15,7 @@ Example::
 import re
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,21 @@ from kforge.errors import InputError, StorageError
 from kforge.storage.lock import file_lock
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_WRITE_SQL = re.compile(
-    r"\b(insert|update|delete|create|drop|alter|attach|detach|copy|export|import|install|load|"
-    r"pragma|set|call|checkpoint|vacuum)\b",
-    re.IGNORECASE,
-)
+
+# `kforge query` runs user SQL on a connection that can reach nothing but the warehouse: no files,
+# no URLs, no extensions (installed or auto-loaded), and a configuration the query cannot unlock.
+SANDBOX_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "lock_configuration": True,
+}
+# DuckDB types polars cannot hold are handed over as text (nested ones as JSON)
+_TEXT_TYPES = re.compile(r"\b(INTERVAL|UNION|BIT|TIME WITH TIME ZONE|BIGNUM|VARINT)\b")
+_NESTED_IDS = {"list", "struct", "map", "array", "union"}
+_DAMAGED = re.compile(r"corrupt database file|not a valid duckdb database file|could not read enough bytes|"
+                      r"does not match stored checksum", re.IGNORECASE)
 
 
 def _ident(name: str) -> str:
@@ -49,18 +59,25 @@ class Warehouse:
         self.retries = retries
 
     # -- connections -------------------------------------------------------------------------
-    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+    def _connect(self, read_only: bool, sandboxed: bool = False) -> duckdb.DuckDBPyConnection:
         delay = 0.1
+        config = SANDBOX_CONFIG if sandboxed else {}
         for attempt in range(self.retries + 1):
             try:
                 if read_only and not self.path.exists():
-                    return duckdb.connect(":memory:")
+                    return duckdb.connect(":memory:", config=config)
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                return duckdb.connect(str(self.path), read_only=read_only)
-            except duckdb.IOException as exc:  # lock held by a process outside our file lock
+                return duckdb.connect(str(self.path), read_only=read_only, config=config)
+            except OSError as exc:  # the home's directory cannot be created
+                raise self._unwritable(exc) from exc
+            except duckdb.Error as exc:  # lock held by a process outside our file lock, or a bad file
                 msg = str(exc)
-                if _out_of_space(exc):
+                if is_out_of_space(exc):
                     raise self._no_space(exc) from exc
+                if is_damaged(exc):
+                    raise self._damaged(exc) from exc
+                if re.search(r"read-only file system|permission denied", msg, re.IGNORECASE):
+                    raise self._unwritable(exc) from exc
                 if "lock" not in msg.lower() or attempt == self.retries:
                     raise StorageError(f"cannot open warehouse {self.path}: {msg}") from exc
                 time.sleep(delay)
@@ -68,12 +85,27 @@ class Warehouse:
         raise AssertionError("unreachable")
 
     @contextmanager
-    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection (shared lock)."""
-        with file_lock(self.lock_path, exclusive=False, timeout_s=self.lock_timeout_s):
-            con = self._connect(read_only=True)
+    def _locked(self, exclusive: bool) -> Iterator[None]:
+        """The warehouse file lock; a lock file that cannot be created or opened is a StorageError."""
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(file_lock(self.lock_path, exclusive=exclusive, timeout_s=self.lock_timeout_s))
+            except OSError as exc:
+                raise self._unwritable(exc) from exc
+            yield
+
+    @contextmanager
+    def reader(self, sandboxed: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection (shared lock); ``sandboxed``: one that reaches nothing outside the
+        warehouse (:data:`SANDBOX_CONFIG`), for SQL a user typed."""
+        with self._locked(exclusive=False):
+            con = self._connect(read_only=True, sandboxed=sandboxed)
             try:
                 yield con
+            except duckdb.Error as exc:
+                if is_damaged(exc):
+                    raise self._damaged(exc) from exc
+                raise
             finally:
                 con.close()
 
@@ -83,7 +115,7 @@ class Warehouse:
 
         Commits when the block ends normally, rolls back on any exception.
         """
-        with file_lock(self.lock_path, exclusive=True, timeout_s=self.lock_timeout_s):
+        with self._locked(exclusive=True):
             con = self._connect(read_only=False)
             try:
                 con.execute("BEGIN TRANSACTION")
@@ -94,13 +126,15 @@ class Warehouse:
                         con.execute("ROLLBACK")
                     except duckdb.Error:
                         pass  # already aborted by DuckDB; nothing of this transaction is stored
-                    if _out_of_space(exc):
+                    if is_out_of_space(exc):
                         raise self._no_space(exc) from exc
+                    if is_damaged(exc):
+                        raise self._damaged(exc) from exc
                     raise
                 try:
                     con.execute("COMMIT")
                 except duckdb.Error as exc:
-                    if _out_of_space(exc):
+                    if is_out_of_space(exc):
                         raise self._no_space(exc) from exc
                     raise StorageError(f"could not commit to {self.path}: {exc}") from exc
             finally:
@@ -116,6 +150,21 @@ class Warehouse:
             f"KFORGE_HOME to a larger disk, then re-run (writes are idempotent). DuckDB said: {_root_cause(exc)}"
         )
 
+    def _damaged(self, exc: BaseException) -> StorageError:
+        return StorageError(
+            f"the warehouse {self.path} is damaged ({_first_line(exc)[:200]}): run `kforge doctor` to see "
+            "which tables still read, then restore it from a backup (`kforge doctor --backup DIR` makes one) "
+            "or move the file aside and rebuild it with `kforge ingest` and `kforge materialize`"
+        )
+
+    def _unwritable(self, exc: BaseException) -> StorageError:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
+        return StorageError(
+            f"cannot write in {self.path.parent}: {reason}. Every kforge command, even a read, takes a lock "
+            "file beside the warehouse: fix the directory's permissions, or pass --home DIR (or set KFORGE_HOME) "
+            "to a writable directory (`kforge doctor --backup DIR` copies this home there)"
+        )
+
     # -- reads -------------------------------------------------------------------------------
     def read(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         """Run a query and return a polars DataFrame."""
@@ -123,18 +172,25 @@ class Warehouse:
             return _fetch(con, sql, params)
 
     def query_readonly(self, sql: str) -> pl.DataFrame:
-        """Run a user-supplied query; anything that could modify the warehouse is refused."""
-        stripped = sql.strip().rstrip(";")
-        if not stripped:
-            raise InputError("empty query")
-        if ";" in stripped:
-            raise InputError("one statement at a time: the query contains ';'")
-        if _WRITE_SQL.search(re.sub(r"'[^']*'", "''", stripped)):
-            raise InputError("kforge query is read-only: INSERT/UPDATE/DDL statements are refused")
-        try:
-            return self.read(stripped)
-        except duckdb.Error as exc:
-            raise InputError(f"query failed: {exc}") from exc
+        """Run one user-supplied SELECT (or EXPLAIN of one) on a sandboxed read-only connection.
+
+        Statements are classified by DuckDB's own parser; the connection cannot read files or URLs,
+        install or load extensions, or change its configuration (:data:`SANDBOX_CONFIG`). Columns
+        of DuckDB types polars cannot hold (intervals, unions, bit strings) come back as text.
+        """
+        statement = _one_select(sql)
+        with self.reader(sandboxed=True) as con:
+            try:
+                rel = con.sql(statement)
+                if rel is None:
+                    return pl.DataFrame()
+                return pl.from_arrow(_polars_safe(rel).to_arrow_table())  # type: ignore[return-value]
+            except duckdb.PermissionException as exc:
+                raise InputError(f"kforge query reads only the warehouse's own tables: {_first_line(exc)}") from exc
+            except duckdb.Error as exc:
+                if is_damaged(exc):
+                    raise self._damaged(exc) from exc
+                raise InputError(f"query failed: {_first_line(exc)}") from exc
 
     def tables(self) -> list[str]:
         if not self.path.exists():
@@ -183,6 +239,56 @@ class Warehouse:
             con.execute(sql, params or [])
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _one_select(sql: str) -> str:
+    """The single SELECT (or EXPLAIN of a SELECT) in ``sql``, classified by DuckDB's own parser
+    (so a ';' or a keyword inside a string literal is just text); anything else is an InputError."""
+    statements = _parse(sql)
+    if len(statements) > 1:
+        raise InputError(f"one statement at a time: the query holds {len(statements)} statements")
+    stmt = statements[0]
+    if stmt.type == duckdb.StatementType.SELECT:
+        return stmt.query
+    if stmt.type == duckdb.StatementType.EXPLAIN:
+        inner = _parse(re.sub(r"^\s*explain(\s+analy[sz]e)?\s+", "", stmt.query, flags=re.IGNORECASE))
+        if len(inner) == 1 and inner[0].type == duckdb.StatementType.SELECT:
+            return stmt.query
+    name = str(stmt.type).rsplit(".", 1)[-1]
+    raise InputError(f"kforge query is read-only: {name} statements are refused (only SELECT, or EXPLAIN of a SELECT)")
+
+
+def _parse(sql: str) -> list[Any]:
+    try:
+        statements = duckdb.extract_statements(sql) if sql.strip() else []
+    except duckdb.Error as exc:
+        raise InputError(f"query failed: {_first_line(exc)}") from exc
+    if not statements:
+        raise InputError("empty query")
+    return statements
+
+
+def _polars_safe(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """``rel`` with the columns polars cannot import turned into text (nested ones into JSON)."""
+    exprs, changed = [], False
+    for name, dtype in zip(rel.columns, rel.dtypes, strict=True):
+        quoted = '"' + name.replace('"', '""') + '"'
+        if _TEXT_TYPES.search(str(dtype)):
+            changed = True
+            as_text = f"to_json({quoted})" if dtype.id in _NESTED_IDS else f"{quoted}::VARCHAR"
+            exprs.append(f"{as_text} AS {quoted}")
+        else:
+            exprs.append(quoted)
+    return rel.project(", ".join(exprs)) if changed else rel
+
+
+def is_damaged(exc: BaseException) -> bool:
+    """True when DuckDB failed because the warehouse file is corrupt, truncated or not a database."""
+    return any(isinstance(e, duckdb.Error) and _DAMAGED.search(str(e)) for e in _chain(exc))
+
+
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
     cur: BaseException | None = exc
@@ -192,7 +298,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         cur = cur.__cause__ or cur.__context__
 
 
-def _out_of_space(exc: BaseException) -> bool:
+def is_out_of_space(exc: BaseException) -> bool:
     """True when DuckDB (or the OS under it) failed for lack of disk space (ENOSPC / quota)."""
     return any(isinstance(e, (duckdb.Error, OSError)) and
                re.search(r"no space left|disk is full|disk quota exceeded|out of space", str(e), re.IGNORECASE)

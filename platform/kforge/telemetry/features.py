@@ -89,8 +89,9 @@ def horizon_labels(samples: pl.DataFrame, events: pl.DataFrame, horizon_s: float
     ooms = (events.filter(pl.col("kind") == "oom_kill").select("run_id", pl.col("t_s").alias("oom_t"))
             .sort("run_id", "oom_t"))
     base = samples.sort("run_id", "t_s")
+    # both sides are sorted by (run_id, time) just above, so polars need not (and cannot) check it
     joined = base.join_asof(ooms, left_on="t_s", right_on="oom_t", by="run_id", strategy="forward",
-                            allow_exact_matches=False)
+                            allow_exact_matches=False, check_sortedness=False)
     return joined.with_columns((pl.col("oom_t") - pl.col("t_s")).alias("next_oom_s")).with_columns(
         ((pl.col("next_oom_s") > 0) & (pl.col("next_oom_s") <= horizon_s)).fill_null(False).cast(pl.Int8).alias("y")
     ).drop("oom_t")

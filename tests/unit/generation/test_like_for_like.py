@@ -126,3 +126,32 @@ def test_noprefix_lm_is_given_no_level1_subsystem(fitted, parts, monkeypatch):
     slot = [p[p.index(sub) + 1:p.index(bb.marker("<type>")[0])] for p in seen]
     assert all(bb.decode(s).strip() == "" for s in slot[:4])                       # no level-1 subsystem
     assert [bb.decode(s).strip() for s in slot[4:]] == [p["subsystem"] for p in served.l1]
+
+
+def test_lm_is_trained_with_an_empty_subsystem_slot_on_a_share_of_examples(fitted, parts):
+    """Issue 15.1: the no-prefix pair measures the LM on its own, so the LM must have seen the empty
+    <sub> slot in training: with the share set, some message prompts carry no subsystem."""
+    from kforge.generation.pipeline import GenerationConfig
+
+    _level1, index, bb = fitted
+    rows = parts["train"].head(60)
+    sub, typ = bb.marker("<sub>"), bb.marker("<type>")
+
+    def find(ids: list[int], pat: list[int], start: int = 0) -> int:
+        return next(i for i in range(start, len(ids) - len(pat) + 1) if ids[i:i + len(pat)] == pat)
+
+    def blank_count(examples) -> int:  # noqa: ANN001
+        n = 0
+        for ex in examples:
+            ids = ex.ids[:ex.n_prompt]
+            if sub[0] not in ids:
+                continue  # not a message example
+            a = find(ids, sub) + len(sub)
+            n += bb.decode(ids[a:find(ids, typ, a)]).strip() == ""
+        return n
+
+    none = build_examples(bb, rows, index, self_in_index=True, blank_subsystem_share=0.0)
+    some = build_examples(bb, rows, index, self_in_index=True, blank_subsystem_share=0.5)
+    assert blank_count(none) <= sum(1 for p in rows["prefix"].to_list() if not p)
+    assert blank_count(some) >= blank_count(none) + 15
+    assert GenerationConfig().blank_subsystem_share > 0

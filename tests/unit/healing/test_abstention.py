@@ -5,8 +5,10 @@ import json
 
 import numpy as np
 from kforge.cli.main import main
+from kforge.config import Paths
 from kforge.healing.classifiers import UNKNOWN, choose_threshold, coverage_precision
 from kforge.healing.model import system_answer, train_bundle
+from kforge.registry import Tracker
 
 from tests.unit.healing.test_other_kernels import BOOT, FREEBSD_GPF, FREEBSD_PAGE_FAULT, GVISOR_RACE
 
@@ -75,7 +77,7 @@ def test_classify_answers_top1_with_an_abstain_flag(tmp_path, capsys) -> None:
                       "d": "kcsan-data-race", "e": "no-crash"}
 
     # the CLI writes the same rows and says how many each label answered at its threshold
-    path = model.save(tmp_path / "m.pkl")
+    path = model.save(tmp_path / "m.pkl", tracker=Tracker(Paths.of(tmp_path / "h")))
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in inputs))
     assert main(["--home", str(tmp_path / "h"), "healing", "classify", "--input", str(tmp_path / "in.jsonl"),
                  "--output", str(tmp_path / "out.jsonl"), "--model", str(path)]) == 0

@@ -3,11 +3,13 @@ from pathlib import Path
 
 import pytest
 from kforge.cli.main import main
+from kforge.config import Paths
 from kforge.errors import InputError
 from kforge.feedback import add_feedback
 from kforge.healing.corpus import load_programs, run_source
 from kforge.healing.fixes import apply_strategy
 from kforge.healing.traceback import parse_traceback
+from kforge.registry import Tracker
 from kforge.storage import Warehouse
 
 
@@ -69,7 +71,6 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     # so fix feedback on that id is joined to what kforge said
     import time
 
-    from kforge.config import Paths
     from kforge.monitoring.feedback_join import joined
 
     wh = Warehouse(Paths(Path(home)).warehouse)
@@ -92,7 +93,7 @@ def test_classify_with_a_saved_model(tmp_path):
 
     rows = [{**r, "group": r["program"]} for r in run_corpus(load_programs()[:24])]
     model = train_bundle({"python": (rows, CORPUS_LABELS[:1], "group")})
-    path = model.save(tmp_path / "m.pkl")
+    path = model.save(tmp_path / "m.pkl", tracker=Tracker(Paths.of(tmp_path / "h")))
     inp = tmp_path / "in.jsonl"
     inp.write_text("\n".join(json.dumps({"id": r["id"], "traceback": r["traceback"]}) for r in rows[:3]) + "\n"
                    + json.dumps({"id": "k1", "log": "[ 1.0] BUG: KASAN: use-after-free in foo+0x1/0x2"}) + "\n")
@@ -109,7 +110,6 @@ def test_classify_with_a_saved_model(tmp_path):
     tb.write_text(rows[0]["traceback"])
     assert main(["--home", str(tmp_path / "h"), "healing", "explain", str(tb), "--model", str(path),
                  "--id", "x1"]) == 0
-    from kforge.config import Paths
 
     wh = Warehouse(Paths(tmp_path / "h").warehouse)
     logged = wh.read("select field, model_version from prediction_items where item_key = 'x1'").rows()

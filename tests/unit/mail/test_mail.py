@@ -6,9 +6,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 from kforge.errors import InputError
-from kforge.mail.archive import read_patches
 from kforge.mail.match import agreement, match_emails
 from kforge.mail.parse import normalise_title, parse_patch_email
+from kforge.mail.reader import read_patch_emails
 
 ENV = {"GIT_AUTHOR_NAME": "Ann", "GIT_AUTHOR_EMAIL": "ann@example.org", "GIT_COMMITTER_NAME": "Ann",
        "GIT_COMMITTER_EMAIL": "ann@example.org", "PATH": "/usr/bin:/bin"}
@@ -33,10 +33,10 @@ def test_subject_tags_and_titles() -> None:
 
 def test_read_patches_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such archive"):
-        read_patches(tmp_path / "nope.mbox")
+        read_patch_emails(tmp_path / "nope.mbox")
     (tmp_path / "x.mbox").write_text("From: a@b\nSubject: hello\n\nno patch here\n")
     with pytest.raises(InputError, match="no patch e-mails"):
-        read_patches(tmp_path / "x.mbox")
+        read_patch_emails(tmp_path / "x.mbox")
 
 
 def test_patch_id_recovers_a_reworded_merge(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_patch_id_recovers_a_reworded_merge(tmp_path: Path) -> None:
                 "diff --git a/a.c b/a.c\n--- a/a.c\n+++ b/a.c\n@@ -1 +1,2 @@\n int a;\n+int d;\n")
     mbox = tmp_path / "list.mbox"
     mbox.write_text(patches + unmerged)
-    mails = read_patches(mbox)
+    mails = read_patch_emails(mbox).frame
     assert mails.height == 3
     matched = match_emails(mails, repo)
     by_title = dict(zip(matched["title_norm"], matched["match_by"], strict=True))

@@ -180,3 +180,35 @@ def test_generalizes_not_run_warns_but_a_loss_blocks(tracker: Tracker) -> None:
                           "checks": [*base.checks, generalizes_check(spec, {"a": (0.9, 0.5), "b": (0.4, 0.5)})]})
     r2 = release(tracker, losing)
     assert r2.decision == "blocked" and "generalizes (failed)" in r2.reason
+
+
+def test_reviewer_sees_experiment_kind_description_logged_model_and_links(tracker: Tracker,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17: the experiment opens on runs and says what its models are judged on; the model is one of
+    the run's logged models; metadata links into the MLflow UI, numbers are floats, no -1 champion."""
+    import dagster as dg
+
+    monkeypatch.setenv("KFORGE_MLFLOW_URL", "http://mlflow.example:5000/")
+    r1 = release(tracker, _cand(0.7, pl.DataFrame({"x": [1, 2, 3]})), dagster_run_id="run-1")
+    client = tracker.client()
+    exp = client.get_experiment(client.get_run(r1.run_id).info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "- **kforge-toy**: test_acc (higher is better)" in exp.tags["mlflow.note.content"]
+    assert "baselines: majority" in exp.tags["mlflow.note.content"]
+    import mlflow
+
+    logged = mlflow.search_logged_models(experiment_ids=[exp.experiment_id], output_format="list")
+    assert [m.source_run_id for m in logged] == [r1.run_id]
+    md = r1.metadata()
+    assert md["gate_champion_version"] == "" and md["gate_champion_score"] == ""  # no champion: empty, not -1
+    assert md["gate_challenger_score"] == dg.MetadataValue.float(0.7)
+    assert md["baseline_majority"] == dg.MetadataValue.float(0.6)
+    ml = "?workflowType=machine_learning"  # the UI's "Model training" view, not its GenAI default
+    assert md["mlflow_run"].url == f"http://mlflow.example:5000/#/experiments/{exp.experiment_id}/runs/{r1.run_id}{ml}"
+    assert md["model_version_url"].url == f"http://mlflow.example:5000/#/models/kforge-toy/versions/1{ml}"
+    assert md["mlflow_experiment"].url == f"http://mlflow.example:5000/#/experiments/{exp.experiment_id}/runs{ml}"
+    assert md["released_at"][:2] == "20" and md["released_at"].endswith("Z")
+    r2 = release(tracker, _cand(0.8, pl.DataFrame({"x": [4, 5, 6]})), dagster_run_id="run-2")
+    assert r2.metadata()["gate_champion_version"] == 1
+    note = client.get_experiment(exp.experiment_id).tags["mlflow.note.content"]
+    assert note.count("- **kforge-toy**:") == 1  # one line per model, not one per release

@@ -48,10 +48,14 @@ def test_oom_forecaster_beats_the_heuristic_on_held_out_seeds() -> None:
 
 @pytest.mark.model_quality
 def test_learned_scheduler_beats_cfs_on_unseen_seeds_and_an_unseen_mix() -> None:
-    """Imitate SRPT on three mixes at seeds 0-2; on seeds 1000-1002 (never trained on) the learned
-    policy's mean turnaround beats the CFS-like baseline, both on the trained mixes and on
-    ``bursty_arrivals``, a mix it never saw (mean relative gain, the metric the release gate uses)."""
-    cfg = PolicyConfig(train_seeds=(0, 1, 2), n_tasks=100, epochs=6, dagger_rounds=1)
+    """Imitate SRPT on three mixes with the shipped training config; on seeds 1000-1002 (never trained
+    on) the learned policy's mean turnaround beats the CFS-like baseline, both on the trained mixes and
+    on ``bursty_arrivals``, a mix it never saw (mean relative gain, the metric the release gate uses).
+
+    The shipped config, not a cheaper one: with 3 training seeds, 100 tasks and one DAgger round the
+    unseen-mix result depends on the initialisation seed (seed 0 and 2 lose to CFS on bursty_arrivals,
+    seed 1 wins), while the shipped config wins on every mix for seeds 0, 1 and 2 (docs/notes/issue-15-telemetry.md)."""
+    cfg = PolicyConfig()
     unseen_mix = "bursty_arrivals"
     assert unseen_mix in MIXES and unseen_mix not in cfg.train_mixes
     _, policy, _ = train_policy(cfg)
