@@ -16,7 +16,8 @@ def toy_model() -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={"family": "unit", "model": "kforge-toy", "model_version": 3, "gate_decision": "blocked",
                   "gate_reason": "blocked by gates: beats_majority (failed)", "gate_metric": "test_acc",
-                  "gate_challenger_score": dg.MetadataValue.float(0.61), "baseline_majority": 0.64},
+                  "gate_challenger_score": dg.MetadataValue.float(0.61), "baseline_majority": 0.64,
+                  "baseline_majority_accuracy": 0.64, "gate_baselines": "majority"},
         check_results=[dg.AssetCheckResult(check_name="beats_majority", passed=False,
                                            metadata={"status": "failed", "detail": "0.6100 vs majority 0.6400"}),
                        dg.AssetCheckResult(check_name="generalizes", passed=False,

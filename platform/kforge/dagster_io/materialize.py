@@ -88,13 +88,13 @@ def materialize_selection(defs: dg.Definitions, paths: Paths, selection: str | N
         job = local.resolve_job_def(INGEST_JOB)
         for pk in partitions or inst.get_dynamic_partitions("repositories"):
             res = job.execute_in_process(instance=inst, partition_key=pk, tags=tags, raise_on_error=False,
-                                         run_config=run_config(len(partitioned)))
+                                         run_config=run_config(_steps(job)))
             runs += 1
             ok &= res.success
             run_ids.append(res.run_id)
     if rest and ok:
         job = local.resolve_job_def(MATERIALIZE_JOB)
-        res = job.execute_in_process(instance=inst, tags=tags, raise_on_error=False, run_config=run_config(len(rest)))
+        res = job.execute_in_process(instance=inst, tags=tags, raise_on_error=False, run_config=run_config(_steps(job)))
         runs += 1
         ok &= res.success
         run_ids.append(res.run_id)
@@ -103,3 +103,8 @@ def materialize_selection(defs: dg.Definitions, paths: Paths, selection: str | N
                 failed_checks.append(f"{ev.asset_key.to_user_string()}:{ev.check_name}")
         models = summary_rows(res, champion_of)
     return MaterializeSummary(runs, ok, sorted(k.to_user_string() for k in keys), failed_checks, run_ids, models)
+
+
+def _steps(job: dg.JobDefinition) -> int:
+    """How many steps a run of ``job`` executes (a multi-asset is one step; so is a separate check)."""
+    return len(job.graph.node_dict)

@@ -117,8 +117,8 @@ def summary_rows(result: Any, champion_of: Any = None) -> list[SummaryRow]:
             row.decision = str(md.get("gate_decision") or "")
             row.metric = str(md.get("gate_metric") or "")
             row.score = _float(md.get("gate_challenger_score"))
-            row.baselines = {k[len("baseline_"):]: f for k, v in md.items()
-                             if k.startswith("baseline_") and (f := _float(v)) is not None}
+            names = [b.strip() for b in str(md.get("gate_baselines") or "").split(",") if b.strip()]
+            row.baselines = {b: f for b in names if (f := _float(md.get(f"baseline_{b}"))) is not None}
             row.note = str(md.get("gate_reason") or "")
             if champion_of is not None and row.version:
                 champ = champion_of(model)

@@ -157,6 +157,7 @@ class ReleaseResult:
             "gate_champion_version": "" if self.champion_version is None else int(self.champion_version),
             "gate_champion_score": r(self.champion_score),
             **{f"baseline_{k}": r(v) for k, v in self.baselines.items()},
+            "gate_baselines": ", ".join(self.baselines),
             "eval_rows": self.eval_rows, "eval_rows_digest": self.eval_rows_digest,
             "data_version": self.data_version, "code_version": self.code_version[:12],
             "model_version_url": dg.MetadataValue.url(
