@@ -102,7 +102,13 @@ def test_acceptance_user_path(prepared: Path, dagster_ui: str, mlflow_ui: str, p
     ids = [r.info.run_id for r in runs[:2]]
     page.goto(f"{mlflow_ui}/#/experiments/{exp.experiment_id}/runs")
     page.get_by_text("kforge-acceptance-commit", exact=False).first.wait_for()  # run names: <model> <date> <run id>
-    page.goto(f"{mlflow_ui}/#/compare-runs?runs={json.dumps(ids)}&experiments={json.dumps([exp.experiment_id])}")
+    # a fresh document (not a hash change from the runs page, which the compare page can read before its
+    # query is set) and the JSON lists URL-encoded
+    from urllib.parse import quote
+
+    page.goto("about:blank")
+    page.goto(f"{mlflow_ui}/#/compare-runs?runs={quote(json.dumps(ids))}"
+              f"&experiments={quote(json.dumps([exp.experiment_id]))}&workflowType=machine_learning")
     page.get_by_text("test_roc_auc", exact=False).first.wait_for()
     for rid in ids:
         page.get_by_text(rid[:8], exact=False).first.wait_for()
