@@ -37,12 +37,14 @@ def retrain_job(family: str, selection: dg.AssetSelection, description: str) -> 
                                tags={FAMILY_TAG: family})
 
 
+AFTER_INGESTION = dg.AssetSelection.all() - dg.AssetSelection.assets(*INGESTION_ASSETS)
+
 nightly_refresh_and_retrain = dg.define_asset_job(
-    "nightly_refresh_and_retrain", selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*INGESTION_ASSETS),
+    "nightly_refresh_and_retrain", selection=AFTER_INGESTION,
     description="Rebuild the commit tables and features, then retrain and gate every model family.",
     tags={FAMILY_TAG: "all"})
 materialize_all = dg.define_asset_job(
-    MATERIALIZE_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*INGESTION_ASSETS),
+    MATERIALIZE_JOB, selection=AFTER_INGESTION,
     description="Everything after ingestion, in dependency order: what `kforge materialize` and `make demo` run "
                 "(their runs carry kforge/trigger=cli or demo).")
 nightly_retrain = dg.ScheduleDefinition(

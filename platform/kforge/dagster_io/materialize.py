@@ -14,7 +14,13 @@ import dagster as dg
 from kforge.config import Paths
 from kforge.dagster_io.instance import instance as kforge_instance
 from kforge.dagster_io.instance import mark_dead_runs_failed, owner_tags
-from kforge.dagster_io.progress import SummaryRow, logger_defs, run_config, summary_rows
+from kforge.dagster_io.progress import (
+    SummaryRow,
+    failed_check_evaluations,
+    logger_defs,
+    run_config,
+    summary_rows,
+)
 from kforge.errors import InputError
 
 
@@ -98,9 +104,7 @@ def materialize_selection(defs: dg.Definitions, paths: Paths, selection: str | N
         runs += 1
         ok &= res.success
         run_ids.append(res.run_id)
-        for ev in res.get_asset_check_evaluations():
-            if not ev.passed and getattr((ev.metadata or {}).get("status"), "value", None) != "not run":
-                failed_checks.append(f"{ev.asset_key.to_user_string()}:{ev.check_name}")
+        failed_checks = [f"{ev.asset_key.to_user_string()}:{ev.check_name}" for ev in failed_check_evaluations(res)]
         models = summary_rows(res, champion_of)
     return MaterializeSummary(runs, ok, sorted(k.to_user_string() for k in keys), failed_checks, run_ids, models)
 

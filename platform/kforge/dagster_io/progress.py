@@ -91,6 +91,12 @@ def _value(entry: Any) -> Any:
     return getattr(entry, "value", entry)
 
 
+def failed_check_evaluations(result: Any) -> list[Any]:
+    """The run's asset checks that ran and failed (a check reported "not run" is not a failure)."""
+    return [ev for ev in result.get_asset_check_evaluations()
+            if not ev.passed and _value((ev.metadata or {}).get("status")) != "not run"]
+
+
 def summary_rows(result: Any, champion_of: Any = None) -> list[SummaryRow]:
     """One row per model an in-process run released (or skipped), from its materialization metadata
     (``release_metadata``) and its failed asset checks. ``champion_of(model) -> version | None``
@@ -125,13 +131,9 @@ def summary_rows(result: Any, champion_of: Any = None) -> list[SummaryRow]:
                 row.champion = "yes" if champ is not None and str(champ) == row.version else "no"
         rows.append(row)
         by_asset.setdefault(asset, []).append(row)
-    for ev in result.get_asset_check_evaluations():
-        if ev.passed:
-            continue
+    for ev in failed_check_evaluations(result):
         asset = ev.asset_key.to_user_string()
         md = {k: _value(v) for k, v in (ev.metadata or {}).items()}
-        if md.get("status") == "not run":
-            continue
         target = by_asset.get(asset)
         detail = str(md.get("detail") or ev.description or "")[:120]
         label = f"{ev.check_name}: {detail}" if detail else ev.check_name
