@@ -2,13 +2,11 @@
 
 import numpy as np
 import pytest
-
 from kforge.config import Paths
 from kforge.errors import InputError
 from kforge.storage import Warehouse
 from kforge.text import encoder as enc_mod
 from kforge.text.encoder import CACHE_TABLE, DIM, TextEncoder, extract_model
-
 
 
 @pytest.fixture(scope="module")
