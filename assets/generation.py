@@ -10,6 +10,7 @@ from kforge.dagster_io import MlflowResource, WarehouseResource
 from kforge.dagster_io.materialize import TRIGGER_TAG
 from kforge.dagster_io.metadata import metric_entries, table_md
 from kforge.dagster_io.release import release_check_results, release_checks, release_metadata
+from kforge.dagster_io.resources import TextEncoderResource
 from kforge.generation.corpus import CorpusConfig as LibCorpusConfig
 from kforge.generation.corpus import check_time_split, corpus_for
 from kforge.generation.pipeline import GenerationConfig
@@ -25,6 +26,9 @@ class CorpusConfig(dg.Config):
     val_frac: float = Field(default=0.1, description="Share of commits (by time, after train) used for calibration.")
     test_frac: float = Field(default=0.1, description="Most recent share of commits held out for evaluation.")
     max_rows: int = Field(default=0, description="Keep only the most recent N cleaned commits (0 = all).")
+    diff_files: list[str] = Field(default=[], description="*.diffs.parquet files beyond commit_diffs: the diffs that "
+                                                          "came with commit tables loaded by `kforge import-commits` "
+                                                          "from outside the data directory.")
 
 
 @dg.asset(group_name=GROUP, deps=["commit_diffs", "commits"],
@@ -33,10 +37,12 @@ class CorpusConfig(dg.Config):
                                                      "every training row (per-repository time split by commit date)."),
                        dg.AssetCheckSpec("test_set_large_enough", asset="generation_corpus",
                                          description="At least 20 held-out test rows.")],
-          description="Cleaned generation corpus (bots and near-duplicate messages dropped), split by time.")
+          description="Cleaned generation corpus from every source (ingested clones, imported commit tables with "
+                      "diffs, reviewer feedback; column origin), bots and near-duplicate messages dropped, each "
+                      "repository split by time on its own.")
 def generation_corpus(config: CorpusConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
-    corpus, rep = corpus_for(wh, LibCorpusConfig(**config.model_dump()))
+    corpus, rep = corpus_for(wh, LibCorpusConfig.from_flat(**config.model_dump()))
     wh.replace("generation_corpus", corpus)
     ok, why = check_time_split(corpus)
     by = corpus.group_by("split", "source").len().sort("split")
@@ -73,6 +79,8 @@ class GenerationTrainConfig(dg.Config):
     eval_rows: int = Field(default=60, description="Held-out test rows decoded for the LM metrics and its champion's score.")
     adapter_families: int = Field(default=1, description="LoRA adapters for the N largest subsystem families.")
     adapter_steps: int = Field(default=10, description="Optimizer steps per LoRA adapter.")
+    retrieval: str = Field(default="bow", description="How NNGen and the LM's neighbours find candidates: bow "
+                           "(TF-IDF), embedding (all-MiniLM-L6-v2) or hybrid (both).")
     calib_rows: int = Field(default=40, description="Validation rows generated to calibrate the confidence.")
     max_minutes: float = Field(default=0.0, description="Wall-clock budget of LM training: the schedule is fitted to "
                                                         "it and training stops at it (0: none, or the budget's).")
@@ -91,15 +99,17 @@ class GenerationTrainConfig(dg.Config):
     can_subset=False,
 )
 def generation_models(context: dg.AssetExecutionContext, config: GenerationTrainConfig, warehouse: WarehouseResource,
-                      mlflow: MlflowResource):
+                      mlflow: MlflowResource, text_encoder: TextEncoderResource):
     from kforge.generation.monitoring import set_diff_reference
+    from kforge.text import use_encoder
 
     wh = warehouse.get()
     corpus = wh.read_table("generation_corpus")
     repos = {r: p for r, p in registered_repositories(wh).items() if p.exists()}
     cfg = GenerationConfig.from_flat(**config.model_dump(), trigger=context.run.tags.get(TRIGGER_TAG, ""))
-    out = train_and_release(mlflow.tracker(), corpus, cfg, repos=repos, dagster_run_id=context.run.run_id,
-                            log=context.log.info)
+    with use_encoder(text_encoder.encoder()):   # loads nothing unless retrieval is in an embedding mode
+        out = train_and_release(mlflow.tracker(), corpus, cfg, repos=repos, dagster_run_id=context.run.run_id,
+                                log=context.log.info)
     assert out.level1 is not None and out.lm is not None
     result = out.result
     set_diff_reference(wh, out.lm.version, corpus)

@@ -20,6 +20,7 @@ import polars as pl
 from kforge.dagster_io import DataResource, MlflowResource, WarehouseResource
 from kforge.dagster_io.metadata import metric_entries, table_md
 from kforge.dagster_io.release import release_check_results, release_checks, release_metadata
+from kforge.dagster_io.resources import TextEncoderResource
 from kforge.healing.config import HealingConfig
 from kforge.healing.specs import BANDIT, CLASSIFIER, EFFECTIVENESS
 from kforge.healing.train import store_corpus, train_and_release
@@ -36,11 +37,13 @@ class HealingTrainConfig(dg.Config):
     replay_steps: int = Field(default=_D.replay_steps, description="Steps of the held-out bandit replay (extra metrics).")
     prior_weight: float = Field(default=_D.prior_weight, description="Bandit prior pseudo-observations borrowed "
                                                                      "from the strategy's rate over all classes.")
+    text_encoder: bool = Field(default=_D.text_encoder, description="Add the pretrained sentence encoder's members "
+                               "(embeddings of the exception type and message) to the notebook classifier.")
 
     def healing_config(self, models: tuple[str, ...], data: DataResource | None = None) -> HealingConfig:
         return HealingConfig(data_dir=data.root() if data is not None else None, models=models,
                              test_share=self.test_share, seed=self.seed, replay_steps=self.replay_steps,
-                             prior_weight=self.prior_weight)
+                             prior_weight=self.prior_weight, text_encoder=self.text_encoder)
 
 
 @dg.asset(group_name=GROUP, description="Tracebacks and fix outcomes from actually running the shipped faulty programs.")
@@ -56,9 +59,10 @@ def healing_corpus(warehouse: WarehouseResource) -> dg.MaterializeResult:
 @dg.asset(group_name=GROUP, deps=[healing_corpus], check_specs=release_checks(CLASSIFIER),
           description="Rule engine + calibrated classifiers per label, released as kforge-healing.")
 def healing_model(context: dg.AssetExecutionContext, config: HealingTrainConfig, warehouse: WarehouseResource,
-                  mlflow: MlflowResource, data: DataResource) -> dg.MaterializeResult:
+                  mlflow: MlflowResource, data: DataResource, text_encoder: TextEncoderResource) -> dg.MaterializeResult:
     res = train_and_release(mlflow.tracker(), warehouse.get(), config.healing_config(("classifier",), data),
-                            dagster_run_id=context.run.run_id)
+                            dagster_run_id=context.run.run_id,
+                            encoder=text_encoder.encoder() if config.text_encoder else None)
     assert res.classifier is not None
     context.log.info(f"{CLASSIFIER.name} v{res.classifier.version}: {res.classifier.decision} ({res.classifier.reason})")
     gen = res.generalization

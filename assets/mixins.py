@@ -94,8 +94,9 @@ def mixin_model(context: dg.AssetExecutionContext, config: ModelConfig, warehous
                   "evaluation": table_md(result.evaluation.table()), **metric_entries(headline),
                   "calibration": plot_md(run.calibration_plot, run.release.run_id),
                   "unseen_mixin_scorer": transfer.served_by if transfer is not None else "learner",
+                  "generalizes_fallback_mixins": ", ".join(result.fallback_mixins()) or "none",
                   "generalizes_by_mixin": table_md(groups.select(
-                      "mixin", "n", "served_by", "model_roc_auc", "rules_roc_auc", "learner_roc_auc", "delta_roc_auc")),
+                      "mixin", "n", "served_by", "shrink", "model_roc_auc", "rules_roc_auc", "learner_roc_auc", "delta_roc_auc")),
                   "generalizes_worst_mixin": str(worst.get("mixin", "")),
                   "generalizes_worst_delta_roc_auc": float(worst.get("delta_roc_auc", float("nan")))},
         check_results=release_check_results(run.release))

@@ -1,6 +1,7 @@
 """Mixins family benchmark: observed outcomes, held-out quality vs baselines, prediction latency.
 
     .venv/bin/python bench/mixins_eval.py [--batches 2] [--trials-per-pair 8] [--home DIR] [--mlflow]
+        [--harness-seeds 900001,900002] [--transfer-select bound|mean]
 
 1. Runs the exercise harness ``--batches`` times into a fresh kforge home (outcomes from running code).
 2. Trains + evaluates (seen-pair by time, unseen-pair by pair, unseen-mixin by mixin folds) and prints
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from kforge.config import Paths
-from kforge.mixins import pipeline
+from kforge.mixins import pipeline, transfer
 from kforge.mixins.catalogue import load_catalogue
 from kforge.mixins.outcomes import read_outcomes
 from kforge.mixins.service import PredictionService
@@ -43,15 +44,24 @@ def main() -> None:
     ap.add_argument("--trials-per-pair", type=int, default=8)
     ap.add_argument("--sets", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--harness-seeds", default="",
+                    help="comma-separated harness seeds, one batch each (default: --batches batches, each seeded "
+                         "by the number of stored outcomes, as the asset does)")
+    ap.add_argument("--transfer-select", choices=("bound", "mean"), default=None,
+                    help="how the unseen-mixin scorer chooses its shrink (default: transfer.SELECT)")
     ap.add_argument("--mlflow", action="store_true", help="also release kforge-mixins through the release path")
     args = ap.parse_args()
     paths = Paths.of(args.home or tempfile.mkdtemp(prefix="kforge-mixins-bench-")).ensure()
     wh = Warehouse(paths.warehouse)
     cat = load_catalogue(paths)
 
+    if args.transfer_select:
+        transfer.SELECT = args.transfer_select
+    seeds = [int(x) for x in args.harness_seeds.split(",") if x] or [None] * args.batches
     t0 = time.perf_counter()
-    for _ in range(args.batches):
-        pipeline.run_harness(wh, cat, trials_per_pair=args.trials_per_pair, n_sets=args.sets, trials_per_set=4)
+    for seed in seeds:
+        pipeline.run_harness(wh, cat, trials_per_pair=args.trials_per_pair, n_sets=args.sets, trials_per_set=4,
+                             seed=seed)
     harness_s = time.perf_counter() - t0
     pipeline.refresh_matrix(wh)
     outcomes = read_outcomes(wh)
@@ -71,6 +81,9 @@ def main() -> None:
         "harness_seconds": round(harness_s, 1), "train_evaluate_seconds": round(train_s, 1),
         "checks": {c.name: c.passed for c in result.checks}, "leakage": result.leakage.describe(),
         "generalizes": result.check("generalizes").detail,
+        "transfer_select": transfer.SELECT, "generalizes_fallback_mixins": result.fallback_mixins(),
+        "mixins_won_tied_lost": [int((groups["delta_roc_auc"] > 0).sum()), int((groups["delta_roc_auc"] == 0).sum()),
+                                 int((groups["delta_roc_auc"] < 0).sum())],
         "metrics": {f"{r['split']}/{r['scorer']}": {k: round(r[k], 4) for k in ("n", "accuracy", "roc_auc", "brier")}
                     for r in table.iter_rows(named=True)},
     }

@@ -11,7 +11,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "generation"))
 from gen_synthetic import make_rows  # noqa: E402
 from kforge.config import Paths  # noqa: E402
-from kforge.dagster_io import MlflowResource, WarehouseResource  # noqa: E402
+from kforge.dagster_io.resources import home_resources  # noqa: E402
 from kforge.storage import Warehouse  # noqa: E402
 
 from assets.generation import generation_corpus, generation_models  # noqa: E402
@@ -31,7 +31,7 @@ def home(tmp_path_factory):
     rows = make_rows(300)
     wh.replace("commit_diffs", rows.drop("author_email", "author_name"))
     wh.replace("commits", rows.select("repo", "sha", "author_email", "author_name"))
-    res = {"warehouse": WarehouseResource(home=str(h)), "mlflow": MlflowResource(home=str(h))}
+    res = home_resources(str(h))
     result = dg.materialize([generation_corpus, generation_models], resources=res, run_config=RUN_CFG,
                             instance=dg.DagsterInstance.ephemeral())
     assert result.success

@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 from kforge.dagster_io import DataResource, MlflowResource, WarehouseResource
+from kforge.dagster_io.resources import TextEncoderResource
 from kforge.feedback import add_feedback
 from kforge.feedback.retrain import parse_cursor
 from kforge.healing.specs import BANDIT, CLASSIFIER, EFFECTIVENESS
@@ -21,7 +22,8 @@ def _by_asset(result: dg.ExecuteInProcessResult) -> tuple[dict, dict]:
 
 def test_healing_group_materializes_and_gates(tmp_path):
     home = str(tmp_path / "home")
-    res = {"warehouse": WarehouseResource(home=home), "mlflow": MlflowResource(home=home), "data": DataResource(data_dir="")}
+    res = {"warehouse": WarehouseResource(home=home), "mlflow": MlflowResource(home=home), "data": DataResource(data_dir=""),
+           "text_encoder": TextEncoderResource(home=home)}
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize([healing_corpus, healing_model, healing_strategies, healing_rule_suggestions],
                             resources=res, instance=instance)

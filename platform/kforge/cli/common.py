@@ -48,6 +48,13 @@ class Ctx:
     def warehouse(self) -> Warehouse:
         return Warehouse(self.paths.warehouse)
 
+    def text_encoder(self):  # noqa: ANN201 - kforge.text.TextEncoder (nothing loads until it embeds)
+        """The home's pretrained text encoder, embeddings cached in its warehouse; commands install it with
+        ``kforge.text.use_encoder`` around work whose models embed."""
+        from kforge.text import TextEncoder
+
+        return TextEncoder(self.paths, self.warehouse())
+
     def tracker(self):  # noqa: ANN201 - imported lazily (mlflow is slow to import)
         from kforge.registry import Tracker
 

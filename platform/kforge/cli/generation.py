@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from kforge.cli.common import Ctx
 from kforge.errors import InputError
 from kforge.monitoring.calls import record_call
+from kforge.text import use_encoder
 
 if TYPE_CHECKING:
     from kforge.generation.corpus import CorpusConfig
@@ -60,7 +61,11 @@ def _train_args(t: argparse.ArgumentParser) -> None:
                    help="where the LM trains; auto (default): cuda when torch sees a GPU, else cpu (logged either way)")
     t.add_argument("--backbone", choices=("scratch", "smollm2"), default="scratch")
     t.add_argument("--diffs", nargs="*", default=None, metavar="FILE.parquet",
-                   help="*.diffs.parquet files (default: the warehouse's commit_diffs table)")
+                   help="*.diffs.parquet files, instead of the warehouse's sources (default: every source the "
+                        "warehouse knows: commit_diffs, reviewer feedback, and --extra-diffs)")
+    t.add_argument("--extra-diffs", nargs="+", default=[], metavar="FILE.parquet",
+                   help="*.diffs.parquet files added to the warehouse's sources: the diffs of commit tables loaded "
+                        "by `kforge import-commits` from outside the data directory")
     t.add_argument("--max-rows", type=int, default=0, help="keep the most recent N cleaned commits (0 = all)")
     t.add_argument("--val-frac", type=float, default=0.1, help="share of commits (by time, after train) for calibration")
     t.add_argument("--test-frac", type=float, default=0.1, help="most recent share of commits held out for evaluation")
@@ -87,6 +92,10 @@ def _train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--calib-rows", type=int, default=100, help="validation rows generated to calibrate the confidence")
     t.add_argument("--adapters", type=int, default=2, help="LoRA adapters for the N largest subsystem families")
     t.add_argument("--adapter-steps", type=int, default=20, help="optimizer steps per LoRA adapter")
+    t.add_argument("--retrieval", choices=("bow", "embedding", "hybrid"), default="bow",
+                   help="how NNGen and the LM's neighbours are found: TF-IDF (bow, default: the embedding modes "
+                        "lost the gated pair, docs/notes/issue-20-encoder-generation-rules.md), the pretrained "
+                        "encoder, or both")
     t.add_argument("--level1-estimators", type=int, default=80, help="boosting rounds per level-1 head")
     t.add_argument("--max-minutes", type=float, default=0.0,
                    help="wall-clock budget of LM training: the schedule is fitted to it, training stops at it "
@@ -177,7 +186,8 @@ def cmd_message(ctx: Ctx, args: argparse.Namespace) -> int:
     diff = read_diff(args.diff)
     bundle, source, version = _load(ctx, args)
     started = time.perf_counter()
-    gen = generate_message(bundle, diff, source)
+    with use_encoder(ctx.text_encoder()):   # an index in an embedding mode embeds the query
+        gen = generate_message(bundle, diff, source)
     _record(ctx, version, started, gen, diff, "message")
     return _emit(gen, args)
 
@@ -203,7 +213,8 @@ def cmd_patch(ctx: Ctx, args: argparse.Namespace) -> int:
         read_file = tree_reader(repo, rev)
     bundle, source, version = _load(ctx, args)
     started = time.perf_counter()
-    gen = generate_patch(bundle, issue, args.subsystem, source, read_file=read_file)
+    with use_encoder(ctx.text_encoder()):
+        gen = generate_patch(bundle, issue, args.subsystem, source, read_file=read_file)
     _record(ctx, version, started, gen, None, "patch")
     return _emit(gen, args)
 
@@ -252,7 +263,7 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
         return _spawn_torchrun(ctx, args)
     # under torchrun every rank runs the whole command (same corpus, tokenizer and examples);
     # the LM and adapter training steps are data-parallel, and only rank 0 prints, logs and registers
-    with distributed.process_group(resolve_device(args.device)) as denv:
+    with distributed.process_group(resolve_device(args.device)) as denv, use_encoder(ctx.text_encoder()):
         return _train_generation(ctx, args, denv.main)
 
 
@@ -261,7 +272,10 @@ def train_config(args: argparse.Namespace) -> "tuple[CorpusConfig, GenerationCon
     from kforge.generation.corpus import CorpusConfig
     from kforge.generation.pipeline import GenerationConfig
 
-    corpus = CorpusConfig(val_frac=args.val_frac, test_frac=args.test_frac, max_rows=args.max_rows)
+    if args.diffs and args.extra_diffs:
+        raise InputError("--diffs replaces the warehouse's sources and --extra-diffs adds to them: give one of them")
+    corpus = CorpusConfig.from_flat(val_frac=args.val_frac, test_frac=args.test_frac, max_rows=args.max_rows,
+                                    diff_files=args.extra_diffs)
     cfg = GenerationConfig.from_flat(
         backbone=args.backbone, device=args.device, budget=args.budget, steps=args.steps,
         budget_tokens=args.budget_tokens, epochs=args.epochs, batch_size=args.batch_size,
@@ -269,7 +283,7 @@ def train_config(args: argparse.Namespace) -> "tuple[CorpusConfig, GenerationCon
         checkpoint_dir=args.checkpoint_dir or "", resume=not args.no_resume, d_model=args.d_model,
         n_layers=args.layers, n_heads=args.heads, vocab_size=args.vocab, max_len=args.max_len,
         level1_estimators=args.level1_estimators, eval_rows=args.eval_rows, calib_rows=args.calib_rows,
-        adapter_families=args.adapters, adapter_steps=args.adapter_steps)
+        adapter_families=args.adapters, adapter_steps=args.adapter_steps, retrieval=args.retrieval)
     return corpus, cfg
 
 

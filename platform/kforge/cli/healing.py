@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--generalizes", choices=("no", "also", "only"), default="no",
                    help="leave one source out (notebook platform, kernel OS) as the classifier's generalizes gate "
                         "does: 'also' adds that section, 'only' runs just it")
+    v.add_argument("--text-encoder", action=argparse.BooleanOptionalAction, default=HealingConfig.text_encoder,
+                   help="evaluate with the pretrained sentence encoder's members on notebook models (issue 20)")
     v.set_defaults(func=cmd_evaluate)
     s = hs.add_parser("suggest-rules", help="propose rules for errors no rule matches")
     s.add_argument("--input", default=None, metavar="FILE.jsonl", help="errors (default: the real training files or the corpus)")
@@ -46,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="share of groups held out, chosen by a hash of the group key")
     t.add_argument("--seed", type=int, default=HealingConfig.seed)
     t.add_argument("--replay-steps", type=int, default=HealingConfig.replay_steps)
+    t.add_argument("--text-encoder", action=argparse.BooleanOptionalAction, default=HealingConfig.text_encoder,
+                   help="add the pretrained sentence encoder's members to the notebook models (issue 20)")
     t.set_defaults(func=cmd_train)
     a = hs.add_parser("anonymize", help="scrub e-mails, user names, addresses, hosts, credentials and tokens from "
                                         "a log/traceback file or JSONL rows (the step applied before feedback is stored)")
@@ -97,6 +101,7 @@ def _items(out: list[dict]) -> list:
 
 def cmd_classify(ctx: Ctx, args: argparse.Namespace) -> int:
     from kforge.jsonl import read_jsonl
+    from kforge.text import use_encoder
 
     rows = [r for _, r in read_jsonl(args.input)]
     if not rows:
@@ -108,7 +113,8 @@ def cmd_classify(ctx: Ctx, args: argparse.Namespace) -> int:
     model = _model(ctx, args.model)
     version = "file" if args.model else (ctx.tracker().version_of("kforge-healing") or "champion")
     started = time.perf_counter()
-    out = model.classify(rows)
+    with use_encoder(ctx.text_encoder()):   # loaded only if the model has encoder members
+        out = model.classify(rows)
     record_call(ctx.warehouse(), "healing", "kforge-healing", version, started, len(out),
                 batch_ref=Path(args.input).name, inputs=_descriptors(rows), items=_items(out))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -127,6 +133,7 @@ def cmd_explain(ctx: Ctx, args: argparse.Namespace) -> int:
     from kforge.healing.explain import error_id_of, explain_error
     from kforge.monitoring.calls import record_call
     from kforge.monitoring.items import Item
+    from kforge.text import use_encoder
 
     path = Path(args.file)
     if not path.exists():
@@ -142,7 +149,8 @@ def cmd_explain(ctx: Ctx, args: argparse.Namespace) -> int:
     text = path.read_text(errors="replace")
     error_id = args.id or error_id_of(text)
     started = time.perf_counter()
-    e = explain_error(text, model, error_id)
+    with use_encoder(ctx.text_encoder()):   # loaded only if the model has encoder members
+        e = explain_error(text, model, error_id)
     if e.classified is not None:
         version = "file" if args.model else (ctx.tracker().version_of("kforge-healing") or "champion")
         items = _items([e.classified])
@@ -171,8 +179,14 @@ def cmd_evaluate(ctx: Ctx, args: argparse.Namespace) -> int:
 
     if ctx.data is None or not (ctx.data / "healing").exists():
         raise InputError("evaluation needs the real data: pass --data DIR (laid out like ../shared/data) or set KFORGE_DATA")
-    for section in run_evaluation(ctx.data, args.kind, args.folds, args.extras, args.generalizes):
-        print(section, flush=True)
+    from contextlib import nullcontext
+
+    from kforge.text import use_encoder
+
+    with use_encoder(ctx.text_encoder()) if args.text_encoder else nullcontext():
+        for section in run_evaluation(ctx.data, args.kind, args.folds, args.extras, args.generalizes,
+                                      text_encoder=args.text_encoder):
+            print(section, flush=True)
     return 0
 
 
@@ -201,8 +215,9 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
     if not (wh.has_table(ERRORS_TABLE) and wh.has_table(OUTCOMES_TABLE)):
         store_corpus(wh)   # what the healing_corpus asset stores; later runs read the stored tables
     config = HealingConfig(data_dir=ctx.data, models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
-                           test_share=args.test_share, seed=args.seed, replay_steps=args.replay_steps)
-    res = train_and_release(ctx.tracker(), wh, config)
+                           test_share=args.test_share, seed=args.seed, replay_steps=args.replay_steps,
+                           text_encoder=args.text_encoder)
+    res = train_and_release(ctx.tracker(), wh, config, encoder=ctx.text_encoder() if args.text_encoder else None)
     for key in MODELS:
         r = getattr(res, key)
         if r is not None:

@@ -146,12 +146,13 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
     print_table(run.train.evaluation.table())
     groups = run.train.per_mixin()
     if groups.height:
-        print_table(groups.select("mixin", "n", "served_by", "model_roc_auc", "rules_roc_auc", "learner_roc_auc",
+        print_table(groups.select("mixin", "n", "served_by", "shrink", "model_roc_auc", "rules_roc_auc", "learner_roc_auc",
                                   "delta_roc_auc"))
     transfer = run.train.predictor.transfer
     print(json.dumps({"checks": {c.name: c.passed for c in rel.checks}, "leakage": run.train.leakage.describe(),
                       "generalizes": (rel.check("generalizes").detail if rel.check("generalizes") else ""),
                       "unseen_mixin_scorer": transfer.served_by if transfer is not None else "learner",
+                      "generalizes_fallback_mixins": run.train.fallback_mixins(),
                       "run_id": rel.run_id, "version": rel.version, "decision": rel.decision,
                       "promoted": rel.promoted, "reason": rel.reason,
                       "cache_entries_invalidated": run.cache_entries_invalidated}))

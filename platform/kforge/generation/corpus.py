@@ -6,8 +6,14 @@ its share of held-out rows instead of the few that one global cut would leave it
 with fewer than :data:`MIN_REPO_ROWS` cleaned commits only trains. No repository's held-out rows
 precede its own training rows (:func:`check_time_split`).
 
-Sources: the warehouse's ``commit_diffs`` (joined to ``commits`` for the author, to drop bots),
-or ``*.diffs.parquet`` files (with the sibling ``*.commits.parquet`` when present). Cleaning
+Sources (:func:`load_sources`): every repository the platform knows. The warehouse's
+``commit_diffs`` (the ingested clones' diffs and the data directory's ``kernel/*.diffs.parquet``),
+any further ``*.diffs.parquet`` files (``CorpusConfig.diff_files``: the diffs that came with a
+commits table loaded by ``kforge import-commits``), each joined to ``commits`` for the author (to
+drop bots) and its ``origin``: ``clone`` (a registered repository), ``import`` (a commit loaded by
+``kforge import-commits``/``imported_commits``), ``file`` (a diff with no commit row), and
+``feedback``. Imported commits with no diff anywhere cannot become rows; they are counted
+(``CorpusReport.imported_without_diff``). Cleaning
 happens *before* splitting: bot commits and near-identical messages (same text once numbers,
 hex ids and whitespace are normalised; first occurrence kept) are dropped, and how many is
 reported. Reviewer feedback (accepted/edited messages for a diff) joins the training split only.
@@ -16,7 +22,7 @@ reported. Reviewer feedback (accepted/edited messages for a diff) joins the trai
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
@@ -27,6 +33,7 @@ from kforge.storage import Warehouse
 
 BOT = re.compile(r"(\[bot\]|\bbot@|-bot\b|dependabot|renovate|github-actions|noreply@github|patchwork-bot|\bautomation\b)", re.I)
 REQUIRED = ("repo", "sha", "author_date", "subject", "body", "diff")
+ORIGINS = ("clone", "import", "file", "feedback")
 SPLITS = ("train", "val", "test")
 MIN_REPO_ROWS = 10   # fewer cleaned commits than this: the repository trains only
 
@@ -44,6 +51,8 @@ class CorpusReport:
     train_end: str
     test_start: str
     repos: dict[str, dict[str, int]] | None = None   # per repository: train/val/test commit rows
+    origins: dict[str, int] | None = None            # rows per origin (ORIGINS), after cleaning
+    imported_without_diff: int = 0                   # imported commits no source had a diff for
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -64,16 +73,8 @@ def _check_columns(df: pl.DataFrame, where: str) -> None:
 
 
 def load_from_warehouse(wh: Warehouse) -> pl.DataFrame:
-    if not wh.has_table("commit_diffs"):
-        raise InputError("the warehouse has no commit_diffs table: materialize kernel_commits/commit_diffs "
-                         "(or run `kforge ingest` + the commit_diffs asset) first")
-    if wh.has_table("commits"):
-        df = wh.read("select d.*, c.author_email, c.author_name from commit_diffs d "
-                     "left join commits c on c.repo = d.repo and c.sha = d.sha")
-    else:
-        df = wh.read_table("commit_diffs")
-    _check_columns(df, "commit_diffs")
-    return df
+    """The warehouse's rows of every source (:func:`load_sources` without extra files)."""
+    return load_sources(wh).raw
 
 
 def load_from_parquet(files: list[Path]) -> pl.DataFrame:
@@ -94,6 +95,54 @@ def load_from_parquet(files: list[Path]) -> pl.DataFrame:
     if not frames:
         raise InputError("no diff files given")
     return pl.concat(frames, how="diagonal_relaxed")
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The raw rows of every source, with their ``origin``, and what could not become a row."""
+
+    raw: pl.DataFrame
+    imported_without_diff: int
+
+
+def load_sources(wh: Warehouse, diff_files: Sequence[Path] = ()) -> Sources:
+    """``commit_diffs`` plus ``diff_files`` (a (repo, sha) in both: the warehouse's row), each row with
+    its author and ``origin`` from ``commits`` and the registered repositories (see the module doc)."""
+    from kforge.git.ingest import registered_repositories
+
+    frames = []
+    if wh.has_table("commit_diffs"):
+        frames.append(wh.read_table("commit_diffs"))
+        _check_columns(frames[0], "commit_diffs")
+    if diff_files:
+        frames.append(load_from_parquet(list(diff_files)))
+    if not frames:
+        raise InputError("the warehouse has no commit_diffs table and no diff files were given: materialize "
+                         "kernel_commits/commit_diffs (after `kforge ingest` or `kforge import-commits`) first, "
+                         "or pass the *.diffs.parquet files")
+    raw = pl.concat(frames, how="diagonal_relaxed").unique(subset=["repo", "sha"], keep="first", maintain_order=True)
+    for c in ("author_email", "author_name"):
+        if c not in raw.columns:
+            raw = raw.with_columns(pl.lit(None, pl.String).alias(c))
+    cols = {"repo": pl.String, "sha": pl.String, "author_email": pl.String, "author_name": pl.String,
+            "source": pl.String}
+    commits = pl.DataFrame(schema=cols)
+    if wh.has_table("commits"):
+        have = set(wh.read("select * from commits limit 0").columns)
+        commits = wh.read("select " + ", ".join(c if c in have else f"null as {c}" for c in cols) + " from commits")
+        commits = commits.cast(cols)  # type: ignore[arg-type]
+    raw = raw.join(commits.rename({"author_email": "_email", "author_name": "_name", "source": "_source"}),
+                   on=["repo", "sha"], how="left")
+    clones = set(registered_repositories(wh))
+    origin = (pl.when(pl.col("repo").is_in(list(clones))).then(pl.lit("clone"))
+              .when(pl.col("_source").str.starts_with("import:")).then(pl.lit("import"))
+              .otherwise(pl.lit("file")))
+    raw = raw.with_columns(pl.coalesce("author_email", "_email").alias("author_email"),
+                           pl.coalesce("author_name", "_name").alias("author_name"),
+                           origin.alias("origin")).drop("_email", "_name", "_source")
+    imported = commits.filter(pl.col("source").str.starts_with("import:"))
+    missing = imported.join(raw.select("repo", "sha"), on=["repo", "sha"], how="anti").height
+    return Sources(raw, missing)
 
 
 def feedback_examples(wh: Warehouse) -> pl.DataFrame:
@@ -123,14 +172,25 @@ class CorpusConfig:
     val_frac: float = 0.1
     test_frac: float = 0.1
     max_rows: int = 0
+    diff_files: tuple[str, ...] = ()   # *.diffs.parquet beyond commit_diffs (those of imported commit tables)
+
+    @classmethod
+    def from_flat(cls, *, val_frac: float = 0.1, test_frac: float = 0.1, max_rows: int = 0,
+                  diff_files: Sequence[str] = ()) -> "CorpusConfig":
+        """The one mapping from flat settings (the asset's ``Config``, the CLI's options) to this config."""
+        return cls(val_frac=val_frac, test_frac=test_frac, max_rows=max_rows, diff_files=tuple(diff_files))
 
 
 def corpus_for(wh: Warehouse, cfg: CorpusConfig, raw: pl.DataFrame | None = None) -> tuple[pl.DataFrame, CorpusReport]:
-    """The corpus from ``raw`` (default: the warehouse's commit diffs) plus reviewer feedback, cut by ``cfg``:
-    the one entry the ``generation_corpus`` asset and ``kforge train generation`` share."""
-    raw = load_from_warehouse(wh) if raw is None else raw
-    return build_corpus(raw, val_frac=cfg.val_frac, test_frac=cfg.test_frac, feedback=feedback_examples(wh),
-                        max_rows=cfg.max_rows)
+    """The corpus from ``raw`` (default: every source, :func:`load_sources`) plus reviewer feedback, cut by
+    ``cfg``: the one entry the ``generation_corpus`` asset and ``kforge train generation`` share."""
+    missing = 0
+    if raw is None:
+        src = load_sources(wh, [Path(f) for f in cfg.diff_files])
+        raw, missing = src.raw, src.imported_without_diff
+    corpus, rep = build_corpus(raw, val_frac=cfg.val_frac, test_frac=cfg.test_frac, feedback=feedback_examples(wh),
+                               max_rows=cfg.max_rows)
+    return corpus, replace(rep, imported_without_diff=missing)
 
 
 def build_corpus(raw: pl.DataFrame, *, val_frac: float = 0.1, test_frac: float = 0.1,
@@ -147,6 +207,8 @@ def build_corpus(raw: pl.DataFrame, *, val_frac: float = 0.1, test_frac: float =
     for c in ("author_email", "author_name", "parent"):
         if c not in df.columns:
             df = df.with_columns(pl.lit(None, pl.String).alias(c))
+    if "origin" not in df.columns:
+        df = df.with_columns(pl.lit("file").alias("origin"))
     empty_mask = (df["subject"].str.strip_chars() == "") | (df["diff"].str.strip_chars() == "") | df["ts"].is_null()
     n_empty = int(empty_mask.sum())
     df = df.filter(~empty_mask)
@@ -173,16 +235,18 @@ def build_corpus(raw: pl.DataFrame, *, val_frac: float = 0.1, test_frac: float =
         fb = _label(feedback.with_columns(
             pl.col("author_date").str.to_datetime("%Y-%m-%dT%H:%M:%S%z", strict=False).dt.convert_time_zone("UTC").alias("ts"),
             pl.lit("").alias("norm")))
-        fb = fb.with_columns(pl.lit("train").alias("split"), pl.lit("feedback").alias("source"))
+        fb = fb.with_columns(pl.lit("train").alias("split"), pl.lit("feedback").alias("source"),
+                             pl.lit("feedback").alias("origin"))
         n_fb = fb.height
-        df = pl.concat([df, fb.select(df.columns)], how="vertical_relaxed")
+        df = pl.concat([df, fb], how="diagonal_relaxed")   # a source's extra columns (diff_bytes_full, ...) stay null
     out = df.select("repo", "sha", "parent", "ts", "subject", "body", "diff", "prefix", "change_type", "complexity",
-                    "family", "issue", "split", "source")
+                    "family", "issue", "split", "source", "origin")
     train = out.filter((pl.col("split") == "train") & (pl.col("source") == "commit"))
     test = out.filter(pl.col("split") == "test")
     rep = CorpusReport(n_in, n_bots, n_dup, n_empty, int((out["split"] == "train").sum()),
                        int((out["split"] == "val").sum()), test.height, n_fb,
-                       str(train["ts"].max()), str(test["ts"].min()), per_repo)
+                       str(train["ts"].max()), str(test["ts"].min()), per_repo,
+                       {o: int((out["origin"] == o).sum()) for o in ORIGINS})
     return out, rep
 
 

@@ -3,6 +3,7 @@ subsystem family), evaluated on the held-out test split together with the NNGen 
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -10,13 +11,13 @@ from typing import Any
 import polars as pl
 
 from kforge.errors import InputError
-from kforge.generation import evaluate, prompts
+from kforge.generation import evaluate, patch_task, prompts
 from kforge.generation.backbones import Backbone, ScratchBackbone, SmolBackbone
 from kforge.generation.bundle import Bundle
 from kforge.generation.corpus import held_out_rows, split_frames
 from kforge.generation.level1 import Level1Config, Level1Model, majority_baseline
 from kforge.generation.lm import TinyLMConfig
-from kforge.generation.retrieval import RetrievalIndex
+from kforge.generation.retrieval import MODES, RetrievalIndex
 from kforge.generation.train import TrainConfig, TrainResult, budget_preset, train
 
 
@@ -34,6 +35,7 @@ class GenerationConfig:
     adapter_families: int = 2              # LoRA adapters for the N largest families (0 = none)
     adapter_steps: int = 20
     min_test_rows: int = 20
+    retrieval: str = "bow"                 # how NNGen and the LM's neighbours find candidates: bow | embedding | hybrid
 
     @classmethod
     def from_flat(cls, *, backbone: str = "scratch", device: str = "auto", budget: str = "auto", trigger: str = "",
@@ -42,7 +44,7 @@ class GenerationConfig:
                   threads: int = 1, checkpoint_dir: str = "", resume: bool = True, d_model: int = 192,
                   n_layers: int = 3, n_heads: int = 4, vocab_size: int = 4096, max_len: int = 384,
                   level1_estimators: int = 80, eval_rows: int = 200, calib_rows: int = 100,
-                  adapter_families: int = 2, adapter_steps: int = 20) -> "GenerationConfig":
+                  adapter_families: int = 2, adapter_steps: int = 20, retrieval: str = "bow") -> "GenerationConfig":
         """The one mapping from flat settings (a Dagster ``Config``, CLI options) to this config. The LM's
         budget is ``steps``, ``budget_tokens`` or ``epochs`` when one is given, else the named ``budget``
         (:func:`~kforge.generation.train.budget_preset`; ``trigger``: the run's ``kforge/trigger``)."""
@@ -54,13 +56,15 @@ class GenerationConfig:
                    train=TrainConfig(**sized, batch_size=batch_size, grad_accum=grad_accum, lr=lr, device=device,
                                      amp=amp, threads=threads, checkpoint_dir=checkpoint_dir, resume=resume),
                    level1=Level1Config(n_estimators=level1_estimators), eval_rows=eval_rows, calib_rows=calib_rows,
-                   adapter_families=adapter_families, adapter_steps=adapter_steps)
+                   adapter_families=adapter_families, adapter_steps=adapter_steps, retrieval=retrieval)
 
     def validate(self) -> None:
         if self.backbone not in ("scratch", "smollm2"):
             raise InputError(f"backbone must be scratch or smollm2, got {self.backbone!r}")
         if self.eval_rows < 1:
             raise InputError("eval_rows must be >= 1")
+        if self.retrieval not in MODES:
+            raise InputError(f"retrieval must be one of {', '.join(MODES)}, got {self.retrieval!r}")
         self.train.validate()
 
 
@@ -81,9 +85,11 @@ class GenerationResult:
 
 def build_examples(backbone: Backbone, rows: pl.DataFrame, index: RetrievalIndex, *, self_in_index: bool,
                    patch_share: float = 0.0, blank_subsystem_share: float = 0.0,
-                   seed: int = 7) -> list[prompts.Example]:
+                   seed: int = 7, patch_items: Sequence[patch_task.TaskItem] = ()) -> list[prompts.Example]:
     """Message examples (gold level-1 labels, two retrieved neighbours, never the row itself) and
-    a share of patch-drafting examples (issue text -> message + diff skeleton).
+    a share of patch-drafting examples: the focused task (pre-image window -> the real hunk,
+    :mod:`~kforge.generation.patch_task`) for the rows of ``patch_items`` (those whose parent tree
+    is available), the skeleton task (issue text -> message + diff skeleton) for the others.
 
     ``blank_subsystem_share`` of the message examples leave the ``<sub>`` slot empty and retrieve
     their neighbours without the subsystem, as evaluation's "no prefix" drafts do, so the LM also
@@ -99,12 +105,16 @@ def build_examples(backbone: Backbone, rows: pl.DataFrame, index: RetrievalIndex
         excl = [e if e >= 0 else None for e in excl]  # type: ignore[misc]
     hints = ["" if b else p for b, p in zip(blank, rows["prefix"].to_list(), strict=True)]
     nbs = index.query_diffs(rows["diff"].to_list(), hints, n=2, exclude_self=excl)
+    focused = {(it.repo, it.sha): it for it in patch_items}
     out = []
     for r, nb, b in zip(rows.iter_rows(named=True), nbs, blank, strict=True):
         l1 = prompts.gold_l1(r)
         out.append(prompts.message_example(backbone, r, {**l1, "subsystem": ""} if b else l1,
                                            [n.subject for n in nb], backbone.max_len))
-        if patch_share and r["issue"] and len(r["issue"]) > 20 and rnd.random() < patch_share:
+        item = focused.get((r["repo"], r["sha"]))
+        if item is not None and patch_share and rnd.random() < patch_share:
+            out.append(patch_task.example(backbone, item, backbone.max_len))
+        elif item is None and patch_share and r["issue"] and len(r["issue"]) > 20 and rnd.random() < patch_share:
             out.append(prompts.patch_example(backbone, r, l1, (nb[-1].subject, nb[-1].diff) if nb else None, backbone.max_len))
     return out
 
@@ -135,12 +145,14 @@ def run_generation(corpus: pl.DataFrame, cfg: GenerationConfig, workdir: Path,
     m["time_level1_s"] = time.perf_counter() - t0
     log(f"level 1 trained in {m['time_level1_s']:.1f}s")
 
-    index = RetrievalIndex().fit(train_rows)
+    index = RetrievalIndex(mode=cfg.retrieval).fit(train_rows)
     backbone = make_backbone(cfg, train_rows)
     lm_rows = train_rows.tail(cfg.max_train_rows) if cfg.max_train_rows else train_rows
     t1 = time.perf_counter()
+    items = patch_task.task_items(lm_rows, repo_paths) if repo_paths and cfg.patch_task_share else []
     examples = build_examples(backbone, lm_rows, index, self_in_index=True, patch_share=cfg.patch_task_share,
-                              blank_subsystem_share=cfg.blank_subsystem_share, seed=cfg.train.seed)
+                              blank_subsystem_share=cfg.blank_subsystem_share, seed=cfg.train.seed, patch_items=items)
+    m["train_patch_task_rows"] = float(len(items))
     m["time_examples_s"] = time.perf_counter() - t1
     if cfg.backbone == "smollm2":
         from kforge.generation.adapters import with_lora
@@ -169,6 +181,7 @@ def run_generation(corpus: pl.DataFrame, cfg: GenerationConfig, workdir: Path,
     m |= {f"test_{k}": v for k, v in res.items()}
     m["time_eval_s"] = time.perf_counter() - t2
     m |= {f"test_{k}": v for k, v in evaluate.evaluate_patches(backbone, level1, index, eval_rows.head(16), repo_paths or {}).items()}
+    m |= {f"test_{k}": v for k, v in patch_task.evaluate(backbone, test, repo_paths or {}).items()}
 
     adapters: dict[str, TrainResult] = {}
     gates: dict[str, dict[str, Any]] = {}
@@ -207,7 +220,7 @@ def run_generation(corpus: pl.DataFrame, cfg: GenerationConfig, workdir: Path,
         from kforge.generation.adapters import merge
 
         backbone = merge(backbone)
-    params = {"backbone": cfg.backbone, **{f"lm_{k}": v for k, v in cfg.lm.as_dict().items()},
+    params = {"backbone": cfg.backbone, "retrieval": cfg.retrieval, **{f"lm_{k}": v for k, v in cfg.lm.as_dict().items()},
               **{f"train_{k}": v for k, v in cfg.train.__dict__.items()},
               "train_device_requested": requested, "train_precision": hist.precision,
               **{f"level1_{k}": v for k, v in cfg.level1.__dict__.items()},

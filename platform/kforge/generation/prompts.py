@@ -76,7 +76,7 @@ def message_prompt(codec: Codec, diff: str, l1: dict[str, Any], neighbours: list
             codec.marker("<size>") + codec.encode(" " + str(l1.get("complexity", ""))) +
             codec.marker("<ctx>") + codec.encode("\n".join(neighbours)[:400]) + codec.marker("<msg>"))
     diff_ids = codec.encode(diff_view(diff))[: max(budget - len(tail) - 1, 8)]
-    return _fit(codec.marker("<diff>") + diff_ids + tail, budget)
+    return fit_prompt(codec.marker("<diff>") + diff_ids + tail, budget)
 
 
 def patch_prompt(codec: Codec, issue: str, l1: dict[str, Any], neighbour: tuple[str, str] | None, budget: int) -> list[int]:
@@ -87,10 +87,10 @@ def patch_prompt(codec: Codec, issue: str, l1: dict[str, Any], neighbour: tuple[
             codec.marker("<type>") + codec.encode(" " + str(l1.get("change_type", ""))) +
             codec.marker("<ctx>") + codec.encode(ctx)[:200] + codec.marker("<patch>"))
     issue_ids = codec.encode(issue.strip())[: max(budget - len(tail) - 1, 8)]
-    return _fit(codec.marker("<issue>") + issue_ids + tail, budget)
+    return fit_prompt(codec.marker("<issue>") + issue_ids + tail, budget)
 
 
-def _fit(prompt: list[int], budget: int) -> list[int]:
+def fit_prompt(prompt: list[int], budget: int) -> list[int]:
     """Keep the first marker and the last ``budget - 1`` tokens (the conditioning and the task marker)."""
     return prompt if len(prompt) <= budget else prompt[:1] + prompt[len(prompt) - budget + 1:]
 

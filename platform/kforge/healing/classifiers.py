@@ -1,15 +1,17 @@
-"""Text classifiers over the structured fields, calibrated, with an "unknown" outcome.
+"""Text classifiers over the structured fields, calibrated, with an abstention outcome (``UNKNOWN``).
 
 Model kinds (all scikit-learn / LightGBM pipelines over the frame from ``features.frame_of``):
 
 * ``tfidf_lr``  - the named baseline: TF-IDF words of the *raw* text + logistic regression;
 * ``linear``    - TF-IDF words + character n-grams of the structured fields + logistic regression;
 * ``hashed``    - the same fields through hashed n-grams (fixed memory, no vocabulary) + LR;
-* ``gbm``       - LightGBM on TF-IDF words of the structured fields.
+* ``gbm``       - LightGBM on TF-IDF words of the structured fields;
+* ``embed_lr``, ``embed_knn`` - the pretrained sentence encoder's embedding of the ``embed`` field, with logistic
+  regression or a nearest-neighbour vote (:mod:`kforge.healing.embedding`, issue 20).
 
 :func:`fit_calibrated` fits members on grouped out-of-fold predictions first: a temperature per
 member (one parameter, so tiny classes cannot over-fit it), the ensemble weights, and the
-abstention threshold below which the answer is ``unknown``: the lowest confidence at which the
+abstention threshold below which the answer is ``UNKNOWN``: the lowest confidence at which the
 out-of-fold answers reach the precision target (``PRECISION_TARGET``, 0.8). Then the members are refitted on all the training rows.
 """
 
@@ -19,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-UNKNOWN = "unknown"
+# The abstention marker: not a plausible class name (JunoBench has a real root-cause class ``unknown``, issue 16).
+UNKNOWN = "<abstain>"
 WRONG_COST = 2.0
 PRECISION_TARGET = 0.8   # abstain below the confidence where validation answers are right this often
 
@@ -66,6 +69,10 @@ def make_pipeline(kind: str, seed: int = 0) -> Any:
                              colsample_bytree=0.5, subsample=0.8, subsample_freq=1, class_weight="balanced",
                              reg_lambda=1.0, random_state=seed, verbose=-1, n_jobs=1)
         return Pipeline([("x", cols), ("clf", gbm)])
+    if kind.startswith("embed_"):
+        from kforge.healing.embedding import embed_pipeline
+
+        return embed_pipeline(kind, seed)
     raise ValueError(f"unknown model kind {kind!r}")
 
 
@@ -125,7 +132,7 @@ def coverage_precision(conf: np.ndarray, correct: np.ndarray, threshold: float) 
 
 @dataclass
 class CalibratedEnsemble:
-    """Members' tempered probabilities averaged with weights; ``unknown`` below ``threshold``."""
+    """Members' tempered probabilities averaged with weights; ``UNKNOWN`` below ``threshold``."""
 
     classes: list[str]
     members: dict[str, Any] = field(default_factory=dict)

@@ -26,6 +26,7 @@ class HealingConfig:
     salt: str = SALT
     seed: int = 0
     members: tuple[str, ...] = ("linear", "gbm")
+    text_encoder: bool = False   # add the pretrained encoder's members (model.ENCODER_MEMBERS) to notebook models
     prior_weight: float = 2.0
     replay_steps: int = 2000
 

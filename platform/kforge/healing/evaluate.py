@@ -4,13 +4,13 @@ Each row is held out exactly once (``GroupKFold`` over the task's group column: 
 notebook, program), so no near-duplicate crosses train and test. Everything is fitted on the
 training folds only; rules are fixed data (not fitted). Reported per label, pooled over folds:
 
-* ``accuracy`` / ``macro_f1`` with ``unknown`` counted as wrong, ``coverage`` (rows answered),
+* ``accuracy`` / ``macro_f1`` with ``UNKNOWN`` (abstained) counted as wrong, ``coverage`` (rows answered),
   ``selective_accuracy`` (accuracy on the rows answered);
 * systems: ``dozen_regexes`` (kernel ``crash_class``), ``exc_type_majority`` (Python),
   ``tfidf_lr`` (named baseline), ``linear``, ``hashed``, ``gbm``, ``ensemble`` (calibrated,
   abstaining), ``rules_only``, the hybrid modes, ``system``: what ``healing classify`` answers in
   ``pred_<label>`` (the hybrid mode chosen inside each training fold, always top-1), and
-  ``system_abstaining``: the same with ``unknown`` where ``abstain_<label>`` is set (its
+  ``system_abstaining``: the same with ``UNKNOWN`` where ``abstain_<label>`` is set (its
   ``selective_accuracy`` is the precision at the threshold tuned on the training folds);
 * ``abstention``: the threshold, and coverage/precision on the training folds' validation rows
   (grouped out-of-fold) and on the held-out rows;
@@ -58,11 +58,12 @@ def evaluate_task(rows: list[dict[str, Any]], kind: str, labels: tuple[str, ...]
                   extra_models: tuple[str, ...] = ("tfidf_lr", "hashed"), keep_predictions: bool = False,
                   groups: np.ndarray | None = None, not_held_out: set[str] | None = None,
                   precision_target: float = PRECISION_TARGET,
-                  kinds: tuple[str, ...] = ("linear", "gbm")) -> dict[str, Any]:
+                  kinds: tuple[str, ...] = ("linear", "gbm"), text_encoder: bool = False) -> dict[str, Any]:
     """Metrics per label and system, plus per-fold chosen modes and sizes.
 
     ``groups`` overrides the group column (one id per row); ``keep_predictions`` adds every
-    system's held-out predictions (``predictions``) and the true labels (``y``) per label;
+    system's held-out predictions (``predictions``), the confidence of ``system`` (``system_confidence``) and the
+    true labels (``y``) per label;
     ``not_held_out``: ids of rows a rule was written after reading (also scored without them; default: the
     rows :func:`read_rows` names).
     """
@@ -87,6 +88,7 @@ def evaluate_task(rows: list[dict[str, Any]], kind: str, labels: tuple[str, ...]
         rl = [m.rule.labels.get(label) if m else None for m in matches]
         rc = [m.rule.confidence if m else 0.0 for m in matches]
         pred: dict[str, np.ndarray] = defaultdict(lambda n=len(y): np.full(n, UNKNOWN, dtype=object))
+        system_conf = np.zeros(len(y))
         chosen: list[str] = []
         folds_abst: list[tuple[float, float, float, int]] = []
         for tr, te in folds:
@@ -97,7 +99,7 @@ def evaluate_task(rows: list[dict[str, Any]], kind: str, labels: tuple[str, ...]
             pred["exc_type_majority"][te] = base.predict([exc_types[i] for i in te])
             for k in extra_models:
                 pred[k][te] = make_pipeline(k, seed).fit(Xtr, y[tr]).predict(Xte)
-            lm = fit_label(Xtr, y[tr], groups[tr], [rl[i] for i in tr], [rc[i] for i in tr], members_for(kind, kinds),
+            lm = fit_label(Xtr, y[tr], groups[tr], [rl[i] for i in tr], [rc[i] for i in tr], members_for(kind, kinds, text_encoder),
                            seed=seed,
                            crash_found=[found[i] for i in tr], systems=[systems[i] for i in tr],
                            precision_target=precision_target)
@@ -114,6 +116,7 @@ def evaluate_task(rows: list[dict[str, Any]], kind: str, labels: tuple[str, ...]
             labs, conf = lm.answer([rl[i] for i in te], [rc[i] for i in te], pte, [found[i] for i in te],
                                    [systems[i] for i in te])
             pred["system"][te] = labs
+            system_conf[te] = conf
             pred["system_abstaining"][te] = [lab if c >= lm.abstain_threshold else UNKNOWN
                                              for lab, c in zip(labs, conf, strict=True)]
             chosen.append(lm.mode)
@@ -139,6 +142,7 @@ def evaluate_task(rows: list[dict[str, Any]], kind: str, labels: tuple[str, ...]
         if keep_predictions:
             out["labels"][label]["y"] = y.tolist()
             out["labels"][label]["predictions"] = {k: v.tolist() for k, v in pred.items()}
+            out["labels"][label]["system_confidence"] = system_conf.tolist()
     return out
 
 

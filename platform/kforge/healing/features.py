@@ -4,7 +4,9 @@ Every model sees the same three fields, whatever the kind of input:
 
 * ``head``: the crash line / exception type and message, normalised (no addresses, numbers);
 * ``context``: marker names, the next report lines, guilty frame, access kind, libraries, code line;
-* ``raw``: the first 4,000 characters of the raw text (for the plain TF-IDF baseline only).
+* ``raw``: the first 4,000 characters of the raw text (for the plain TF-IDF baseline only);
+* ``embed``: the short text the pretrained encoder members embed (:mod:`kforge.healing.embedding`): exception type
+  and message, or a kernel crash line with its next lines.
 """
 
 import re
@@ -40,7 +42,8 @@ def kernel_fields(crash: KernelCrash) -> dict[str, str]:
            f"guilty_{crash.guilty.function}" if crash.guilty else "guilty_none",
            "has_alloc_stack" if crash.alloc_stack else "", "has_free_stack" if crash.free_stack else "",
            "corrupted_trace" if crash.corrupted else "", f"nframes_{min(len(crash.frames), 10)}"]
-    return {"head": head, "context": " ".join(["ctx_kernel", *(x for x in ctx if x)])}
+    embed = "\n".join([crash.title or "no crash report", *(normalise(x) for x in crash.next_lines[:4])])
+    return {"head": head, "context": " ".join(["ctx_kernel", *(x for x in ctx if x)]), "embed": embed}
 
 
 def python_fields(err: PyError) -> dict[str, str]:
@@ -54,7 +57,8 @@ def python_fields(err: PyError) -> dict[str, str]:
            f"userfunc_{uf.function}" if uf else "",
            " ".join(_WORDS.findall(uf.code))[:300] if uf and uf.code else "",
            "cell" if uf and uf.file.startswith(("Cell", "<ipython")) else "script"]
-    return {"head": head, "context": " ".join(["ctx_python", *(x for x in ctx if x)])}
+    embed = f"{err.short_type}: {err.message[:400]}"   # the code line made embeddings worse (bench/healing_encoder.py)
+    return {"head": head, "context": " ".join(["ctx_python", *(x for x in ctx if x)]), "embed": embed}
 
 
 def record(row: dict[str, Any]) -> dict[str, Any]:
@@ -74,8 +78,9 @@ def frame_of(records: list[dict[str, Any]]) -> Any:
     """A pandas frame with the model fields (what the sklearn pipelines consume)."""
     import pandas as pd
 
-    return pd.DataFrame({f: [r.get(f, "") or "rule_none" if f == "rule" else r[f] for r in records]
-                         for f in (*FIELDS, "rule", "raw")})
+    cols = {f: [r.get(f, "") or "rule_none" if f == "rule" else r[f] for r in records] for f in (*FIELDS, "rule", "raw")}
+    cols["embed"] = [str(r.get("embed") or "") for r in records]
+    return pd.DataFrame(cols)
 
 
 def rule_tokens(match: Any) -> str:

@@ -110,7 +110,7 @@ def _row(kind: str, source: str, label: str, n_train: int, n_test: int, model: f
 
 def leave_one_source_out(tasks: Tasks, spec: ModelSpec, *, members: tuple[str, ...] = ("linear", "gbm"),
                          seed: int = 0, rules: RuleEngine | None = None,
-                         min_rows: int = MIN_SOURCE_ROWS) -> Generalization:
+                         min_rows: int = MIN_SOURCE_ROWS, text_encoder: bool = False) -> Generalization:
     """Train without each source in turn and score that source's rows (``tasks``: kind -> (rows, labels,
     group column), as the classifier is trained on). Only judged sources cost a training."""
     from kforge.healing.model import train_bundle
@@ -131,7 +131,8 @@ def leave_one_source_out(tasks: Tasks, spec: ModelSpec, *, members: tuple[str, .
             elif len(train) < min_rows or len({str(r[label]) for r in train}) < 2:
                 status = f"too few training rows from other sources (< {min_rows} or one class)"
             else:
-                model = train_bundle({kind: (train, (label,), group)}, rules, kinds=members, seed=seed)
+                model = train_bundle({kind: (train, (label,), group)}, rules, kinds=members, seed=seed,
+                                     text_encoder=text_encoder)
                 recs.append(_row(kind, source, label, len(train), len(test),
                                  primary_accuracy(model, kind, test, label), baseline_accuracy(train, test, label), JUDGED))
                 continue

@@ -2,8 +2,8 @@
 
 Modes (per label; the rule's label for that target, if it names one, against the model):
 
-* ``rules_only``   - the rule's label, else ``unknown``;
-* ``ml_only``      - the calibrated model, ``unknown`` below its threshold;
+* ``rules_only``   - the rule's label, else ``UNKNOWN`` (no answer);
+* ``ml_only``      - the calibrated model, ``UNKNOWN`` below its threshold;
 * ``ml_fallback``  - the rule's label when a rule matched, else the model;
 * ``arbitration``  - both run; the more confident one answers (rule confidence vs model probability);
 * ``ensemble``     - the model's probabilities mixed with the rule's vote (weight = rule confidence / 2).

@@ -44,10 +44,16 @@ NO_CRASH = frozenset({"no-crash", "NO_CRASH"})   # the "nothing to report" class
 # Members added per kind of input: on notebook tracebacks the raw-text TF-IDF model carries words the structured
 # fields drop (issue 16: root cause 0.425 -> 0.443 at full coverage, grouped by notebook).
 EXTRA_MEMBERS: dict[str, tuple[str, ...]] = {"python": ("tfidf_lr",)}
+# Members added when the pretrained text encoder is switched on (``HealingConfig.text_encoder``, off by default, issue 20):
+# on notebook root cause they raise full-coverage accuracy (0.443 -> 0.464) but lower coverage at the 0.8-precision
+# threshold; on kernel logs they did not help (docs/notes/issue-16-healing-session7.md).
+ENCODER_MEMBERS: dict[str, tuple[str, ...]] = {"python": ("embed_lr", "embed_knn")}
 
 
-def members_for(kind: str, kinds: tuple[str, ...]) -> tuple[str, ...]:
-    return kinds + tuple(k for k in EXTRA_MEMBERS.get(kind, ()) if k not in kinds)
+def members_for(kind: str, kinds: tuple[str, ...], text_encoder: bool = False) -> tuple[str, ...]:
+    """The ensemble members of one kind of input: ``kinds``, that kind's extras, and its encoder members if on."""
+    extra = EXTRA_MEMBERS.get(kind, ()) + (ENCODER_MEMBERS.get(kind, ()) if text_encoder else ())
+    return kinds + tuple(k for k in extra if k not in kinds)
 
 
 @dataclass
@@ -203,7 +209,7 @@ def crash_flags(recs: list[dict[str, Any]]) -> tuple[list[bool], list[str]]:
 
 def system_answer(mode: str, classes: list[str], rule_labels: list[str | None], rule_confs: list[float],
                   proba: np.ndarray, crash_found: list[bool], foreign: list[bool]) -> tuple[list[str], np.ndarray]:
-    """The shipped top-1 answer per row (never ``unknown``) and its confidence.
+    """The shipped top-1 answer per row (never the abstention marker ``UNKNOWN``) and its confidence.
 
     ``mode`` reconciles rule and model (see :mod:`kforge.healing.hybrid`); on a row whose report format the model
     never saw (``foreign``) a matching rule answers; where a crash report was found (``crash_found``) the
@@ -252,8 +258,9 @@ def fit_label(X: Any, y: np.ndarray, groups: np.ndarray, rule_labels: list[str |
 
 
 def train_bundle(tasks: dict[str, tuple[list[dict[str, Any]], tuple[str, ...], str]], rules: RuleEngine | None = None,
-                 kinds: tuple[str, ...] = ("linear", "gbm"), seed: int = 0) -> HealingModel:
-    """``tasks``: kind -> (rows, label fields, group column)."""
+                 kinds: tuple[str, ...] = ("linear", "gbm"), seed: int = 0, text_encoder: bool = False) -> HealingModel:
+    """``tasks``: kind -> (rows, label fields, group column). ``text_encoder``: add the encoder members
+    (:data:`ENCODER_MEMBERS`; they embed through :func:`kforge.healing.embedding.encoder`)."""
     rules = rules or RuleEngine.default()
     model = HealingModel(rules)
     for kind, (rows, labels, group) in tasks.items():
@@ -272,7 +279,7 @@ def train_bundle(tasks: dict[str, tuple[list[dict[str, Any]], tuple[str, ...], s
             rc = [m.rule.confidence if m else 0.0 for m in matches]
             lm = fit_label(X[keep].reset_index(drop=True), y[keep], groups[keep],
                            [x for x, k in zip(rl, keep, strict=True) if k], [x for x, k in zip(rc, keep, strict=True) if k],
-                           members_for(kind, kinds), seed, crash_found=[x for x, k in zip(found, keep, strict=True) if k],
+                           members_for(kind, kinds, text_encoder), seed, crash_found=[x for x, k in zip(found, keep, strict=True) if k],
                            systems=[x for x, k in zip(systems, keep, strict=True) if k])
             if lm is not None:
                 lm.label = label

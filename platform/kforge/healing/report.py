@@ -100,18 +100,20 @@ def format_generalization(gen: Generalization) -> str:
 
 
 def run_evaluation(data_dir: Path, kind: str = "all", folds: int = 5, extras: bool = False,
-                   generalizes: str = "no") -> Iterator[str]:
+                   generalizes: str = "no", text_encoder: bool = HealingConfig.text_encoder) -> Iterator[str]:
     """Yields the report section by section (each as soon as it is measured). ``generalizes``: ``no``,
-    ``also`` (add the leave-one-source-out section of the ``generalizes`` gate) or ``only`` (just that)."""
+    ``also`` (add the leave-one-source-out section of the ``generalizes`` gate) or ``only`` (just that);
+    ``text_encoder``: with the encoder members, as ``HealingConfig.text_encoder`` adds them."""
     tasks = [t for t in (KERNEL, PYTHON) if kind in ("all", t.kind)]
     if generalizes != "only":
         for task in tasks:
             rows = load_task(data_dir, task)
-            yield (format_report(evaluate_task(rows, task.kind, task.labels, task.group, n_folds=folds)))
+            yield (format_report(evaluate_task(rows, task.kind, task.labels, task.group, n_folds=folds,
+                                               text_encoder=text_encoder)))
     if generalizes in ("also", "only"):
         yield format_generalization(leave_one_source_out(
             {t.kind: (load_task(data_dir, t), t.labels, t.group) for t in tasks}, CLASSIFIER,
-            members=HealingConfig.members))
+            members=HealingConfig.members, text_encoder=text_encoder))
         if generalizes == "only":
             return
     if kind in ("all", "kernel"):

@@ -1,7 +1,7 @@
 """Held-out scoring of the healing classifier bundle (pure functions, no MLflow).
 
 * :func:`row_key`: the stable key of a labelled row (kind, group, id), what the release path digests;
-* :func:`primary_accuracy`: accuracy of one label on given rows (``unknown`` counts as wrong), the
+* :func:`primary_accuracy`: accuracy of one label on given rows (an abstention counts as wrong), the
   number the challenger and the champion are compared on;
 * :func:`score_model`: accuracy, macro-F1 and coverage of every label of every kind;
 * :func:`baseline_accuracy`: the named TF-IDF + logistic regression baseline on the same split.

@@ -17,6 +17,7 @@ Example::
 
 import json
 import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ def classifier_candidate(tasks: Tasks, config: HealingConfig) -> tuple[Candidate
     leave one source out for the ``generalizes`` gate (no training where no row names a source)."""
     train, test, split_check = split_tasks(tasks, config.test_share, config.salt)
     rules = RuleEngine.default()
-    model = train_bundle(train, rules, kinds=config.members, seed=config.seed)
+    model = train_bundle(train, rules, kinds=config.members, seed=config.seed, text_encoder=config.text_encoder)
     metrics = score_model(model, {k: (rows, labels) for k, (rows, labels, _) in test.items()})
     kind = "kernel" if "kernel" in tasks else "python"
     label, group = PRIMARY[kind], tasks[kind][2]
@@ -109,7 +110,8 @@ def classifier_candidate(tasks: Tasks, config: HealingConfig) -> tuple[Candidate
     score = primary_accuracy(model, kind, eval_rows, label)
     base = baseline_accuracy(train[kind][0], eval_rows, label)
     metrics.update(model.abstention_metrics())
-    gen = leave_one_source_out(tasks, CLASSIFIER, members=config.members, seed=config.seed, rules=rules)
+    gen = leave_one_source_out(tasks, CLASSIFIER, members=config.members, seed=config.seed, rules=rules,
+                               text_encoder=config.text_encoder)
     metrics.update(gen.metrics())
     metrics.update({"test_primary_accuracy": score, "baseline_tfidf_lr_accuracy": base, "n_test": float(len(keys)),
                     **{f"threshold_{k}_{lab}": lm.ensemble.threshold for k, d in model.models.items()
@@ -126,7 +128,7 @@ def classifier_candidate(tasks: Tasks, config: HealingConfig) -> tuple[Candidate
     cand = Candidate(
         CLASSIFIER, train_table=tasks_table(tasks), eval_keys=keys, score=score, baselines={"tfidf_lr": base},
         checks=[split_check, size_check(len(keys), CLASSIFIER.min_test_rows), gen.check],
-        params={"kinds": ",".join(tasks), "primary": f"{kind}.{label}", "members": ",".join(config.members),
+        params={"kinds": ",".join(tasks), "primary": f"{kind}.{label}", "members": ",".join(config.members), "text_encoder": config.text_encoder,
                 "test_share": config.test_share, "salt": config.salt, "seed": config.seed},
         metrics=metrics,
         texts={"hybrid_modes.json": json.dumps(modes, indent=1, sort_keys=True),
@@ -136,10 +138,13 @@ def classifier_candidate(tasks: Tasks, config: HealingConfig) -> tuple[Candidate
 
 
 def train_and_release(tracker: Tracker, wh: Warehouse, config: HealingConfig, *,
-                      dagster_run_id: str = "") -> HealingRelease:
-    """Train the configured healing models on the stored tables and release each one."""
+                      dagster_run_id: str = "", encoder: Any = None) -> HealingRelease:
+    """Train the configured healing models on the stored tables and release each one. ``encoder`` (a
+    :class:`kforge.text.TextEncoder`, the ``text_encoder`` resource's) embeds for the encoder members when
+    ``config.text_encoder`` is on (default: the home's model, cache in memory only)."""
     from kforge.monitoring.calls import set_training_reference
     from kforge.monitoring.descriptors import error_descriptors
+    from kforge.text import use_encoder
 
     unknown = set(config.models) - set(MODELS)
     if unknown:
@@ -148,7 +153,8 @@ def train_and_release(tracker: Tracker, wh: Warehouse, config: HealingConfig, *,
     out = HealingRelease()
     if "classifier" in config.models:
         tasks = build_tasks(config.data_dir, inputs.corpus, feedback_since("healing", wh))
-        cand, _, metrics, out.generalization = classifier_candidate(tasks, config)
+        with use_encoder(encoder) if encoder is not None else nullcontext():
+            cand, _, metrics, out.generalization = classifier_candidate(tasks, config)
         out.classifier = release(tracker, cand, dagster_run_id=dagster_run_id)
         out.metrics["classifier"] = metrics
         set_training_reference(wh, "healing", CLASSIFIER.name, out.classifier.version,

@@ -54,7 +54,7 @@ class MixinPredictor:
             return "learner", "the history learner"
         if transfer.served_by == "rules":
             return "rules", (f"a mixin observed fewer than {MIN_MIXIN_HISTORY} times: the rule score, because the "
-                             "learner did not beat the rules on held-out mixins in validation")
+                             "learner was not clearly better than the rules on held-out mixins in validation")
         return "transfer", (f"a mixin observed fewer than {MIN_MIXIN_HISTORY} times: the rule score re-ranked by the "
                             f"transfer learner (shrink {transfer.shrink:g}, chosen on held-out mixins)")
 

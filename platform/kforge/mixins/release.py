@@ -31,7 +31,7 @@ from kforge.mixins.training import (
     score_on,
     train,
 )
-from kforge.mixins.transfer import MIN_MIXIN_HISTORY
+from kforge.mixins.transfer import BOUND_Z, MIN_MIXIN_HISTORY
 from kforge.registry import Tracker, data_version
 from kforge.registry.gates import (
     BEATS_CHAMPION,
@@ -170,10 +170,14 @@ def candidate(result: TrainResult, outcomes: pl.DataFrame, cat: Catalogue, confi
     per_mixin |= {f"generalizes_rules_{GENERALIZES_METRIC}_{r['mixin']}": r["rules_roc_auc"]
                   for r in groups.iter_rows(named=True)}
     worst = groups.sort("delta_roc_auc").row(0, named=True) if groups.height else None
+    fallback = ",".join(result.fallback_mixins()) or "none"   # "say so": mixins the rules served in evaluation
+    params["generalizes_fallback_mixins"] = fallback
     if transfer is not None:
         params |= {"transfer_shrink": transfer.shrink, "transfer_served_by": transfer.served_by,
-                   "transfer_min_mixin_history": MIN_MIXIN_HISTORY,
-                   "transfer_validation": json.dumps(transfer.validation, sort_keys=True)}
+                   "transfer_min_mixin_history": MIN_MIXIN_HISTORY, "transfer_select": getattr(transfer, "select", "mean"),
+                   "transfer_bound_z": BOUND_Z,
+                   "transfer_validation": json.dumps(transfer.validation, sort_keys=True),
+                   "transfer_validation_bound": json.dumps(getattr(transfer, "validation_bound", {}), sort_keys=True)}
 
     return Candidate(
         replace(SPEC, min_delta=config.min_delta), train_table=outcomes, eval_keys=challenger.keys,
@@ -188,7 +192,8 @@ def candidate(result: TrainResult, outcomes: pl.DataFrame, cat: Catalogue, confi
                "evaluation/generalizes_mixin.csv": groups.write_csv()},
         tags={"history_through_id": str(result.predictor.history_through_id),
               "trained_until": str(result.predictor.trained_until),
-              "unseen_mixin_scorer": transfer.served_by if transfer is not None else "learner"},
+              "unseen_mixin_scorer": transfer.served_by if transfer is not None else "learner",
+              "generalizes_fallback_mixins": fallback},
         save_model=_save_model(result, workdir), score_registered=score_registered)
 
 

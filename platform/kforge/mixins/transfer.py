@@ -12,8 +12,12 @@ scorer starts from the rules and adds a shrunk, centred correction::
   set interactions and the node type only (no ``has_<mixin>`` identity, no history), with monotone
   constraints: never more likely to work because a structural risk is present.
 * ``shrink`` is chosen on validation data: leave-mixins-out folds *inside* the training rows
-  (the rows being evaluated play no part). ``shrink = 0`` is the fallback: the rule score itself,
-  chosen when no positive shrink beats the rules on the validation mixins.
+  (the rows being evaluated play no part). Each validation mixin gives one AUC gain over the
+  rules; a shrink is judged by the one-sided 95% lower confidence bound of the mean gain
+  (:func:`choose_shrink`), so the learner is served only where validation shows it is *clearly*
+  better on mixins it never saw. ``shrink = 0`` is the fallback, chosen when no bound is positive:
+  the rule score itself, bit for bit (a held-out mixin it serves ties the rules exactly, which the
+  ``generalizes`` gate counts as "not worse"). The decision never sees an evaluated mixin's rows.
 * No recalibration on top: the output stays on the rule score's scale (a per-model Platt step
   moved each evaluation fold's scores differently and cost 0.05-0.07 pooled AUC).
 
@@ -39,7 +43,32 @@ SHRINKS = (0.0, 0.1, 0.25, 0.5, 1.0)
 INNER_FOLDS = 3
 PARAMS = {"n_estimators": 100, "learning_rate": 0.03, "num_leaves": 7, "min_child_samples": 40,
           "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "verbose": -1, "n_jobs": 1}
+BOUND_Z = 1.645                   # one-sided 95%: serve the learner only when its gain is this clear
+SELECT = "bound"                  # "bound": best lower bound; "mean": best mean gain (session 6)
 RISK_COLS = frozenset(c for c, _, _ in RULES)
+
+
+def _mean_and_bound(deltas: np.ndarray) -> tuple[float, float]:
+    """Mean per-mixin AUC gain and its one-sided lower confidence bound (mean - z * standard error)."""
+    if len(deltas) == 0:
+        return 0.0, 0.0
+    mean = float(np.mean(deltas))
+    if len(deltas) < 2:
+        return mean, 0.0
+    return mean, mean - BOUND_Z * float(np.std(deltas, ddof=1)) / float(np.sqrt(len(deltas)))
+
+
+def choose_shrink(gains: dict[float, np.ndarray], select: str | None = None) -> tuple[float, dict[str, float],
+                                                                                     dict[str, float]]:
+    """``gains``: shrink -> per-validation-mixin AUC gain over the rules. Returns the chosen shrink
+    (0: the fallback), the mean gain and its lower bound per shrink. ``select`` ("bound", the
+    default :data:`SELECT`; or "mean") is what must be positive and is maximised."""
+    scores, bounds = {}, {}
+    for sh, g in gains.items():
+        scores[f"{sh:g}"], bounds[f"{sh:g}"] = _mean_and_bound(np.asarray(g, dtype=float))
+    crit = bounds if (select or SELECT) == "bound" else scores
+    best = max(gains, key=lambda sh: (crit[f"{sh:g}"], -sh))
+    return (best if crit[f"{best:g}"] > 0 else 0.0), scores, bounds
 
 
 def transfer_columns(feature_cols: list[str]) -> list[str]:
@@ -66,6 +95,8 @@ class TransferScorer:
     shrink: float                     # 0: the rule score itself (the fallback)
     validation: dict[str, float] = field(default_factory=dict)   # shrink -> mean per-mixin AUC gain vs rules
     validation_mixins: int = 0
+    validation_bound: dict[str, float] = field(default_factory=dict)  # shrink -> lower bound of that gain
+    select: str = "mean"              # how shrink was chosen (bundles before session 7: "mean")
 
     @property
     def served_by(self) -> str:
@@ -86,8 +117,8 @@ class TransferScorer:
     @classmethod
     def fit(cls, frame: pl.DataFrame, feature_cols: list[str], seed: int = 0) -> "TransferScorer":
         """Fit on ``frame`` (training rows only); choose ``shrink`` by leave-mixins-out validation
-        inside it: the shrink with the best mean per-mixin AUC gain over the rules, or 0 (the
-        rules) when none gains."""
+        inside it (:func:`choose_shrink`): the shrink whose per-mixin AUC gain over the rules has
+        the best lower confidence bound, or 0 (the rules themselves) when no bound is positive."""
         cols = transfer_columns(feature_cols)
         mixins = sorted({m for ms in frame["mixins"].to_list() for m in ms})
         order = mixins[:]
@@ -109,21 +140,20 @@ class TransferScorer:
                 held=pl.Series([sorted(set(ms) & held) for ms in test["mixins"].to_list()])))
         booster, offset = cls._fit_booster(frame, cols, seed)
         if not parts:
-            return cls(cols, booster, offset, 0.0)
+            return cls(cols, booster, offset, 0.0, select=SELECT)
         val = pl.concat(parts)
         y = val["passed"].cast(pl.Int32).to_numpy()
         z0, res = val["rule_logit"].to_numpy(), val["res"].to_numpy()
         groups = [g["i"].to_numpy() for _, g in val.with_row_index("i").explode("held").group_by("held")]
-        scores = {}
-        for s in SHRINKS:
-            z = z0 + s * res
-            deltas = [d for d in (_auc(y[i], z[i]) - _auc(y[i], z0[i]) for i in groups) if d == d]
-            scores[f"{s:g}"] = float(np.mean(deltas)) if deltas else 0.0
-        best = max(SHRINKS, key=lambda s: (scores[f"{s:g}"], -s))
-        return cls(cols, booster, offset, best if scores[f"{best:g}"] > 0 else 0.0, scores, len(groups))
+        gains = {sh: np.array([d for d in (_auc(y[i], z0[i] + sh * res[i]) - _auc(y[i], z0[i]) for i in groups)
+                               if d == d]) for sh in SHRINKS}
+        shrink, scores, bounds = choose_shrink(gains)
+        return cls(cols, booster, offset, shrink, scores, len(groups), bounds, SELECT)
 
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
-        z = _logit(rule_score(frame))
-        if self.shrink and frame.height:
-            z = z + self.shrink * (self.booster.predict(_matrix(frame, self.cols), raw_score=True) - self.offset)
+        """P(success); the fallback (``shrink == 0``) returns the rule score itself, bit for bit."""
+        rules = rule_score(frame)
+        if not self.shrink or frame.height == 0:
+            return rules
+        z = _logit(rules) + self.shrink * (self.booster.predict(_matrix(frame, self.cols), raw_score=True) - self.offset)
         return 1 / (1 + np.exp(-z))

@@ -25,12 +25,14 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from kforge.config import Paths
 from kforge.errors import InputError
@@ -193,3 +195,47 @@ class TextEncoder:
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         return np.stack([self._memo[k] for k in keys])
+
+
+# -- the process's encoder: one mechanism for every family's members -----------------------------
+class Embedder(Protocol):
+    """Anything that turns texts into (n, d) vectors: a :class:`TextEncoder`, or a test's stand-in."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+_CURRENT: list[Embedder] = []
+
+
+def current_encoder() -> Embedder:
+    """The encoder model members embed with. Members never pickle an encoder: a loaded model embeds
+    through this one, which the CLI and the assets point at the home's warehouse (:func:`use_encoder`).
+    Default: the default home's model with an in-memory cache only."""
+    if not _CURRENT:
+        _CURRENT.append(TextEncoder(warehouse=None, batch_size=16))
+    return _CURRENT[-1]
+
+
+@contextmanager
+def use_encoder(encoder: Embedder) -> Iterator[Embedder]:
+    """Embed with ``encoder`` inside the block (the previous one is restored after it)."""
+    _CURRENT.append(encoder)
+    try:
+        yield encoder
+    finally:
+        _CURRENT.remove(encoder)
+
+
+class EncodedText(TransformerMixin, BaseEstimator):
+    """A scikit-learn transformer: one text column of a frame (or a list of texts, ``column=None``) -> its
+    embeddings, through :func:`current_encoder`. Stateless, so a pickled pipeline holds no model or vectors."""
+
+    def __init__(self, column: str | None = "embed") -> None:
+        self.column = column
+
+    def fit(self, X: Any, y: Any = None) -> EncodedText:
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        texts = X if self.column is None else X[self.column]
+        return current_encoder().embed([str(t) for t in texts])

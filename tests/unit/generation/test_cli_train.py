@@ -66,10 +66,15 @@ def test_cli_and_asset_map_into_one_config():
     args = parser.parse_args(["train", "generation", "--val-frac", "0.2", "--test-frac", "0.25", "--max-rows", "50",
                               "--level1-estimators", "7", "--steps", "3", "--d-model", "64", "--layers", "2",
                               "--vocab", "300", "--max-len", "128", "--eval-rows", "9", "--adapters", "1",
-                              "--adapter-steps", "4", "--calib-rows", "11", "--lr", "0.003"])
+                              "--adapter-steps", "4", "--calib-rows", "11", "--lr", "0.003",
+                              "--extra-diffs", "a.diffs.parquet", "b.diffs.parquet"])
     corpus, cfg = train_config(args)
     assert (corpus.val_frac, corpus.test_frac, corpus.max_rows) == (0.2, 0.25, 50)
-    assert CorpusConfig(val_frac=0.2, test_frac=0.25, max_rows=50).model_dump() == corpus.__dict__
+    assert corpus.diff_files == ("a.diffs.parquet", "b.diffs.parquet")
+    from kforge.generation.corpus import CorpusConfig as LibCorpusConfig
+
+    assert LibCorpusConfig.from_flat(**CorpusConfig(val_frac=0.2, test_frac=0.25, max_rows=50, diff_files=[
+        "a.diffs.parquet", "b.diffs.parquet"]).model_dump()) == corpus
     from kforge.generation.pipeline import GenerationConfig
 
     asset = GenerationConfig.from_flat(**GenerationTrainConfig(
@@ -79,3 +84,16 @@ def test_cli_and_asset_map_into_one_config():
     assert asset.lm == cfg.lm and asset.eval_rows == cfg.eval_rows == 9 and asset.calib_rows == cfg.calib_rows
     assert (asset.adapter_families, asset.adapter_steps) == (cfg.adapter_families, cfg.adapter_steps)
     assert asset.train.steps == cfg.train.steps == 3 and asset.train.lr == pytest.approx(cfg.train.lr)
+
+
+def test_diffs_and_extra_diffs_together_are_refused():
+    import argparse
+
+    from kforge.cli.generation import register, train_config
+    from kforge.errors import InputError
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["train", "generation", "--diffs", "a.diffs.parquet", "--extra-diffs", "b.diffs.parquet"])
+    with pytest.raises(InputError, match="give one of them"):
+        train_config(args)

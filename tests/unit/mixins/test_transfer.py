@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from kforge.mixins.baselines import rule_score
 from kforge.mixins.dataset import feature_columns, feature_frame
-from kforge.mixins.transfer import TransferScorer, transfer_columns
+from kforge.mixins.transfer import TransferScorer, choose_shrink, transfer_columns
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +43,37 @@ def test_learns_a_structure_the_rules_miss_on_held_out_mixins(frame):
     assert ts.served_by == "transfer" and ts.shrink > 0
     p = ts.predict_proba(synth)
     assert p[broad.to_numpy()].mean() < p[~broad.to_numpy()].mean()
+
+
+def test_fallback_serves_the_rule_score_bit_for_bit(frame):
+    # a held-out mixin served by the fallback ties the rules exactly (the generalizes gate's tie)
+    ts = TransferScorer.fit(frame, feature_columns(frame), seed=0)
+    ts.shrink = 0.0
+    assert ts.served_by == "rules"
+    assert np.array_equal(ts.predict_proba(frame), rule_score(frame))
+
+
+@pytest.mark.parametrize(("gains", "want"), [
+    # a clear, consistent gain: served (the larger shrink has the better bound)
+    ({0.0: [0.0] * 12, 0.5: [0.02, 0.03, 0.01, 0.02] * 3, 1.0: [0.04, -0.01, 0.0, 0.05] * 3}, 0.5),
+    # a positive mean carried by two mixins, losses elsewhere: not clear, so the rules serve
+    ({0.0: [0.0] * 12, 0.5: [0.10, 0.08] + [-0.01] * 10}, 0.0),
+    # nothing gains
+    ({0.0: [0.0] * 12, 0.5: [-0.01] * 12}, 0.0),
+])
+def test_shrink_needs_a_positive_lower_bound_on_held_out_mixins(gains, want):
+    shrink, means, bounds = choose_shrink({k: np.array(v) for k, v in gains.items()}, select="bound")
+    assert shrink == want
+    assert set(means) == set(bounds) == {f"{k:g}" for k in gains}
+    assert all(bounds[k] <= means[k] for k in means)
+    # the session-6 rule (best mean) would serve the learner on the second case: the bound is stricter
+    mean_pick, _, _ = choose_shrink({k: np.array(v) for k, v in gains.items()}, select="mean")
+    assert mean_pick >= shrink
+
+
+def test_the_default_choice_is_the_lower_bound():
+    from kforge.mixins import transfer
+
+    assert transfer.SELECT == "bound" and transfer.BOUND_Z > 1
+    noisy = {0.0: np.zeros(12), 0.25: np.array([0.10, 0.08] + [-0.01] * 10)}
+    assert choose_shrink(noisy)[0] == 0.0

@@ -1,0 +1,38 @@
+"""The acceptance ablation switches reach the code they name: ``--no-group-balanced`` and
+``--text-encoder`` on ``train`` (into TrainConfig, as the asset's config does) and on ``evaluate``
+(into the suites' options)."""
+
+from pathlib import Path
+
+import pytest
+from kforge.acceptance.train import TrainConfig
+from kforge.cli.acceptance import train_config
+from kforge.cli.main import build_parser
+from kforge.config import Paths
+
+from assets.acceptance import AcceptanceConfig
+
+
+def test_train_flags_map_into_the_config_the_asset_builds() -> None:
+    parse = build_parser().parse_args
+    assert TrainConfig().group_balanced is True and TrainConfig().text_encoder is False
+    cfg = train_config(parse(["acceptance", "train", "--no-group-balanced", "--text-encoder"]))
+    assert cfg == TrainConfig(group_balanced=False, text_encoder=True)
+    assert cfg == AcceptanceConfig(group_balanced=False, text_encoder=True).train_config()
+
+
+def test_evaluate_passes_the_options_to_the_suite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from kforge.acceptance import evaluate, text_encoder
+    from kforge.cli.acceptance import cmd_evaluate
+    from kforge.cli.common import Ctx
+
+    seen: list[object] = []
+    monkeypatch.setitem(evaluate.SUITES, "jit-cross", lambda data, n, opts: seen.append((n, opts)) or {})
+    monkeypatch.setattr(text_encoder, "_current", [])
+    (tmp_path / "jit_anchors").mkdir()
+    args = build_parser().parse_args(["acceptance", "evaluate", "jit-cross", "--no-group-balanced",
+                                      "--n-estimators", "7"])
+    ctx = Ctx(Paths.of(tmp_path / "home"), tmp_path)
+    assert cmd_evaluate(ctx, args) == 0
+    assert seen == [(7, evaluate.SuiteOptions(text_encoder=False, group_balanced=False))]
+    assert text_encoder._current == []  # no encoder set up unless asked for
