@@ -4,6 +4,7 @@ import argparse
 import json
 
 from kforge.cli.common import Ctx
+from kforge.cli.llm import add_llm_options, backend_from_args
 
 
 def _list(s: str | None) -> list[str]:
@@ -25,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--until", default=None, help="YYYY-MM-DD (author date)")
     p.add_argument("--limit", type=int, default=None, help="keep the newest N rows")
     p.add_argument("--test-fraction", type=float, default=0.1, help="newest fraction marked split=test")
+    p.add_argument("--llm-score", action="store_true",
+                   help="add llm_score (1-5) and llm_reason from the configured language model to rows above --llm-floor")
+    p.add_argument("--llm-floor", type=float, default=0.5, help="heuristic quality a row needs to be LLM-scored (0..1)")
+    add_llm_options(p, max_tokens=48)
     p.set_defaults(func=cmd_export)
 
 
@@ -35,7 +40,15 @@ def cmd_export(ctx: Ctx, args: argparse.Namespace) -> int:
                       subsystems=_list(args.subsystems), repos=_list(args.repos), since=args.since, until=args.until,
                       limit=args.limit, test_fraction=args.test_fraction)
     rows = build_export(ctx.warehouse(), args.mode, f)
+    llm = None
+    if args.llm_score:
+        from kforge.commits.quality import llm_quality
+
+        backend, params = backend_from_args(args)
+        rows, llm = llm_quality(rows, backend, args.llm_floor, params)
     summary = write_export(rows, args.out, args.mode)
+    if llm is not None:
+        summary["llm"] = llm
     summary["problems"] = validate_export(args.out)
     print(json.dumps(summary))
     return 0 if not summary["problems"] else 1

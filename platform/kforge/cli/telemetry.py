@@ -1,6 +1,7 @@
 """``kforge telemetry ...``: simulate, import real traces, forecast on a trace, train and release
 the models (the same functions and configs as the Dagster assets), evaluate them at bench scale
-(held-out numbers, nothing registered), and print the monitoring report."""
+(held-out numbers, nothing registered), print the monitoring report, and explain the
+recommender's state in words (``explain``: grounded in the state's numbers, LLM or template)."""
 
 import argparse
 import json
@@ -61,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = t.add_parser("monitoring", help="print the model-monitoring report (all families) and write its JSON")
     m.add_argument("--out", default="")
     m.set_defaults(func=cmd_monitoring)
+    _register_explain(t)
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -169,4 +171,79 @@ def cmd_monitoring(ctx: Ctx, args: argparse.Namespace) -> int:
     write_json(rep, out)
     print_table(report_frame(rep))
     print(json.dumps({"json": str(out), "families_without_predictions": rep["families_without_predictions"]}))
+    return 0
+
+
+def _register_explain(t: argparse._SubParsersAction) -> None:
+    from kforge.cli.llm import add_llm_options
+
+    x = t.add_parser("explain", help="simulate a machine to its first OOM alarm (or --at T) and explain the "
+                                     "recommender's state and best action in words (grounded, LLM or template)")
+    x.add_argument("workload")
+    x.add_argument("--seed", type=int, default=100)
+    x.add_argument("--duration", type=float, default=300.0)
+    x.add_argument("--at", type=float, default=None, help="explain the state at T seconds (default: the first alarm)")
+    x.add_argument("--threshold", type=float, default=0.5, help="heuristic risk that counts as an alarm")
+    x.add_argument("--forecaster", action="store_true",
+                   help="use the champion OOM forecaster (risk, threshold, contributions) instead of the heuristic")
+    x.add_argument("--no-llm", action="store_true", help="the template explanation only")
+    x.add_argument("--json", action="store_true", help="print the state, the explanation and its checks as JSON")
+    add_llm_options(x, max_tokens=96)
+    x.set_defaults(func=cmd_explain)
+
+
+def _explain_state(ctx: Ctx, args: argparse.Namespace):  # noqa: ANN202 - a telemetry.explain.State
+    import polars as pl
+
+    from kforge.telemetry.explain import capture, forecaster_risk, heuristic_risk
+    from kforge.telemetry.features import window_features
+    from kforge.telemetry.memsim import SAMPLE_SCHEMA, SAMPLE_TICKS, MemorySim
+    from kforge.telemetry.workloads import TICK_S, make_workload
+
+    if not 10 <= args.duration <= 86_400:
+        raise InputError(f"--duration must be within 10..86400 simulated seconds, got {args.duration:g}")
+    if args.at is not None and not 1 <= args.at <= args.duration:
+        raise InputError(f"--at must be within 1..--duration ({args.duration:g}) seconds, got {args.at:g}")
+    risk_fn, thr, source = heuristic_risk, args.threshold, "heuristic"
+    if args.forecaster:
+        from kforge.telemetry.mlflow_models import load_forecaster
+
+        name = "kforge-telemetry-oom"
+        tracker = ctx.tracker()
+        champ = tracker.champion(name)
+        if champ is None:
+            raise InputError(f"{name} has no champion: run `kforge telemetry train --model oom` first, or drop --forecaster")
+        model, thr = load_forecaster(tracker.model_uri(name), tracker.tracking_uri)
+        risk_fn, source = forecaster_risk(model), f"{name} v{champ.version}"
+    sim = MemorySim(make_workload(args.workload, args.seed, args.duration), run_id=f"{args.workload}-{args.seed}")
+    while sim.tick < sim.w.n_ticks:
+        sim.run_until(sim.tick + SAMPLE_TICKS)
+        if args.at is not None:
+            if sim.tick * TICK_S >= args.at:
+                break
+        elif risk_fn(window_features(pl.DataFrame(sim.samples[-31:], schema=SAMPLE_SCHEMA, orient="row")))[0] >= thr:
+            break
+    return capture(sim, risk_fn, thr, source)
+
+
+def cmd_explain(ctx: Ctx, args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from kforge.cli.llm import backend_from_args
+    from kforge.telemetry.explain import explain, facts
+
+    state = _explain_state(ctx, args)
+    backend, params = (None, None) if args.no_llm else backend_from_args(args)
+    ex = explain(state, backend, params)
+    if args.json:
+        print(json.dumps({"state": asdict(state), "facts": facts(state), "explanation": ex.to_dict()}, default=float))
+        return 0
+    print(ex.text)
+    note = f"[source: {ex.source}"
+    if ex.source == "template" and ex.llm_text:
+        why = [f"ungrounded numbers {', '.join(ex.ungrounded)}"] if ex.ungrounded else []
+        why += [f"LLM recommended {ex.llm_action}, the simulator {state.best_action}"] if ex.agrees is False else []
+        why += ["no action in the LLM's answer"] if ex.llm_action is None else []
+        note += "; the LLM's answer was rejected: " + "; ".join(why or ["rejected"])
+    print(note + "]")
     return 0

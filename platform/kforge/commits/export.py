@@ -10,6 +10,8 @@ Rows are deduplicated by patch id (backports and cherry-picks keep the earliest)
 quality score, tags, subsystems and date, and split by time (the newest ``test_fraction`` is
 ``test``; a patch id never appears on both sides). The train and test rows are also written to
 separate files, which the axolotl-style YAML beside each export trains and evaluates on. :func:`validate_export` is what the asset check runs.
+With ``--llm-score`` rows above a heuristic floor also carry a language model's ``llm_score``
+(1-5) and ``llm_reason`` (:func:`kforge.commits.quality.llm_quality`).
 """
 
 import json
@@ -233,6 +235,8 @@ def validate_export(path: str | Path) -> list[str]:
             problems.append(f"row {i}: missing {missing}")
         elif not str(r["input"]).strip() or not str(r["output"]).strip():
             problems.append(f"row {i}: empty input or output")
+        if r.get("llm_score") is not None and r["llm_score"] not in (1, 2, 3, 4, 5):
+            problems.append(f"row {i}: llm_score {r['llm_score']!r} is not within 1..5")
     df = pl.DataFrame([{k: r.get(k) for k in ("id", "patch_id", "split", "date")} for r in rows])
     if df["id"].n_unique() != df.height:
         problems.append(f"{df.height - df['id'].n_unique()} duplicate ids")

@@ -5,13 +5,17 @@
 * ``GitReposResource``: the list of repository paths a sensor watches.
 * ``DataResource``: the real-data directory (``--data`` / ``KFORGE_DATA``), or embedded defaults.
 * ``TextEncoderResource``: the pretrained sentence encoder (all-MiniLM-L6-v2), cached in the home.
+* ``LLMResource``: a chat model: embedded SmolLM2-135M-Instruct (default, offline, in-process), an
+  OpenAI-compatible server or Ollama; an API key comes from ``EnvVar("KFORGE_LLM_API_KEY")`` at launch.
 """
 
 from pathlib import Path
 
 from dagster import ConfigurableResource
+from pydantic import Field
 
 from kforge.config import Paths, resolve_data_dir
+from kforge.llm.base import Backend, LLMConfig, make_backend
 from kforge.registry import Tracker
 from kforge.storage import Warehouse
 from kforge.text import TextEncoder
@@ -77,6 +81,24 @@ class TextEncoderResource(ConfigurableResource):
         return TextEncoder(paths, Warehouse(paths.warehouse), device=self.device, batch_size=self.batch_size)
 
 
+class LLMResource(ConfigurableResource):
+    """A chat model: embedded SmolLM2 (default), an OpenAI-compatible server, or Ollama."""
+
+    backend: str = Field(default="embedded", description="embedded | openai | ollama")
+    base_url: str = Field(default="", description="server URL for openai/ollama (ollama: http://127.0.0.1:11434)")
+    model: str = Field(default="", description="model name the server knows (ignored by embedded)")
+    api_key: str = Field(default="", description="bearer token for openai-compatible servers (use EnvVar)")
+    timeout_s: float = Field(default=120.0, description="per-request timeout, seconds")
+    device: str = Field(default="cpu", description="embedded model device")
+
+    def config(self) -> LLMConfig:
+        return LLMConfig(backend=self.backend, base_url=self.base_url, model=self.model, api_key=self.api_key,
+                         timeout_s=self.timeout_s, device=self.device)
+
+    def get(self) -> Backend:
+        return make_backend(self.config())
+
+
 def home_resources(home: str = "", data_dir: str = "") -> dict[str, ConfigurableResource]:
     """The resources of a code location, sharing one home setting (empty: ``$KFORGE_HOME`` or
     ``./.kforge`` at run time) and one data setting."""
@@ -86,4 +108,5 @@ def home_resources(home: str = "", data_dir: str = "") -> dict[str, Configurable
         "git_repos": GitReposResource(),
         "data": DataResource(data_dir=data_dir),
         "text_encoder": TextEncoderResource(home=home),
+        "llm": LLMResource(),
     }

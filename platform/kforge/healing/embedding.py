@@ -21,7 +21,7 @@ Example::
 from typing import Any
 
 import numpy as np
-from kforge.text import EncodedText
+from kforge.text.members import EncodedText
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 

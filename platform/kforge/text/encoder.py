@@ -32,7 +32,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from kforge.config import Paths
 from kforge.errors import InputError
@@ -224,18 +223,3 @@ def use_encoder(encoder: Embedder) -> Iterator[Embedder]:
         yield encoder
     finally:
         _CURRENT.remove(encoder)
-
-
-class EncodedText(TransformerMixin, BaseEstimator):
-    """A scikit-learn transformer: one text column of a frame (or a list of texts, ``column=None``) -> its
-    embeddings, through :func:`current_encoder`. Stateless, so a pickled pipeline holds no model or vectors."""
-
-    def __init__(self, column: str | None = "embed") -> None:
-        self.column = column
-
-    def fit(self, X: Any, y: Any = None) -> EncodedText:
-        return self
-
-    def transform(self, X: Any) -> np.ndarray:
-        texts = X if self.column is None else X[self.column]
-        return current_encoder().embed([str(t) for t in texts])

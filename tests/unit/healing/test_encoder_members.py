@@ -13,7 +13,8 @@ from kforge.healing.embedding import SimilarityVote
 from kforge.healing.features import frame_of, record
 from kforge.healing.model import train_bundle
 from kforge.healing.train import classifier_candidate
-from kforge.text import EncodedText, current_encoder, use_encoder
+from kforge.text import current_encoder, use_encoder
+from kforge.text.members import EncodedText
 
 from tests.unit.healing.test_generalize import _rows
 
