@@ -40,6 +40,8 @@ class AcceptanceConfig(dg.Config):
     min_test_class: int = Field(default=_D.min_test_class, description="test_size gate: minimum held-out rows of each class.")
     min_diff_coverage: float = Field(default=_D.min_diff_coverage, description="Use diff/line-origin features only if this share of training rows has them.")
     prior_k: float = Field(default=_D.prior_k, description="Cold start: blend with lines added, the model's weight = training positives / (positives + prior_k); 0 = off.")
+    group_balanced: bool = Field(default=_D.group_balanced, description="Two or more repositories: within each repository each class weighs half (base rates neutralised), in every member.")
+    text_encoder: bool = Field(default=_D.text_encoder, description="Add a member on pretrained sentence embeddings of subject and body (issue 20; off until it shows a held-out gain).")
     generalizes: bool = Field(default=_D.generalizes, description="Commit model: leave one repository out (the generalizes gate).")
     generalizes_n_estimators: int = Field(default=_D.generalizes_n_estimators, description="Trees per boosted model in each leave-one-repository-out fit.")
     generalizes_min_class: int = Field(default=_D.generalizes_min_class, description="A held-out repository is judged only with this many test rows of each class.")
@@ -49,7 +51,8 @@ class AcceptanceConfig(dg.Config):
                            test_fraction=self.test_fraction, n_folds=self.n_folds, n_estimators=self.n_estimators,
                            min_test_rows=self.min_test_rows, min_test_class=self.min_test_class,
                            use_text=self.use_text, train_labels=self.train_labels,
-                           min_diff_coverage=self.min_diff_coverage, prior_k=self.prior_k, generalizes=self.generalizes,
+                           min_diff_coverage=self.min_diff_coverage, prior_k=self.prior_k,
+                           group_balanced=self.group_balanced, text_encoder=self.text_encoder, generalizes=self.generalizes,
                            generalizes_n_estimators=self.generalizes_n_estimators,
                            generalizes_min_class=self.generalizes_min_class)
 
@@ -79,9 +82,9 @@ def _generalizes_md(run: AcceptanceRun) -> dict[str, object]:
         md["generalizes_per_repository"] = table_md(g.table)
     md.update({k: round(v, 4) for k, v in g.metrics(run.result.spec.metric if run.result else "test_roc_auc").items()
                if k.endswith(("_mean", "worst_delta"))})
-    judged = g.table.filter(g.table["status"] == "judged") if "status" in g.table.columns else g.table
-    if judged.height:
-        md["generalizes_worst_repository"] = str(judged.sort("delta")["repo"][0])
+    worst = g.worst()
+    if worst is not None:
+        md["generalizes_worst_repository"] = worst
     return md
 
 

@@ -14,7 +14,9 @@ with lines-added (LApredict, fit on the same rows). Prints one JSON line per var
 
 Variants (see ``VARIANTS``): ``ensemble`` is today's shipped model (``AcceptanceEnsemble``, text
 included, 100 trees, 2 folds: what the ``generalizes`` gate fits); the others are the ablations in
-docs/notes/issue-16-acceptance.md. ``pct`` features are percentile ranks within the repository's own
+docs/notes/issue-16-acceptance.md. ``shipped`` (and ``shipped_*``, JIT ``power_*``, ``monotone_*``,
+``balanced_boosted_only``, ``unbalanced``) fit the gate's ensemble with its session-7 switches: per-group class
+balance (``group_power``, ``balanced_members``), monotone constraints. ``pct`` features are percentile ranks within the repository's own
 history (the up to 2,000 commits of the same repository before the start of the commit's 30-day block).
 """
 
@@ -88,6 +90,23 @@ def ensemble(numeric: list[str], text: str | None = "text", n: int = 100) -> Fit
         tr, y).predict_proba(te)
 
 
+ALL_MEMBERS = ("lightgbm", "xgboost", "linear", "text", "encoder")
+
+
+def gate_ensemble(numeric: list[str], categorical: tuple[str, ...] = ("subsystem",), text: str | None = "text",
+                  n: int = 100, folds: int = 2, prior_k: float = 500.0, balanced: tuple[str, ...] | None = ALL_MEMBERS,
+                  monotone: tuple[str, ...] = (), power: float = 1.0) -> Fit:
+    """The ensemble as the ``generalizes`` gate fits it (cold-start blend, per-group balanced weights on
+    ``balanced`` members; None: global class weights, the session-6 model), with ablation switches."""
+    def fit(tr: pl.DataFrame, y: np.ndarray, te: pl.DataFrame) -> np.ndarray:
+        m = AcceptanceEnsemble(numeric, list(categorical), text, n_folds=folds, n_estimators=n,
+                               prior="la" if prior_k > 0 else None, prior_k=prior_k,
+                               group="repo" if balanced else None, balanced_members=balanced or (),
+                               monotone=monotone, group_power=power)
+        return m.fit(tr, y).predict_proba(te)
+    return fit
+
+
 def one_lgbm(numeric: list[str], balanced: bool = False, mono: tuple[str, ...] = (), **params: object) -> Fit:
     def fit(tr: pl.DataFrame, y: np.ndarray, te: pl.DataFrame) -> np.ndarray:
         m = lgbm(1.0, 300)
@@ -153,22 +172,34 @@ def variants(numeric: list[str]) -> dict[str, Callable[[], Fit]]:
         "rank_blend_0.3": lambda: rank_blend(one_lgbm(numeric, True), weight=0.3),
         "rank_blend_evidence_500": lambda: rank_blend(one_lgbm(numeric, True), k=500),
         "rank_blend_evidence_500_ensemble": lambda: rank_blend(ensemble(numeric), k=500),
+        "shipped": lambda: gate_ensemble(numeric),
+        "shipped_unbalanced": lambda: gate_ensemble(numeric, balanced=None),
+        "shipped_balanced_boosted_only": lambda: gate_ensemble(numeric, balanced=("lightgbm", "xgboost")),
+        "shipped_monotone_la": lambda: gate_ensemble(numeric, monotone=("la",)),
+        "shipped_power_0": lambda: gate_ensemble(numeric, power=0.0),
+        "shipped_power_0.5": lambda: gate_ensemble(numeric, power=0.5),
+        "shipped_power_1": lambda: gate_ensemble(numeric, power=1.0),
+        "shipped_monotone_size": lambda: gate_ensemble(numeric, monotone=MONOTONE_SIZE),
     }
 
 
 MONOTONE_SIZE = ("la", "ld", "nf", "nd", "ns", "entropy")  # bigger, more spread changes: more risk
 
 
-def jit_ensemble(n: int = 100, folds: int = 2, prior_k: float = 500.0) -> Fit:
+def jit_ensemble(n: int = 100, folds: int = 2, prior_k: float = 500.0, balanced: tuple[str, ...] | None = ALL_MEMBERS,
+                 monotone: tuple[str, ...] = (), power: float = 1.0) -> Fit:
     """The commit model kind on the 14 metrics, as ``leave_one_group_out`` fits it."""
-    return lambda tr, y, te: AcceptanceEnsemble(JIT_COLUMNS, [], None, n_folds=folds, n_estimators=n,
-                                                prior="la" if prior_k > 0 else None, prior_k=prior_k).fit(
-        tr, y).predict_proba(te)
+    return gate_ensemble(JIT_COLUMNS, (), None, n, folds, prior_k, balanced, monotone, power)
 
 
 JIT_VARIANTS: dict[str, Callable[[], Fit]] = {
     "shipped": lambda: jit_ensemble(), "no_blend": lambda: jit_ensemble(prior_k=0.0),
     "shipped_250": lambda: jit_ensemble(250, 3), "blend_k5000": lambda: jit_ensemble(prior_k=5000.0),
+    "unbalanced": lambda: jit_ensemble(balanced=None),
+    "balanced_boosted_only": lambda: jit_ensemble(balanced=("lightgbm", "xgboost")),
+    "monotone_la": lambda: jit_ensemble(monotone=("la",)),
+    "power_0": lambda: jit_ensemble(power=0.0), "power_0.5": lambda: jit_ensemble(power=0.5), "power_1": lambda: jit_ensemble(power=1.0),
+    "monotone_size": lambda: jit_ensemble(monotone=MONOTONE_SIZE),
     "lgbm": lambda: one_lgbm(JIT_COLUMNS), "lgbm_balanced": lambda: one_lgbm(JIT_COLUMNS, True),
     "lgbm_balanced_monotone": lambda: one_lgbm(JIT_COLUMNS, True, MONOTONE_SIZE),
     "rank_blend_evidence_500": lambda: rank_blend(one_lgbm(JIT_COLUMNS, True), k=500),

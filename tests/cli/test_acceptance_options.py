@@ -22,17 +22,21 @@ def test_train_flags_map_into_the_config_the_asset_builds() -> None:
 
 
 def test_evaluate_passes_the_options_to_the_suite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from kforge.acceptance import evaluate, text_encoder
+    from kforge.acceptance import evaluate
     from kforge.cli.acceptance import cmd_evaluate
     from kforge.cli.common import Ctx
+    from kforge.text import encoder as text_mod
 
     seen: list[object] = []
-    monkeypatch.setitem(evaluate.SUITES, "jit-cross", lambda data, n, opts: seen.append((n, opts)) or {})
-    monkeypatch.setattr(text_encoder, "_current", [])
+    monkeypatch.setitem(evaluate.SUITES, "jit-cross",
+                        lambda data, n, opts: seen.append((n, opts, text_mod.current_encoder())) or {})
     (tmp_path / "jit_anchors").mkdir()
     args = build_parser().parse_args(["acceptance", "evaluate", "jit-cross", "--no-group-balanced",
                                       "--n-estimators", "7"])
     ctx = Ctx(Paths.of(tmp_path / "home"), tmp_path)
     assert cmd_evaluate(ctx, args) == 0
-    assert seen == [(7, evaluate.SuiteOptions(text_encoder=False, group_balanced=False))]
-    assert text_encoder._current == []  # no encoder set up unless asked for
+    assert seen[0][:2] == (7, evaluate.SuiteOptions(text_encoder=False, group_balanced=False))
+    # the suite embeds (if at all) through the home's encoder, cached in its warehouse; nothing was loaded
+    enc = seen[0][2]
+    assert enc.paths.home == ctx.paths.home and enc.warehouse is not None and enc.computed == 0
+    assert not text_mod._CURRENT  # installed for the command only

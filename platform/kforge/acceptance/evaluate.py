@@ -7,6 +7,7 @@ model and its baselines from the same run.
 import resource
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,17 @@ from kforge.acceptance.spec import COMMIT, email_spec
 from kforge.acceptance.train import TrainConfig, train_and_evaluate, usable_numeric
 from kforge.features.build import _chain_ready, build_patch_features, files_from_commit_files
 from kforge.features.jit import JIT_COLUMNS
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """Ablation switches the suites pass into :class:`TrainConfig` (defaults: what ships)."""
+
+    text_encoder: bool = False   # add the pretrained-encoder member (issue 20)
+    group_balanced: bool = True  # per-repository/project balanced weights when trained on two or more
+
+
+SHIPPED = SuiteOptions()
 
 PUBLISHED_LAPREDICT = {"qt": 0.7438, "openstack": 0.7491, "jdt": 0.6757, "platform": 0.7461, "gerrit": 0.7495,
                        "go": 0.6831}
@@ -82,15 +94,17 @@ def _plain_lgbm(split_train: pl.DataFrame, split_test: pl.DataFrame) -> float:
     return auc(split_test["y"].cast(pl.Int64).to_numpy(), m.predict_proba(split_test.select(JIT_COLUMNS).to_numpy())[:, 1])
 
 
-def suite_dpdk(data: Path, n_estimators: int, git_repo: Path | None = None) -> dict[str, object]:
+def suite_dpdk(data: Path, n_estimators: int, git_repo: Path | None = None, *,
+               opts: SuiteOptions = SHIPPED) -> dict[str, object]:
     """``git_repo``: a DPDK clone to take the diffs of the commits ``dpdk.diffs.parquet`` lacks, and
     the line origins (who wrote the lines each commit touches) from."""
     frame, timing = repo_frame(data, "dpdk", git_repo)
-    out: dict[str, object] = {"timing": timing}
+    out: dict[str, object] = {"timing": timing, "options": asdict(opts)}
     for labels in ("as_of_cutoff", "snapshot"):
         t0 = time.perf_counter()
         res = train_and_evaluate(frame, COMMIT, TrainConfig(cutoff="2022-01-01", test_end="2023-01-01",
-                                                            n_estimators=n_estimators, train_labels=labels))
+                                                            n_estimators=n_estimators, train_labels=labels,
+                                                            text_encoder=opts.text_encoder))
         train_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         res.model.predict_proba(frame)
@@ -113,7 +127,7 @@ def suite_dpdk(data: Path, n_estimators: int, git_repo: Path | None = None) -> d
     return out
 
 
-def suite_jit(data: Path, n_estimators: int) -> dict[str, object]:
+def suite_jit(data: Path, n_estimators: int, *, opts: SuiteOptions = SHIPPED) -> dict[str, object]:
     from sklearn.linear_model import LogisticRegression
 
     from kforge.acceptance.jit_cross import read_jit_anchor, time_cut
@@ -136,17 +150,19 @@ def suite_jit(data: Path, n_estimators: int) -> dict[str, object]:
             "target_0.75_met": mean >= 0.75}
 
 
-def suite_ltp(data: Path, n_estimators: int) -> dict[str, object]:
+def suite_ltp(data: Path, n_estimators: int, *, opts: SuiteOptions = SHIPPED) -> dict[str, object]:
     from kforge.acceptance.email_features import email_frame
 
     frame = email_frame(pl.read_parquet(data / "kernel" / "acceptance_ltp.parquet"))
     res = train_and_evaluate(frame, email_spec(), TrainConfig(cutoff="2024-01-01", test_end="2025-01-01",
-                                                              n_estimators=n_estimators))
+                                                              n_estimators=n_estimators,
+                                                              text_encoder=opts.text_encoder))
     m = res.metrics
     return {"model_auc": round(m["test_roc_auc"], 4), "lines_added_auc": round(m["test_roc_auc_lines_added"], 4),
             "plain_lr_auc": round(m["test_roc_auc_plain_lr"], 4), "n_train": res.split.train.height,
             "n_test": res.split.test.height, "gates": {c.name: c.passed for c in res.gates},
-            "target_0.68_met": m["test_roc_auc"] >= 0.68}
+            "components": {k: round(v, 4) for k, v in m.items() if k.startswith("test_roc_auc_base")},
+            "options": asdict(opts), "target_0.68_met": m["test_roc_auc"] >= 0.68}
 
 
 def shared_repositories(data: Path) -> list[str]:
@@ -154,7 +170,7 @@ def shared_repositories(data: Path) -> list[str]:
     return sorted(p.name.removesuffix(".commits.parquet") for p in (data / "kernel").glob("*.commits.parquet"))
 
 
-def suite_loro(data: Path, n_estimators: int) -> dict[str, object]:
+def suite_loro(data: Path, n_estimators: int, *, opts: SuiteOptions = SHIPPED) -> dict[str, object]:
     """Leave one repository out over every repository in ``data`` (the ``generalizes`` gate, as the
     asset runs it): time split at 2022-01-01, test window 2022; for each repository, the commit
     model trained on the other repositories' training rows against lines-added on its 2022 rows."""
@@ -162,20 +178,22 @@ def suite_loro(data: Path, n_estimators: int) -> dict[str, object]:
 
     t0 = time.perf_counter()
     frame = pl.concat([repo_frame(data, r)[0] for r in shared_repositories(data)], how="vertical_relaxed")
-    cfg = TrainConfig(cutoff="2022-01-01", test_end="2023-01-01", n_estimators=n_estimators)
+    cfg = TrainConfig(cutoff="2022-01-01", test_end="2023-01-01", n_estimators=n_estimators,
+                      group_balanced=opts.group_balanced, text_encoder=opts.text_encoder)
     split = time_split(frame, parse_date(cfg.cutoff), parse_date(cfg.test_end), cfg.min_observation_days)
     numeric, _ = usable_numeric(split.train, COMMIT.numeric, cfg.min_diff_coverage)
     g = leave_one_repository_out(split, COMMIT, numeric, n_estimators=n_estimators, n_folds=2,
-                                 min_class=cfg.generalizes_min_class, prior_k=cfg.prior_k)
+                                 min_class=cfg.generalizes_min_class, prior_k=cfg.prior_k,
+                                 group_balanced=cfg.group_balanced, text_encoder=cfg.text_encoder)
     rows = {r["repo"]: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "repo"}
             for r in g.table.iter_rows(named=True)}
-    return {"repositories": rows, "generalizes": g.check.passed, "detail": g.check.detail,
+    return {"repositories": rows, "options": asdict(opts), "generalizes": g.check.passed, "detail": g.check.detail,
             "mean_model_auc": g.check.numbers.get("mean_model"), "mean_lines_added_auc": g.check.numbers.get("mean_baseline"),
             "worst_delta": g.check.numbers.get("worst_delta"), "seconds": round(time.perf_counter() - t0, 1),
             "peak_rss_mb": round(_rss_mb(), 1)}
 
 
-def suite_cross(data: Path, n_estimators: int) -> dict[str, object]:
+def suite_cross(data: Path, n_estimators: int, *, opts: SuiteOptions = SHIPPED) -> dict[str, object]:
     """Train on some repositories, test on one never seen (all rows observed >= 180 days)."""
     frames = {r: repo_frame(data, r)[0] for r in ("dpdk", "btrfs-progs", "libbpf", "bpftool")}
     out = {}
@@ -196,14 +214,14 @@ def suite_cross(data: Path, n_estimators: int) -> dict[str, object]:
     return out
 
 
-def suite_jit_cross(data: Path, n_estimators: int) -> dict[str, object]:
+def suite_jit_cross(data: Path, n_estimators: int, *, opts: SuiteOptions = SHIPPED) -> dict[str, object]:
     """The JIT anchors cross-project (:mod:`kforge.acceptance.jit_cross`): for each project, the
     commit model kind trained on the other projects' first 80% by date against lines-added on the
     project's last 20% (the rows of ``suite_jit`` and of the published within-project figures)."""
     from kforge.acceptance.jit_cross import jit_cross_project
 
     t0 = time.perf_counter()
-    g = jit_cross_project(data, n_estimators=n_estimators)
+    g = jit_cross_project(data, n_estimators=n_estimators, group_balanced=opts.group_balanced)
     rows = {}
     for r in g.table.iter_rows(named=True):
         row = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "repo"}
@@ -219,11 +237,12 @@ def suite_jit_cross(data: Path, n_estimators: int) -> dict[str, object]:
             "losing": judged.filter(pl.col("delta") <= 0)["repo"].to_list(),
             "target": "beats lines-added on every project (no published cross-project LApredict figure is cited "
                       "in ../shared/data/README.md or the notes)",
-            "n_estimators": n_estimators, "seconds": round(time.perf_counter() - t0, 1),
+            "n_estimators": n_estimators, "group_balanced": opts.group_balanced, "seconds": round(time.perf_counter() - t0, 1),
             "peak_rss_mb": round(_rss_mb(), 1)}
 
 
-SUITES: dict[str, Callable[[Path, int], dict[str, object]]] = {
+# each suite is called as (data, n_estimators, *, opts=SuiteOptions())
+SUITES: dict[str, Callable[..., dict[str, object]]] = {
     "dpdk": suite_dpdk, "jit": suite_jit, "jit-cross": suite_jit_cross, "ltp": suite_ltp, "cross": suite_cross,
     "loro": suite_loro}
 _ = parse_date  # re-exported for callers building their own splits

@@ -24,7 +24,7 @@ from kforge.acceptance.dataset import Split
 from kforge.acceptance.metrics import auc, fit_baselines
 from kforge.acceptance.model import AcceptanceEnsemble
 from kforge.acceptance.spec import TargetSpec
-from kforge.acceptance.train import size_prior
+from kforge.acceptance.train import balance_group, size_prior
 from kforge.registry.gates import GENERALIZES, Check, generalizes_check, not_run
 
 GROUP = "repo"
@@ -38,6 +38,13 @@ class Generalization:
 
     table: pl.DataFrame
     check: Check
+
+    def worst(self) -> str | None:
+        """The judged group with the lowest delta against lines-added (None: none judged)."""
+        if "status" not in self.table.columns:
+            return None
+        judged = self.table.filter(pl.col("status") == "judged")
+        return str(judged.sort("delta")[GROUP][0]) if judged.height else None
 
     def metrics(self, metric: str) -> dict[str, float]:
         """MLflow metrics: ``generalizes_<metric>_<repo>`` (model) and ``..._lines_added_<repo>``,
@@ -70,16 +77,19 @@ def _row(repo: str, n_train: int, test: pl.DataFrame, model: float, base: float,
 
 def leave_one_repository_out(split: Split, spec: TargetSpec, numeric: list[str], *, n_estimators: int,
                              n_folds: int = 2, use_text: bool = True, min_class: int = 10,
-                             prior_k: float = 0.0) -> Generalization:
+                             prior_k: float = 0.0, group_balanced: bool = True,
+                             text_encoder: bool = False) -> Generalization:
     """Train without each repository in turn on ``split``'s training rows and score that
     repository's test-window rows (the frames carry a ``repo`` column)."""
     return leave_one_group_out(split.train, split.test, spec, numeric, n_estimators=n_estimators, n_folds=n_folds,
-                               use_text=use_text, min_class=min_class, prior_k=prior_k)
+                               use_text=use_text, min_class=min_class, prior_k=prior_k,
+                               group_balanced=group_balanced, text_encoder=text_encoder)
 
 
 def leave_one_group_out(train: pl.DataFrame, test: pl.DataFrame, spec: TargetSpec, numeric: list[str], *,
                         n_estimators: int, n_folds: int = 2, use_text: bool = True, min_class: int = 10,
-                        prior_k: float = 0.0) -> Generalization:
+                        prior_k: float = 0.0, group_balanced: bool = True,
+                        text_encoder: bool = False) -> Generalization:
     """The machinery behind :func:`leave_one_repository_out`, on any pair of frames whose ``repo``
     column names the group (a repository, or a project of the JIT anchors) and ``t`` the time: for each group with
     test rows, the model is fit on the *other* groups' ``train`` rows (time-ordered) and scores the
@@ -107,7 +117,9 @@ def leave_one_group_out(train: pl.DataFrame, test: pl.DataFrame, spec: TargetSpe
             continue
         model = AcceptanceEnsemble(numeric, list(spec.categorical), spec.text if use_text else None,
                                    n_folds=n_folds, n_estimators=n_estimators,
-                                   prior=size_prior(tr, spec, prior_k), prior_k=prior_k).fit(tr, y_tr)
+                                   prior=size_prior(tr, spec, prior_k), prior_k=prior_k,
+                                   group=balance_group(tr, group_balanced, GROUP),
+                                   text_encoder=spec.text if text_encoder else None).fit(tr, y_tr)
         m = auc(y_te, model.predict_proba(te))
         b = auc(y_te, fit_baselines(tr, y_tr, te, [spec.lines_added], spec.lines_added)["lines_added"])
         rows.append(_row(repo, tr.height, te, m, b, "judged"))

@@ -1,7 +1,13 @@
 """The acceptance ensemble: LightGBM + XGBoost on the features, a logistic regression on the
 log-scaled features, a linear text model on hashed n-grams, and a logistic stack on out-of-fold predictions (time-ordered folds).
 
-* class imbalance: ``scale_pos_weight`` (GBMs) and ``class_weight="balanced"`` (text);
+* class imbalance: ``scale_pos_weight`` (GBMs) and ``class_weight="balanced"`` (text). With
+  ``group`` (a column naming the repository or project; set when the rows come from two or more),
+  the members named in ``balanced_members`` are fit with per-group balanced sample weights
+  instead (:func:`group_balanced_weights`): within each group each class weighs half, so
+  between-group differences in base rate carry no signal; each group keeps its share of the rows
+  (``group_power`` 1; 0 would weigh every group the same, which lost on libbpf held out);
+* ``monotone``: features the boosted members may only rise with (known direction, e.g. ``la``);
 * calibration: the stacker is a logistic regression fit on out-of-fold base predictions, i.e.
   Platt scaling of the ensemble on rows the base models never saw;
 * explanations: XGBoost ``pred_contribs`` (SHAP values of the tree part);
@@ -69,6 +75,11 @@ def text_pipeline() -> Any:
     )
 
 
+def _weighted(pipeline: Any, w: np.ndarray | None) -> Any:
+    """A pipeline ending in a logistic regression: sample weights replace its balanced class weights."""
+    return pipeline if w is None else pipeline.set_params(logisticregression__class_weight=None)
+
+
 def _signed_log(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
@@ -81,20 +92,37 @@ def linear() -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5, class_weight="balanced"))
 
 
-def lgbm(pos_weight: float, n_estimators: int = 400) -> Any:
+def lgbm(pos_weight: float, n_estimators: int = 400, monotone: list[int] | None = None) -> Any:
     import lightgbm as lgb
 
+    extra = {"monotone_constraints": monotone} if monotone and any(monotone) else {}
     return lgb.LGBMClassifier(n_estimators=n_estimators, learning_rate=0.03, num_leaves=31, min_child_samples=40,
                               subsample=0.8, subsample_freq=1, colsample_bytree=0.7, reg_lambda=1.0,
-                              scale_pos_weight=pos_weight, random_state=SEED, n_jobs=1, verbose=-1)
+                              scale_pos_weight=pos_weight, random_state=SEED, n_jobs=1, verbose=-1, **extra)
 
 
-def xgb(pos_weight: float, n_estimators: int = 400) -> Any:
+def xgb(pos_weight: float, n_estimators: int = 400, monotone: list[int] | None = None) -> Any:
     import xgboost
 
+    extra = {"monotone_constraints": tuple(monotone)} if monotone and any(monotone) else {}
     return xgboost.XGBClassifier(n_estimators=n_estimators, learning_rate=0.04, max_depth=5, min_child_weight=5,
                                  subsample=0.8, colsample_bytree=0.7, reg_lambda=1.0, tree_method="hist",
-                                 scale_pos_weight=pos_weight, random_state=SEED, n_jobs=1, eval_metric="logloss")
+                                 scale_pos_weight=pos_weight, random_state=SEED, n_jobs=1, eval_metric="logloss",
+                                 **extra)
+
+
+def group_balanced_weights(groups: np.ndarray, y: np.ndarray, power: float = 1.0) -> np.ndarray:
+    """Sample weights under which each group (repository, project) weighs ``n_rows ** power`` (0:
+    every group the same; 1: its share of the rows) and, within a group, each class half; a group
+    with one class only puts its whole weight on that class. Normalised to mean 1."""
+    y = np.asarray(y, dtype=np.int64)
+    _, idx = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    n = np.bincount(idx).astype(np.float64)
+    pos = np.bincount(idx, weights=y.astype(np.float64))
+    n_cls = np.where(y == 1, pos[idx], n[idx] - pos[idx])
+    classes = np.where((pos > 0) & (pos < n), 2.0, 1.0)[idx]
+    w = n[idx] ** power / (classes * n_cls)
+    return w / w.mean()
 
 
 @dataclass
@@ -115,21 +143,49 @@ class AcceptanceEnsemble:
     score_ref: np.ndarray | None = None
     prior_ref: np.ndarray | None = None
     calibrator: Any = None
+    group: str | None = None          # column naming the repository/project: per-group balanced weights
+    balanced_members: tuple[str, ...] = ("lightgbm", "xgboost", "linear", "text", "encoder")
+    group_power: float = 1.0          # a group weighs n_rows ** group_power (1: its share of rows; 0: each the same)
+    monotone: tuple[str, ...] = ()    # numeric features the boosted members may only rise with
+    text_encoder: str | None = None   # column to embed with the pretrained encoder (a member); None: off
 
     @property
     def base_names(self) -> list[str]:
-        return ["lightgbm", "xgboost", "linear"] + (["text"] if self.text else [])
+        return (["lightgbm", "xgboost", "linear"] + (["text"] if self.text else [])
+                + (["encoder"] if self.text_encoder else []))
+
+    def _embed(self, df: pl.DataFrame) -> np.ndarray:
+        from kforge.text import current_encoder
+
+        assert self.text_encoder is not None
+        return current_encoder().embed(df[self.text_encoder].fill_null("").to_list())
 
     def _fit_bases(self, df: pl.DataFrame, y: np.ndarray) -> dict[str, Any]:
         assert self.encoder is not None
         x = self.encoder.transform(df)
-        pw = float((len(y) - y.sum()) / max(y.sum(), 1))
-        models: dict[str, Any] = {"lightgbm": lgbm(pw, self.n_estimators), "xgboost": xgb(pw, self.n_estimators)}
-        models["lightgbm"].fit(x, y)
-        models["xgboost"].fit(x, y)
-        models["linear"] = linear().fit(_signed_log(x[:, : len(self.numeric)]), y)
+        w = group_balanced_weights(df[self.group].to_numpy(), y, self.group_power) if self.group else None
+
+        def weights(member: str) -> np.ndarray | None:
+            return w if member in self.balanced_members else None
+
+        def pw(member: str) -> float:  # the class weighting the per-group weights replace
+            return 1.0 if weights(member) is not None else float((len(y) - y.sum()) / max(y.sum(), 1))
+
+        mono = [1 if c in self.monotone else 0 for c in self.encoder.columns()]
+        models: dict[str, Any] = {"lightgbm": lgbm(pw("lightgbm"), self.n_estimators, mono),
+                                  "xgboost": xgb(pw("xgboost"), self.n_estimators, mono)}
+        models["lightgbm"].fit(x, y, sample_weight=weights("lightgbm"))
+        models["xgboost"].fit(x, y, sample_weight=weights("xgboost"))
+        models["linear"] = _weighted(linear(), weights("linear")).fit(
+            _signed_log(x[:, : len(self.numeric)]), y, logisticregression__sample_weight=weights("linear"))
         if self.text:
-            models["text"] = text_pipeline().fit(df[self.text].fill_null("").to_list(), y)
+            models["text"] = _weighted(text_pipeline(), weights("text")).fit(
+                df[self.text].fill_null("").to_list(), y, logisticregression__sample_weight=weights("text"))
+        if self.text_encoder:
+            from kforge.acceptance.text_encoder import encoder_member
+
+            models["encoder"] = _weighted(encoder_member(), weights("encoder")).fit(
+                self._embed(df), y, logisticregression__sample_weight=weights("encoder"))
         return models
 
     def _base_logits(self, models: dict[str, Any], df: pl.DataFrame) -> np.ndarray:
@@ -139,6 +195,8 @@ class AcceptanceEnsemble:
                 _logit(models["linear"].predict_proba(_signed_log(x[:, : len(self.numeric)]))[:, 1])]
         if self.text:
             cols.append(_logit(models["text"].predict_proba(df[self.text].fill_null("").to_list())[:, 1]))
+        if self.text_encoder:
+            cols.append(_logit(models["encoder"].predict_proba(self._embed(df))[:, 1]))
         return np.column_stack(cols)
 
     def fit(self, df: pl.DataFrame, y: np.ndarray) -> "AcceptanceEnsemble":

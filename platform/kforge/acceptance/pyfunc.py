@@ -22,7 +22,8 @@ class AcceptancePyfunc(mlflow.pyfunc.PythonModel):
 
     def frame(self, model_input: Any) -> pl.DataFrame:
         df = model_input if isinstance(model_input, pl.DataFrame) else pl.from_pandas(model_input)
-        cols = [*self.model.numeric, *self.model.categorical] + ([self.model.text] if self.model.text else [])
+        cols = [*self.model.numeric, *self.model.categorical,
+                *dict.fromkeys(c for c in (self.model.text, self.model.text_encoder) if c)]
         missing = [c for c in cols if c not in df.columns]
         if missing:
             from kforge.errors import InputError

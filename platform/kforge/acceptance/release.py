@@ -123,7 +123,8 @@ def generalization(res: TrainResult, config: TrainConfig) -> Generalization | No
     return leave_one_repository_out(res.split, res.spec, list(res.model.numeric),
                                     n_estimators=config.generalizes_n_estimators, n_folds=min(config.n_folds, 2),
                                     use_text=res.model.text is not None, min_class=config.generalizes_min_class,
-                                    prior_k=config.prior_k)
+                                    prior_k=config.prior_k, group_balanced=config.group_balanced,
+                                    text_encoder=res.model.text_encoder is not None)
 
 
 def candidate(res: TrainResult, plots_dir: Path,
@@ -140,6 +141,7 @@ def candidate(res: TrainResult, plots_dir: Path,
     train = res.split.train
     cols = [c for c in (spec.id_col, "t", "y") if c in train.columns] + spec.feature_columns
     model_spec, checks, texts, loro_metrics = spec.model, list(res.gates), {}, {}
+    tags = {"target": spec.target}
     if spec.model.generalizes_over:
         if generalizes is None:
             checks.append(not_run(GENERALIZES, "leave-one-repository-out was not evaluated in this run "
@@ -149,6 +151,9 @@ def candidate(res: TrainResult, plots_dir: Path,
             loro_metrics = generalizes.metrics(METRIC)
             if generalizes.table.height:
                 texts["generalizes_per_repository.csv"] = generalizes.table.write_csv()
+            worst = generalizes.worst()
+            if worst is not None:
+                tags["generalizes_worst_group"] = worst
     cand = Candidate(
         model_spec, train_table=train.select(cols), eval_keys=_keys(spec, res.split.test),
         score=float(m.get(METRIC, float("nan"))),
@@ -156,7 +161,7 @@ def candidate(res: TrainResult, plots_dir: Path,
         checks=checks, params=dict(res.params), metrics={**m, **per_group, **loro_metrics}, plots=list(pngs.values()),
         texts={f"per_{spec.group}_metrics.csv": res.per_group.write_csv(),
                "feature_contributions.csv": res.importances.write_csv(), **texts},
-        tags={"target": spec.target}, save_model=model_saver(res),
+        tags=tags, save_model=model_saver(res),
         score_registered=champion_scorer(spec, res.split.test))
     return cand, pngs
 
@@ -171,12 +176,15 @@ def train_and_release(tracker: Tracker, wh: Warehouse, target: str, config: Trai
     if frame is None:
         return AcceptanceRun(spec, source, skipped=NO_EMAILS)
     pit = point_in_time_status(wh, wh.read_table("patch_features")) if spec.target == "commit" else None
-    res = train_and_evaluate(frame, spec, config, pit_passed=pit)
-    loro = generalization(res, config)
-    cand, pngs = candidate(res, plots_dir or Path(tempfile.mkdtemp(prefix=f"kforge-acceptance-{target}-")), loro)
-    result = release(tracker, cand, dagster_run_id=dagster_run_id)
-    from kforge.monitoring.calls import set_training_reference
+    from kforge.text import TextEncoder, use_encoder
 
-    set_training_reference(wh, FAMILY, spec.model_name, result.version, res.split.train.select(spec.numeric))
-    stored = store_predictions(wh, predictions_frame(frame, spec, res.model.predict_proba(frame), result.version))
+    with use_encoder(TextEncoder(tracker.paths, wh)):  # the encoder member embeds through it; cache in this warehouse
+        res = train_and_evaluate(frame, spec, config, pit_passed=pit)
+        loro = generalization(res, config)
+        cand, pngs = candidate(res, plots_dir or Path(tempfile.mkdtemp(prefix=f"kforge-acceptance-{target}-")), loro)
+        result = release(tracker, cand, dagster_run_id=dagster_run_id)
+        from kforge.monitoring.calls import set_training_reference
+
+        set_training_reference(wh, FAMILY, spec.model_name, result.version, res.split.train.select(spec.numeric))
+        stored = store_predictions(wh, predictions_frame(frame, spec, res.model.predict_proba(frame), result.version))
     return AcceptanceRun(spec, source, result, res, pngs, stored, generalization=loro)

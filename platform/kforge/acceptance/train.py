@@ -40,6 +40,8 @@ class TrainConfig:
     train_labels: str = "as_of_cutoff"   # or "snapshot" (see dataset.time_split)
     min_diff_coverage: float = 0.9       # use diff-content features only if this share of training rows has a diff
     prior_k: float = 500.0               # multi-repository cold start: blend with lines added, weight pos / (pos + k); 0 = off
+    group_balanced: bool = True          # two or more repositories: each class within each repository weighs half
+    text_encoder: bool = False           # add a member on pretrained sentence embeddings of the text (issue 20; off: not shown to help)
     generalizes: bool = True             # leave one repository out (the ``generalizes`` gate; commit target)
     generalizes_n_estimators: int = 100  # trees per boosted model in each leave-one-repository-out fit
     generalizes_min_class: int = 10      # a held-out repository is judged only with this many rows of each class
@@ -85,7 +87,9 @@ def train_and_evaluate(frame: pl.DataFrame, spec: TargetSpec, cfg: TrainConfig,
     numeric, diff_coverage = usable_numeric(train, spec.numeric, cfg.min_diff_coverage)
     model = AcceptanceEnsemble(numeric, list(spec.categorical), spec.text if cfg.use_text else None,
                                n_folds=cfg.n_folds, n_estimators=cfg.n_estimators,
-                               prior=size_prior(train, spec, cfg.prior_k), prior_k=cfg.prior_k).fit(train, y_tr)
+                               prior=size_prior(train, spec, cfg.prior_k), prior_k=cfg.prior_k,
+                               group=balance_group(train, cfg.group_balanced),
+                               text_encoder=spec.text if cfg.text_encoder else None).fit(train, y_tr)
     comps = model.predict_components(test)
     base = fit_baselines(train, y_tr, test, numeric, spec.lines_added)
     scores = {"model": comps["ensemble"], **{f"base_{k}": v for k, v in comps.items() if k != "ensemble"}, **base}
@@ -101,7 +105,9 @@ def train_and_evaluate(frame: pl.DataFrame, spec: TargetSpec, cfg: TrainConfig,
     params = {**split.describe(), "target": spec.target, "n_folds": cfg.n_folds, "n_estimators": cfg.n_estimators,
               "use_text": cfg.use_text, "min_test_rows": cfg.min_test_rows, "min_test_class": cfg.min_test_class,
               "min_diff_coverage": cfg.min_diff_coverage, "prior_k": cfg.prior_k,
-              "prior_weight": round(model.prior_weight, 4), "generalizes": cfg.generalizes,
+              "prior_weight": round(model.prior_weight, 4), "group_balanced": model.group is not None,
+              "text_encoder": cfg.text_encoder,
+              "generalizes": cfg.generalizes,
               "generalizes_n_estimators": cfg.generalizes_n_estimators,
               "generalizes_min_class": cfg.generalizes_min_class, "n_features": len(numeric) + len(spec.categorical),
               "diff_coverage_train": diff_coverage, "diff_features_used": any(c in DIFF_NUMERIC for c in numeric),
@@ -121,6 +127,15 @@ def size_prior(train: pl.DataFrame, spec: TargetSpec, prior_k: float) -> str | N
     where size says little, it took the held-out AUC from 0.658 to 0.561)."""
     repos = train["repo"].n_unique() if "repo" in train.columns else 1
     return spec.lines_added if prior_k > 0 and repos >= 2 else None
+
+
+def balance_group(train: pl.DataFrame, on: bool = True, column: str = "repo") -> str | None:
+    """The column to balance the ensemble's members' classes within (each class weighs half in
+    each repository; see :func:`~kforge.acceptance.model.group_balanced_weights`), or None: only
+    with two or more repositories in ``train``, the same rule as :func:`size_prior` (a
+    single-repository model keeps its class weights unchanged)."""
+    groups = train[column].n_unique() if column in train.columns else 1
+    return column if on and groups >= 2 else None
 
 
 def usable_numeric(train: pl.DataFrame, numeric: tuple[str, ...] | list[str],

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from kforge.cli.common import Ctx
 from kforge.errors import InputError
+from kforge.text import use_encoder
 
 if TYPE_CHECKING:
     from kforge.acceptance.train import TrainConfig
@@ -44,6 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--min-diff-coverage", type=float, default=None)
     t.add_argument("--prior-k", type=float, default=None,
                    help="cold start: blend with lines added, model weight = positives / (positives + K); 0 = off")
+    t.add_argument("--no-group-balanced", dest="group_balanced", action="store_false", default=None,
+                   help="with two or more repositories, keep global class weights instead of balancing the "
+                        "classes within each repository")
+    t.add_argument("--text-encoder", dest="text_encoder", action="store_true", default=None,
+                   help="add a member on pretrained sentence embeddings of subject and body (off by default until "
+                        "it shows a held-out gain, see docs/notes/issue-20-encoder-acceptance.md)")
     t.add_argument("--no-generalizes", dest="generalizes", action="store_false", default=None,
                    help="skip leave-one-repository-out (the generalizes gate is then reported as not run)")
     t.add_argument("--generalizes-n-estimators", type=int, default=None,
@@ -56,6 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="loro: leave one repository out over every repository in --data (the generalizes gate); "
                         "jit-cross: the JIT anchors cross-project, train on the other projects, test on each one")
     e.add_argument("--n-estimators", type=int, default=250)
+    e.add_argument("--text-encoder", action="store_true",
+                   help="ablation: add the pretrained-encoder member (dpdk, ltp, loro; cached in the home's warehouse)")
+    e.add_argument("--no-group-balanced", dest="group_balanced", action="store_false",
+                   help="ablation: global class weights for models trained on two or more repositories/projects")
     e.add_argument("--dpdk-git", default=None, metavar="PATH",
                    help="a DPDK git clone: diff features for every commit, not only the stored recent ones (dpdk suite)")
     e.set_defaults(func=cmd_evaluate)
@@ -77,7 +88,7 @@ def cmd_score(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 FIELDS = ("cutoff", "test_end", "test_fraction", "min_observation_days", "train_labels", "n_estimators", "n_folds",
-          "use_text", "min_test_rows", "min_test_class", "min_diff_coverage", "prior_k", "generalizes", "generalizes_n_estimators",
+          "use_text", "min_test_rows", "min_test_class", "min_diff_coverage", "prior_k", "group_balanced", "text_encoder", "generalizes", "generalizes_n_estimators",
           "generalizes_min_class")
 
 
@@ -103,7 +114,7 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(ctx: Ctx, args: argparse.Namespace) -> int:
-    from kforge.acceptance.evaluate import SUITES, suite_dpdk
+    from kforge.acceptance.evaluate import SUITES, SuiteOptions, suite_dpdk
 
     git_repo = None
     if args.dpdk_git:
@@ -115,8 +126,10 @@ def cmd_evaluate(ctx: Ctx, args: argparse.Namespace) -> int:
     if not (data / needs).is_dir():
         raise InputError(f"real data not found at {data / needs}: pass --data DIR (laid out like ../shared/data)")
     names = list(SUITES) if args.suite == "all" else [args.suite]
+    opts = SuiteOptions(text_encoder=args.text_encoder, group_balanced=args.group_balanced)
     for name in names:
-        res = (suite_dpdk(data, args.n_estimators, git_repo) if name == "dpdk" and git_repo is not None
-               else SUITES[name](data, args.n_estimators))
+        with use_encoder(ctx.text_encoder()):  # used only with --text-encoder; cache in the home's warehouse
+            res = (suite_dpdk(data, args.n_estimators, git_repo, opts=opts) if name == "dpdk" and git_repo is not None
+                   else SUITES[name](data, args.n_estimators, opts=opts))
         print(json.dumps({"suite": name, **res}, default=str), flush=True)
     return 0

@@ -142,3 +142,21 @@ def test_no_future_features_is_never_passed_without_the_point_in_time_check(tmp_
     record_point_in_time(warehouse, feats, PitReport(checked=4, mismatches=[]))
     assert point_in_time_status(warehouse, feats) is True
     assert point_in_time_status(warehouse, feats.with_columns(pl.col("la") + 1)) is None
+
+
+def test_per_repository_numbers_and_the_worst_one_reach_mlflow(tracker: Tracker, tmp_path: Path) -> None:
+    import mlflow
+
+    frame = _frame().filter(pl.col("repo") != "tiny")
+    res = train_and_evaluate(frame, SPEC, CFG)
+    table = pl.DataFrame({"repo": ["a", "b"], "n_train": [1, 1], "n_test": [50, 50], "positives": [9, 9],
+                          "model_auc": [0.70, 0.64], "lines_added_auc": [0.65, 0.62], "delta": [0.05, 0.02],
+                          "status": ["judged", "judged"]})
+    g = Generalization(table, generalizes_check(SPEC.model, {"a": (0.70, 0.65), "b": (0.64, 0.62)}))
+    assert g.worst() == "b"
+    cand, _ = candidate(res, tmp_path, g)
+    r = release(tracker, cand)
+    run = mlflow.MlflowClient(tracker.tracking_uri).get_run(r.run_id)
+    assert run.data.tags["generalizes_worst_group"] == "b"
+    assert run.data.metrics[f"generalizes_{METRIC}_a"] == pytest.approx(0.70)
+    assert run.data.metrics["generalizes_worst_delta"] == pytest.approx(0.02)

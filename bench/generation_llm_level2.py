@@ -1,0 +1,99 @@
+"""The embedded LLM as level 2 vs NNGen, like for like, on the same held-out DPDK rows.
+
+Usage::
+
+    nice .venv/bin/python bench/generation_llm_level2.py --rows 30 --max-rows 4000
+
+The corpus is built from ``kernel/dpdk.diffs.parquet`` with the project's corpus code and time split
+(:func:`build_corpus`, ``--max-rows`` most recent rows kept); level 1 and the NNGen index are fitted on
+the training split only (level 1 calibrated on the validation split); the scored rows are the earliest
+``--rows`` of the test split (:func:`held_out_rows`). On those rows it scores, with
+:func:`kforge.generation.evaluate.score_messages` (the metrics the TinyLM is scored with):
+
+* ``lm_*`` vs ``nngen_*``: both given level 1's prefix (the LLM prompted with level 1's labels and the
+  neighbours retrieved with the subsystem bonus, its subject given level 1's ``prefix:``);
+* ``lm_noprefix_*`` vs ``nngen_noprefix_*``: neither (blank subsystem, neighbours without the bonus).
+
+Here ``lm`` is the LLM (``--backend``, embedded SmolLM2-135M-Instruct by default). Prints one JSON
+object (metrics, seconds per answer, fallbacks, the template hash, a few samples); asserts nothing.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "platform"))
+
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+from kforge.generation.corpus import build_corpus, held_out_rows, load_from_parquet, split_frames  # noqa: E402
+from kforge.generation.evaluate import Drafts, score_messages  # noqa: E402
+from kforge.generation.level1 import Level1Config, Level1Model  # noqa: E402
+from kforge.generation.llm_level2 import DEFAULT_PARAMS, LLMDrafts, draft  # noqa: E402
+from kforge.generation.retrieval import RetrievalIndex  # noqa: E402
+from kforge.llm import GenParams, LLMConfig, make_backend  # noqa: E402
+
+
+def as_drafts(d: LLMDrafts, l1: list[dict], nbs: list[list[str]]) -> Drafts:
+    """:class:`Drafts` for :func:`score_messages` (no log-probabilities: the confidence is not scored)."""
+    return Drafts(d.subjects, d.subjects, [0.0] * len(d.subjects), l1, nbs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--rows", type=int, default=30, help="held-out test rows scored")
+    ap.add_argument("--max-rows", type=int, default=4000, help="most recent corpus rows kept (0 = all)")
+    ap.add_argument("--level1-estimators", type=int, default=60)
+    ap.add_argument("--backend", default="embedded")
+    ap.add_argument("--base-url", default="")
+    ap.add_argument("--model", default="")
+    ap.add_argument("--max-tokens", type=int, default=DEFAULT_PARAMS.max_tokens)
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    raw = load_from_parquet([Path(args.data) / "kernel" / "dpdk.diffs.parquet"])
+    corpus, _ = build_corpus(raw, max_rows=args.max_rows)
+    parts = split_frames(corpus)
+    train = parts["train"].filter(pl.col("source") == "commit")
+    test = held_out_rows(parts["test"].filter(pl.col("source") == "commit"), args.rows)
+    level1 = Level1Model(Level1Config(n_estimators=args.level1_estimators)).fit(train, parts["val"])
+    index = RetrievalIndex().fit(train)
+    diffs = test["diff"].to_list()
+    l1 = level1.predict(diffs=diffs)
+    blank = [{**p, "subsystem": ""} for p in l1]
+    nbs_sub = [[n.subject for n in nb] for nb in index.query_diffs(diffs, [p["subsystem"] for p in l1], n=2)]
+    nbs_bare = [[n.subject for n in nb] for nb in index.query_diffs(diffs, None, n=2)]
+    out: dict[str, object] = {"train_rows": train.height, "val_rows": parts["val"].height, "rows": test.height,
+                              "fit_s": round(time.perf_counter() - t0, 1)}
+    print(json.dumps(out), file=sys.stderr, flush=True)
+
+    backend = make_backend(LLMConfig.from_env(backend=args.backend, base_url=args.base_url, model=args.model))
+    params = GenParams(max_tokens=args.max_tokens)
+    t = time.perf_counter()
+    with_p = draft(backend, l1, nbs_sub, diffs, force_prefix=True, params=params)
+    out["prefix_pass_s"] = round(time.perf_counter() - t, 1)
+    print(json.dumps(out), file=sys.stderr, flush=True)
+    t = time.perf_counter()
+    bare = draft(backend, blank, nbs_bare, diffs, force_prefix=False, params=params)
+    out["noprefix_pass_s"] = round(time.perf_counter() - t, 1)
+
+    res, samples = score_messages(index, test, as_drafts(with_p, l1, nbs_sub), as_drafts(bare, l1, nbs_bare))
+    res.pop("confidence_brier", None)
+    prov = with_p.provenance + bare.provenance
+    secs = [p["elapsed_s"] for p in prov]
+    out |= {"metrics": {k: round(v, 2) for k, v in res.items() if "__" not in k},
+            "seconds_per_answer": {"mean": round(float(np.mean(secs)), 2), "median": round(float(np.median(secs)), 2),
+                                   "max": round(float(np.max(secs)), 2)},
+            "fallbacks": {"prefix": sum(bool(p["fallback"]) for p in with_p.provenance),
+                          "noprefix": sum(bool(p["fallback"]) for p in bare.provenance)},
+            "provenance": {k: prov[0][k] for k in ("model", "backend", "template", "template_hash", "params")},
+            "samples": samples.select("reference", "lm", "nngen", "lm_noprefix", "nngen_noprefix").head(8).to_dicts()}
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
