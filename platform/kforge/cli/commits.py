@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quarantine-invalid", action="store_true",
                    help="store the valid rows and record invalid ones in ingest_quarantine "
                         "(default: a file with any invalid row is refused and nothing is written)")
+    p.add_argument("--diffs", default=None, metavar="DIFFS.parquet",
+                   help="the commits' diffs (schema of ../shared/data/kernel/*.diffs.parquet), stored with them in "
+                        "the same transaction so the diff and generation corpora hold them (one FILE only)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("query", help="run a read-only SQL query on the warehouse and print CSV")
@@ -69,7 +72,10 @@ def cmd_import(ctx: Ctx, args: argparse.Namespace) -> int:
     from kforge.git.subsystems import SubsystemRules
 
     # every file is checked before any is written; each file is then written in one transaction
-    prepared = [prepare_import(Path(f), repo=args.repo, quarantine_invalid=args.quarantine_invalid)
+    if args.diffs and len(args.files) > 1:
+        raise InputError(f"--diffs belongs to one commits table, but {len(args.files)} files were given: "
+                         "import them one at a time")
+    prepared = [prepare_import(Path(f), repo=args.repo, quarantine_invalid=args.quarantine_invalid, diffs=args.diffs)
                 for f in args.files]
     rules = SubsystemRules.load()
     for f, prep in zip(args.files, prepared, strict=True):

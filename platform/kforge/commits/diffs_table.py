@@ -1,10 +1,12 @@
-"""Build the ``commit_diffs`` table: from registered repositories (git) and real-data diff files."""
+"""Build the ``commit_diffs`` table: from registered repositories (git), the diffs imported with commit tables
+(``kforge import-commits --diffs``) and real-data diff files."""
 
 from pathlib import Path
 
 import polars as pl
 
 from kforge.git.diffs import DIFF_SCHEMA, extract_diffs
+from kforge.git.importer import imported_diffs
 from kforge.git.ingest import registered_repositories
 from kforge.storage import Warehouse
 
@@ -24,6 +26,9 @@ def collect_diffs(wh: Warehouse, data_root: Path | None, max_commits: int, max_b
             df, bad = extract_diffs(Path(path), repo, shas, max_bytes)
             frames.append(df)
             failed += bad
+    imported = imported_diffs(wh)
+    if imported.height:
+        frames.append(imported)
     if data_root is not None:
         for f in sorted((data_root / "kernel").glob("*.diffs.parquet")):
             frames.append(pl.read_parquet(f).select(list(DIFF_SCHEMA)).cast(DIFF_SCHEMA))  # type: ignore[arg-type]

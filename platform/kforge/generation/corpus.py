@@ -108,12 +108,16 @@ class Sources:
 def load_sources(wh: Warehouse, diff_files: Sequence[Path] = ()) -> Sources:
     """``commit_diffs`` plus ``diff_files`` (a (repo, sha) in both: the warehouse's row), each row with
     its author and ``origin`` from ``commits`` and the registered repositories (see the module doc)."""
+    from kforge.git.importer import imported_diffs
     from kforge.git.ingest import registered_repositories
 
     frames = []
     if wh.has_table("commit_diffs"):
         frames.append(wh.read_table("commit_diffs"))
         _check_columns(frames[0], "commit_diffs")
+    stored_imports = imported_diffs(wh)   # stored by `kforge import-commits --diffs` (also in commit_diffs once rebuilt)
+    if stored_imports.height:
+        frames.append(stored_imports)
     if diff_files:
         frames.append(load_from_parquet(list(diff_files)))
     if not frames:

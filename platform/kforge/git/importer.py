@@ -14,6 +14,11 @@ refused with one line naming the first of them; ``quarantine_invalid=True``
 ``ingest_quarantine`` row (stage ``import``) per invalid row and reason, in the same transaction.
 Rows that repeat an earlier row of the file exactly are dropped and counted.
 
+Diffs: a commits table may come with its diffs file (the layout of ``*.diffs.parquet``:
+``kforge import-commits FILE --diffs DIFFS``). It is checked with the commits (readable, the diff
+columns, every row naming a commit of this file) and its rows go to ``imported_diffs`` in the same
+transaction, so the diff corpus (``commit_diffs``, the generation corpus) holds imported commits too.
+
 Example::
 
     prep = prepare_import("libbpf.commits.parquet")      # raises InputError on any invalid row
@@ -28,6 +33,7 @@ from typing import Any
 import polars as pl
 
 from kforge.errors import InputError
+from kforge.git.diffs import DIFF_SCHEMA
 from kforge.git.rows import (
     COMMIT_KEYS,
     COMMIT_SCHEMA,
@@ -49,6 +55,7 @@ STAGE = "import"
 _OID = r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$"  # a full lower-case SHA-1 or SHA-256 object id
 _FILE_T = pl.List(pl.Struct({"path": pl.String, "added": pl.Int64, "deleted": pl.Int64, "binary": pl.Boolean}))
 _SHOWN = 5
+DIFFS_TABLE = "imported_diffs"
 
 
 def _is_string(t: Any) -> bool:
@@ -96,6 +103,7 @@ class PreparedImport:
     invalid: pl.DataFrame      # one row per (invalid row, reason): _row, repo, sha, reason
     rows_in_file: int
     duplicates_dropped: int
+    diffs: pl.DataFrame | None = None   # the diffs file's rows for the valid commits (DIFF_SCHEMA), if one was given
 
     @property
     def invalid_rows(self) -> int:
@@ -149,8 +157,36 @@ def _checks(df: pl.DataFrame) -> list[tuple[str, pl.Expr]]:
     return [(reason, expr.fill_null(False)) for reason, expr in checks]
 
 
-def prepare_import(path: str | Path, repo: str | None = None, quarantine_invalid: bool = False) -> PreparedImport:
-    """Read and check a whole commits file; write nothing.
+def _read_diffs(path: Path, valid: pl.DataFrame) -> pl.DataFrame:
+    """The diffs file's rows for the commits being imported (their repo as imported), checked whole."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    try:
+        df = pl.read_parquet(path)
+    except Exception as exc:  # polars raises several types for non-parquet input
+        raise InputError(f"{path} is not a readable parquet file: {str(exc).splitlines()[0][:300]}") from None
+    missing = [c for c in ("sha", "diff") if c not in df.columns]
+    if missing:
+        raise InputError(f"{path} lacks the diff columns {', '.join(missing)} (expected the schema of "
+                         "../shared/data/kernel/*.diffs.parquet); nothing was written")
+    try:
+        df = df.select([(pl.col(c) if c in df.columns else pl.lit(None)).cast(t).alias(c)
+                        for c, t in DIFF_SCHEMA.items() if c != "repo"])
+    except Exception as exc:
+        raise InputError(f"{path}: wrong diff column types, nothing was written: {str(exc).splitlines()[0][:200]}") \
+            from None
+    keys = valid.select("sha", "repo").unique()
+    unknown = df.join(keys, on="sha", how="anti")
+    if unknown.height:
+        raise InputError(f"{path}: {unknown.height} of {df.height} diffs name no commit of the imported table "
+                         f"(first sha {unknown['sha'][0]!r}); nothing was written")
+    return df.join(keys, on="sha").select(list(DIFF_SCHEMA)).unique(["repo", "sha"], keep="first",
+                                                                      maintain_order=True)
+
+
+def prepare_import(path: str | Path, repo: str | None = None, quarantine_invalid: bool = False,
+                   diffs: str | Path | None = None) -> PreparedImport:
+    """Read and check a whole commits file (and its ``diffs`` file, if given); write nothing.
 
     Raises InputError (one line) when the file cannot be read, has the wrong columns or column
     types, or has invalid rows and ``quarantine_invalid`` is off.
@@ -177,6 +213,8 @@ def prepare_import(path: str | Path, repo: str | None = None, quarantine_invalid
                           invalid=invalid, rows_in_file=height, duplicates_dropped=height - df.height)
     if invalid.height and not quarantine_invalid:
         raise InputError(_refusal(prep))
+    if diffs is not None:
+        prep.diffs = _read_diffs(Path(diffs), prep.valid)
     return prep
 
 
@@ -234,7 +272,8 @@ def write_import(prep: PreparedImport, warehouse: Warehouse, rules: SubsystemRul
             added += wh.append_new(con, "commits", commits, COMMIT_KEYS)
         if prep.invalid.height:
             quarantined = wh.append_new(con, "ingest_quarantine", _quarantine(prep), QUARANTINE_KEYS)
-    return {"rows_in_file": prep.rows_in_file, "commits_added": added,
+        diffs_added = wh.append_new(con, DIFFS_TABLE, prep.diffs, ["repo", "sha"]) if prep.diffs is not None else 0
+    return {"rows_in_file": prep.rows_in_file, "commits_added": added, "diffs_added": diffs_added,
             "already_stored": prep.valid.height - added, "files_added": files_added,
             "duplicates_dropped": prep.duplicates_dropped, "invalid_rows": prep.invalid_rows,
             "quarantined": quarantined}
@@ -242,6 +281,13 @@ def write_import(prep: PreparedImport, warehouse: Warehouse, rules: SubsystemRul
 
 def import_commits(path: str | Path, warehouse: Warehouse, rules: SubsystemRules | None = None,
                    repo: str | None = None, batch_size: int = 5000,
-                   quarantine_invalid: bool = False) -> dict[str, int]:
-    """Check one commits parquet, then load it in one transaction; idempotent (keys: repo, sha)."""
-    return write_import(prepare_import(path, repo, quarantine_invalid), warehouse, rules, batch_size)
+                   quarantine_invalid: bool = False, diffs: str | Path | None = None) -> dict[str, int]:
+    """Check one commits parquet (and its diffs file), then load it in one transaction; idempotent (keys: repo, sha)."""
+    return write_import(prepare_import(path, repo, quarantine_invalid, diffs), warehouse, rules, batch_size)
+
+
+def imported_diffs(warehouse: Warehouse) -> pl.DataFrame:
+    """The diffs stored with imported commit tables (empty when none were)."""
+    if not warehouse.has_table(DIFFS_TABLE):
+        return pl.DataFrame(schema=DIFF_SCHEMA)
+    return warehouse.read_table(DIFFS_TABLE).select(list(DIFF_SCHEMA)).cast(DIFF_SCHEMA)  # type: ignore[arg-type]
