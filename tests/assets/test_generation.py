@@ -231,6 +231,19 @@ def test_cli_generates_and_rejects_bad_input(home, tmp_path, capsys):
     diff = text[text.index("diff --git"):text.index("-- \nkforge")] if "diff --git" in text else ""
     anchored = int(text.split("hunks anchored in the tree: ")[1].split(" of ")[0])
     assert (anchored > 0) == bool(diff) and (not diff or git_apply_check(repo, "HEAD", diff))
+    # --file/--line: the focused patch task served: one hunk of that file, written against its lines at --rev
+    assert main(["--home", str(h), "generate", "patch", "--issue", "reset v20 on stop", "--subsystem", "net/ice",
+                 "--repo", str(repo), "--file", "drivers/net/ice/ice_rxtx.c", "--line", "20",
+                 "--allow-challenger"]) == 0
+    text = capsys.readouterr().out
+    assert "one hunk of drivers/net/ice/ice_rxtx.c drafted against lines 12-27 of the tree" in text
+    diff = text[text.index("diff --git"):text.index("-- \nkforge")] if "diff --git" in text else ""
+    assert not diff or git_apply_check(repo, "HEAD", diff)   # whatever is shown applies to that tree
+    assert main(["--home", str(h), "generate", "patch", "--issue", "x", "--repo", str(repo), "--file", "no/such.c",
+                 "--allow-challenger"]) == 2
+    assert "no such file in the given revision" in capsys.readouterr().err
+    assert main(["--home", str(h), "generate", "patch", "--issue", "x", "--file", "a.c", "--allow-challenger"]) == 2
+    assert "--file needs --repo" in capsys.readouterr().err
     assert main(["--home", str(h), "generate", "patch", "--issue", "x", "--repo", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["--home", str(h), "generate", "patch", "--issue", "x", "--repo", str(repo), "--rev", "nobranch"]) == 2

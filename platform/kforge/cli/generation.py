@@ -45,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repo", default=None, metavar="PATH",
                    help="a git repository: anchor the drafted hunks in its tree (drop those it does not contain)")
     p.add_argument("--rev", default="HEAD", help="the revision of --repo the patch is for (default HEAD)")
+    p.add_argument("--file", default=None, metavar="PATH",
+                   help="with --repo: draft one real hunk of this file (the focused patch task), written against "
+                        "the lines of the file around --line at --rev")
+    p.add_argument("--line", type=int, default=1, help="with --file: the line the change is about (default 1)")
     _model_args(p)
     p.set_defaults(func=cmd_patch)
 
@@ -193,7 +197,7 @@ def cmd_message(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def cmd_patch(ctx: Ctx, args: argparse.Namespace) -> int:
-    from kforge.generation.service import generate_patch
+    from kforge.generation.service import generate_hunk, generate_patch
 
     issue = args.issue
     if issue.startswith("@"):
@@ -211,10 +215,16 @@ def cmd_patch(ctx: Ctx, args: argparse.Namespace) -> int:
         if rev is None:
             raise InputError(f"{args.rev!r} is not a commit in {repo}")
         read_file = tree_reader(repo, rev)
+    if args.file and read_file is None:
+        raise InputError("--file needs --repo (the tree whose lines the hunk is written against)")
     bundle, source, version = _load(ctx, args)
     started = time.perf_counter()
     with use_encoder(ctx.text_encoder()):
-        gen = generate_patch(bundle, issue, args.subsystem, source, read_file=read_file)
+        if args.file:
+            assert read_file is not None
+            gen = generate_hunk(bundle, issue, args.file, args.line, read_file, source, args.subsystem)
+        else:
+            gen = generate_patch(bundle, issue, args.subsystem, source, read_file=read_file)
     _record(ctx, version, started, gen, None, "patch")
     return _emit(gen, args)
 

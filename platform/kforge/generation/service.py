@@ -85,6 +85,37 @@ def generate_patch(bundle: Bundle, issue: str, subsystem: str | None = None, sou
     return Generated(out, sub, 1.0 if subsystem else l1["subsystem_conf"], conf, d.neighbours[0], adapter)
 
 
+def generate_hunk(bundle: Bundle, issue: str, path: str, line: int, read_file: ReadFile, source: str = "",
+                  subsystem: str | None = None) -> Generated:
+    """The focused patch task as users meet it (:mod:`~kforge.generation.patch_task`): the LM writes one
+    hunk of ``path`` against a window of that file's pre-image around ``line`` (1-based), read from the
+    tree of ``read_file``; the hunk is then anchored in that tree (``patch_repair``)."""
+    from kforge.generation import patch_task
+
+    if not issue.strip():
+        raise InputError("--issue must not be empty")
+    text = read_file(path)
+    if text is None:
+        raise InputError(f"{path}: no such file in the given revision of --repo")
+    lines = text.splitlines()
+    if not 1 <= line <= max(len(lines), 1):
+        raise InputError(f"--line {line} is outside {path} (1..{len(lines)})")
+    start = max(1, min(line - patch_task.WINDOW // 2, len(lines) - patch_task.WINDOW + 1))
+    window = lines[start - 1:start - 1 + patch_task.WINDOW]
+    l1 = bundle.level1.predict(issues=[issue])[0]
+    sub = subsystem or l1["subsystem"]
+    backbone, adapter = adapter_for(bundle.backbone, bundle.adapters_dir, _family(sub))
+    item = patch_task.TaskItem("", "", "", issue.strip()[:400], patch_task.Hunk(path, start, 0, ""), start, window)
+    hunk = patch_task.draft(backbone, [item], batch_size=1)[0]
+    diff, st = repair_patch(patch_task.as_patch(path, hunk), read_file)
+    note = (f"one hunk of {path} drafted against lines {start}-{start + len(window) - 1} of the tree; "
+            f"hunks anchored in the tree: {st.kept} of {st.hunks}" + (f" ({'; '.join(st.reasons)})" if st.reasons else ""))
+    subject = issue.strip().splitlines()[0][:72]
+    conf = 1.0 if subsystem else l1["subsystem_conf"]
+    out = _format_patch(subject, f"[{note}]", diff, sub, conf, float("nan"), [], source, adapter)
+    return Generated(out, sub, conf, float("nan"), [], adapter)
+
+
 def _family(prefix: str) -> str:
     from kforge.generation.labels import family
 
