@@ -29,12 +29,25 @@ sys.path.insert(0, str(ROOT / "platform"))
 
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
+from kforge.generation import metrics  # noqa: E402
 from kforge.generation.corpus import build_corpus, held_out_rows, load_from_parquet, split_frames  # noqa: E402
 from kforge.generation.evaluate import Drafts, score_messages  # noqa: E402
 from kforge.generation.level1 import Level1Config, Level1Model  # noqa: E402
-from kforge.generation.llm_level2 import DEFAULT_PARAMS, LLMDrafts, draft  # noqa: E402
+from kforge.generation.llm_level2 import DEFAULT_PARAMS, SUBJECT_TEMPLATE, LLMDrafts, draft  # noqa: E402
 from kforge.generation.retrieval import RetrievalIndex  # noqa: E402
-from kforge.llm import GenParams, LLMConfig, make_backend  # noqa: E402
+from kforge.llm import GenParams, LLMConfig, PromptTemplate, make_backend  # noqa: E402
+
+# Prompt variants; with several, the one with the best ROUGE-L (prefix pair) on --rows validation rows is scored on test.
+TEMPLATES = {
+    "v1": SUBJECT_TEMPLATE,
+    "v2": PromptTemplate(
+        "commit_subject_l2_v2",
+        system="You are a commit message writer. Reply with a single short subject line and nothing else.",
+        user=("Diff (excerpt):\n{diff}\n\nSubsystem: {subsystem}. Change type: {change_type}. Size: {complexity}.\n"
+              "Subjects of similar commits:\n{neighbours}\n\n"
+              "The subject line for this diff, in the style of the similar subjects, under 70 characters:"),
+    ),
+}
 
 
 def as_drafts(d: LLMDrafts, l1: list[dict], nbs: list[list[str]]) -> Drafts:
@@ -52,6 +65,7 @@ def main() -> None:
     ap.add_argument("--base-url", default="")
     ap.add_argument("--model", default="")
     ap.add_argument("--max-tokens", type=int, default=DEFAULT_PARAMS.max_tokens)
+    ap.add_argument("--templates", default="v1", help=f"comma-separated, of {', '.join(TEMPLATES)}")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -62,23 +76,37 @@ def main() -> None:
     test = held_out_rows(parts["test"].filter(pl.col("source") == "commit"), args.rows)
     level1 = Level1Model(Level1Config(n_estimators=args.level1_estimators)).fit(train, parts["val"])
     index = RetrievalIndex().fit(train)
+    backend = make_backend(LLMConfig.from_env(backend=args.backend, base_url=args.base_url, model=args.model))
+    params = GenParams(max_tokens=args.max_tokens)
+    out: dict[str, object] = {"train_rows": train.height, "val_rows": parts["val"].height, "rows": test.height,
+                              "fit_s": round(time.perf_counter() - t0, 1)}
+    names = args.templates.split(",")
+    if len(names) > 1:   # chosen on validation rows (never on the test rows it is reported on)
+        val = held_out_rows(parts["val"].filter(pl.col("source") == "commit"), args.rows)
+        vd = val["diff"].to_list()
+        vl1 = level1.predict(diffs=vd)
+        vnbs = [[n.subject for n in nb] for nb in index.query_diffs(vd, [p["subsystem"] for p in vl1], n=2)]
+        sel = {}
+        for name in names:
+            d = draft(backend, vl1, vnbs, vd, force_prefix=True, params=params, template=TEMPLATES[name])
+            sel[name] = round(metrics.rouge_l(d.subjects, val["subject"].to_list()), 2)
+            print(json.dumps({name: sel[name]}), file=sys.stderr, flush=True)
+        out["val_selection_rouge_l"] = sel
+        names = [max(sel, key=sel.__getitem__)]
+    template = TEMPLATES[names[0]]
+    out["template_chosen"] = names[0]
     diffs = test["diff"].to_list()
     l1 = level1.predict(diffs=diffs)
     blank = [{**p, "subsystem": ""} for p in l1]
     nbs_sub = [[n.subject for n in nb] for nb in index.query_diffs(diffs, [p["subsystem"] for p in l1], n=2)]
     nbs_bare = [[n.subject for n in nb] for nb in index.query_diffs(diffs, None, n=2)]
-    out: dict[str, object] = {"train_rows": train.height, "val_rows": parts["val"].height, "rows": test.height,
-                              "fit_s": round(time.perf_counter() - t0, 1)}
     print(json.dumps(out), file=sys.stderr, flush=True)
-
-    backend = make_backend(LLMConfig.from_env(backend=args.backend, base_url=args.base_url, model=args.model))
-    params = GenParams(max_tokens=args.max_tokens)
     t = time.perf_counter()
-    with_p = draft(backend, l1, nbs_sub, diffs, force_prefix=True, params=params)
+    with_p = draft(backend, l1, nbs_sub, diffs, force_prefix=True, params=params, template=template)
     out["prefix_pass_s"] = round(time.perf_counter() - t, 1)
     print(json.dumps(out), file=sys.stderr, flush=True)
     t = time.perf_counter()
-    bare = draft(backend, blank, nbs_bare, diffs, force_prefix=False, params=params)
+    bare = draft(backend, blank, nbs_bare, diffs, force_prefix=False, params=params, template=template)
     out["noprefix_pass_s"] = round(time.perf_counter() - t, 1)
 
     res, samples = score_messages(index, test, as_drafts(with_p, l1, nbs_sub), as_drafts(bare, l1, nbs_bare))
