@@ -55,6 +55,31 @@ def as_drafts(d: LLMDrafts, l1: list[dict], nbs: list[list[str]]) -> Drafts:
     return Drafts(d.subjects, d.subjects, [0.0] * len(d.subjects), l1, nbs)
 
 
+def tinylm(train: pl.DataFrame, test: pl.DataFrame, level1: Level1Model, index: RetrievalIndex,
+           tokens: int) -> dict[str, object]:
+    """The project's TinyLM (the shipped defaults, a token budget) trained on ``train`` with the pipeline's own
+    examples and scored on ``test`` like for like, with the same level 1 and index as the LLM."""
+    from kforge.generation.evaluate import draft_messages, served_subjects
+    from kforge.generation.pipeline import GenerationConfig, build_examples, make_backbone
+    from kforge.generation.train import train as train_lm
+
+    cfg = GenerationConfig.from_flat(budget_tokens=tokens, device="cpu")
+    t = time.perf_counter()
+    backbone = make_backbone(cfg, train)
+    examples = build_examples(backbone, train, index, self_in_index=True,
+                              blank_subsystem_share=cfg.blank_subsystem_share, seed=cfg.train.seed)
+    hist = train_lm(backbone, examples, cfg.train)
+    train_s = time.perf_counter() - t
+    diffs = test["diff"].to_list()
+    d = served_subjects(backbone, level1, index, diffs)
+    bare = draft_messages(backbone, level1, index, diffs, force_prefix=False)
+    res, _ = score_messages(index, test, d, bare)
+    keep = ("lm_bleu_norm", "lm_rouge_l", "nngen_bleu_norm", "nngen_rouge_l", "lm_noprefix_bleu_norm",
+            "lm_noprefix_rouge_l", "nngen_noprefix_bleu_norm", "nngen_noprefix_rouge_l")
+    return {"metrics": {k: round(res[k], 2) for k in keep if k in res}, "train_s": round(train_s, 1),
+            "steps": hist.steps_done, "tokens": hist.tokens, "loss_last": round(hist.last_loss(), 3)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -66,6 +91,10 @@ def main() -> None:
     ap.add_argument("--model", default="")
     ap.add_argument("--max-tokens", type=int, default=DEFAULT_PARAMS.max_tokens)
     ap.add_argument("--templates", default="v1", help=f"comma-separated, of {', '.join(TEMPLATES)}")
+    ap.add_argument("--tinylm-tokens", type=int, default=0,
+                    help="also train the project's TinyLM (from scratch, CPU) on the same training rows for this many "
+                         "tokens, and score it on the same test rows (0: skip)")
+    ap.add_argument("--skip-llm", action="store_true", help="score only the TinyLM and NNGen")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -101,6 +130,12 @@ def main() -> None:
     nbs_sub = [[n.subject for n in nb] for nb in index.query_diffs(diffs, [p["subsystem"] for p in l1], n=2)]
     nbs_bare = [[n.subject for n in nb] for nb in index.query_diffs(diffs, None, n=2)]
     print(json.dumps(out), file=sys.stderr, flush=True)
+    if args.tinylm_tokens:
+        out["tinylm"] = tinylm(train, test, level1, index, args.tinylm_tokens)
+        print(json.dumps(out["tinylm"]), file=sys.stderr, flush=True)
+    if args.skip_llm:
+        print(json.dumps(out, indent=1))
+        return
     t = time.perf_counter()
     with_p = draft(backend, l1, nbs_sub, diffs, force_prefix=True, params=params, template=template)
     out["prefix_pass_s"] = round(time.perf_counter() - t, 1)
