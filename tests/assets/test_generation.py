@@ -237,6 +237,7 @@ def test_cli_generates_and_rejects_bad_input(home, tmp_path, capsys):
                  "--allow-challenger"]) == 0
     text = capsys.readouterr().out
     assert "one hunk of drivers/net/ice/ice_rxtx.c drafted against lines 12-27 of the tree" in text
+    assert "X-Kforge-Confidence: n/a" in text   # a hunk has no calibrated confidence: none is invented
     diff = text[text.index("diff --git"):text.index("-- \nkforge")] if "diff --git" in text else ""
     assert not diff or git_apply_check(repo, "HEAD", diff)   # whatever is shown applies to that tree
     assert main(["--home", str(h), "generate", "patch", "--issue", "x", "--repo", str(repo), "--file", "no/such.c",

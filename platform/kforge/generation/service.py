@@ -19,7 +19,7 @@ class Generated:
     text: str
     subsystem: str
     subsystem_conf: float
-    confidence: float
+    confidence: float | None   # calibrated for messages and skeleton patches; None for a hunk (not calibrated)
     neighbours: list[str]
     adapter: str
 
@@ -35,7 +35,7 @@ def read_diff(path: str | Path) -> str:
     return text
 
 
-def _format_patch(subject: str, body: str, diff: str, sub: str, sub_conf: float, conf: float,
+def _format_patch(subject: str, body: str, diff: str, sub: str, sub_conf: float, conf: float | None,
                   neighbours: list[str], source: str, adapter: str) -> str:
     date = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
     files = diff_paths(diff)
@@ -43,7 +43,7 @@ def _format_patch(subject: str, body: str, diff: str, sub: str, sub_conf: float,
     return (f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
             f"From: kforge <kforge@localhost>\nDate: {date}\nSubject: [PATCH] {subject}\n"
             f"X-Kforge-Subsystem: {sub or '(unknown)'} (p={sub_conf:.2f})\n"
-            f"X-Kforge-Confidence: {conf:.3f}\nX-Kforge-Model: {source}; adapter={adapter}\n\n"
+            f"X-Kforge-Confidence: {'n/a' if conf is None else f'{conf:.3f}'}\nX-Kforge-Model: {source}; adapter={adapter}\n\n"
             f"{body.strip()}\n\n"
             f"Retrieved neighbours (context):\n{nb}\n---\n"
             + (f" {len(files)} file(s) changed\n\n" if files else "\n") + (diff.rstrip() + "\n" if diff.strip() else "")
@@ -112,8 +112,8 @@ def generate_hunk(bundle: Bundle, issue: str, path: str, line: int, read_file: R
             f"hunks anchored in the tree: {st.kept} of {st.hunks}" + (f" ({'; '.join(st.reasons)})" if st.reasons else ""))
     subject = issue.strip().splitlines()[0][:72]
     conf = 1.0 if subsystem else l1["subsystem_conf"]
-    out = _format_patch(subject, f"[{note}]", diff, sub, conf, float("nan"), [], source, adapter)
-    return Generated(out, sub, conf, float("nan"), [], adapter)
+    out = _format_patch(subject, f"[{note}]", diff, sub, conf, None, [], source, adapter)
+    return Generated(out, sub, conf, None, [], adapter)
 
 
 def _family(prefix: str) -> str:
