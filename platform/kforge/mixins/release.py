@@ -171,13 +171,15 @@ def candidate(result: TrainResult, outcomes: pl.DataFrame, cat: Catalogue, confi
                   for r in groups.iter_rows(named=True)}
     worst = groups.sort("delta_roc_auc").row(0, named=True) if groups.height else None
     fallback = ",".join(result.fallback_mixins()) or "none"   # "say so": mixins the rules served in evaluation
-    params["generalizes_fallback_mixins"] = fallback
+    # settings are params (they make "same data, code and params" = unchanged); what training chose from the data
+    # (shrink, validation gains, the fallback mixins) are tags: results, not settings
+    derived = {"generalizes_fallback_mixins": fallback}
     if transfer is not None:
-        params |= {"transfer_shrink": transfer.shrink, "transfer_served_by": transfer.served_by,
-                   "transfer_min_mixin_history": MIN_MIXIN_HISTORY, "transfer_select": getattr(transfer, "select", "mean"),
-                   "transfer_bound_z": BOUND_Z,
-                   "transfer_validation": json.dumps(transfer.validation, sort_keys=True),
-                   "transfer_validation_bound": json.dumps(getattr(transfer, "validation_bound", {}), sort_keys=True)}
+        params |= {"transfer_min_mixin_history": MIN_MIXIN_HISTORY, "transfer_select": getattr(transfer, "select", "mean"),
+                   "transfer_bound_z": BOUND_Z}
+        derived |= {"transfer_shrink": str(transfer.shrink), "transfer_served_by": transfer.served_by,
+                    "transfer_validation": json.dumps(transfer.validation, sort_keys=True),
+                    "transfer_validation_bound": json.dumps(getattr(transfer, "validation_bound", {}), sort_keys=True)}
 
     return Candidate(
         replace(SPEC, min_delta=config.min_delta), train_table=outcomes, eval_keys=challenger.keys,
@@ -192,8 +194,7 @@ def candidate(result: TrainResult, outcomes: pl.DataFrame, cat: Catalogue, confi
                "evaluation/generalizes_mixin.csv": groups.write_csv()},
         tags={"history_through_id": str(result.predictor.history_through_id),
               "trained_until": str(result.predictor.trained_until),
-              "unseen_mixin_scorer": transfer.served_by if transfer is not None else "learner",
-              "generalizes_fallback_mixins": fallback},
+              "unseen_mixin_scorer": transfer.served_by if transfer is not None else "learner", **derived},
         save_model=_save_model(result, workdir), score_registered=score_registered)
 
 
