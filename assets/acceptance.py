@@ -40,6 +40,7 @@ class AcceptanceConfig(dg.Config):
     min_test_class: int = Field(default=_D.min_test_class, description="test_size gate: minimum held-out rows of each class.")
     min_diff_coverage: float = Field(default=_D.min_diff_coverage, description="Use diff/line-origin features only if this share of training rows has them.")
     prior_k: float = Field(default=_D.prior_k, description="Cold start: blend with lines added, the model's weight = training positives / (positives + prior_k); 0 = off.")
+    cold_start_weight: float | None = Field(default=_D.cold_start_weight, description="Cold-start mode: the stack's weight (0 < w <= 1) against lines added on rows of a repository the model never trained on; null = off (unseen repositories scored like the training ones).")
     group_balanced: bool = Field(default=_D.group_balanced, description="Two or more repositories: within each repository each class weighs half (base rates neutralised), in every member.")
     text_encoder: bool = Field(default=_D.text_encoder, description="Add a member on pretrained sentence embeddings of subject and body (issue 20; off until it shows a held-out gain).")
     generalizes: bool = Field(default=_D.generalizes, description="Commit model: leave one repository out (the generalizes gate).")
@@ -52,6 +53,7 @@ class AcceptanceConfig(dg.Config):
                            min_test_rows=self.min_test_rows, min_test_class=self.min_test_class,
                            use_text=self.use_text, train_labels=self.train_labels,
                            min_diff_coverage=self.min_diff_coverage, prior_k=self.prior_k,
+                           cold_start_weight=self.cold_start_weight,
                            group_balanced=self.group_balanced, text_encoder=self.text_encoder, generalizes=self.generalizes,
                            generalizes_n_estimators=self.generalizes_n_estimators,
                            generalizes_min_class=self.generalizes_min_class)

@@ -103,12 +103,21 @@ def _score_and_manage_models(home: Path, wh: Warehouse, promoted: bool, capsys: 
     assert main(["--home", str(home), "acceptance", "score", "--input", str(src), "--output", str(out),
                  "--alias", "challenger"]) == 0
     scores = pl.read_parquet(out)
-    assert scores.columns == ["sha", "p_defect", "top_features"]
+    assert scores.columns == ["sha", "p_defect", "top_features", "cold_start"]
     assert scores.height == commits.filter(~pl.col("is_merge")).height
+    assert not scores["cold_start"].any()  # the repository it trained on
     assert scores["p_defect"].is_between(0, 1).all() and scores["top_features"].str.contains("=").all()
     logged = wh.read("select family, model_name, n_rows from prediction_log")  # seen by model monitoring
     assert logged.rows() == [("acceptance", "kforge-acceptance-commit", scores.height)]
     _feedback_reaches_monitoring(wh, scores)
+    # the same commits from a repository the model never saw: scored in the cold-start mode, and the output says so
+    other = home / "other.commits.parquet"
+    commits.with_columns(pl.lit("someone/else").alias("repo")).write_parquet(other)
+    assert main(["--home", str(home), "acceptance", "score", "--input", str(other), "--output", str(home / "o.parquet"),
+                 "--alias", "challenger"]) == 0
+    cold = pl.read_parquet(home / "o.parquet")
+    assert cold["cold_start"].all() and cold["p_defect"].is_between(0, 1).all()
+    assert (cold["p_defect"] != scores["p_defect"]).any()
     assert main(["--home", str(home), "acceptance", "score", "--input", str(home / "missing.parquet"),
                  "--output", str(out)]) == 2
     capsys.readouterr()

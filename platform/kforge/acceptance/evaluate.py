@@ -15,7 +15,7 @@ import polars as pl
 
 from kforge.acceptance.dataset import commit_survival_frame, parse_date, time_split
 from kforge.acceptance.metrics import auc
-from kforge.acceptance.model import AcceptanceEnsemble, lgbm
+from kforge.acceptance.model import COLD_START_WEIGHT, AcceptanceEnsemble, lgbm
 from kforge.acceptance.spec import COMMIT, email_spec
 from kforge.acceptance.train import TrainConfig, train_and_evaluate, usable_numeric
 from kforge.features.build import _chain_ready, build_patch_features, files_from_commit_files
@@ -28,6 +28,7 @@ class SuiteOptions:
 
     text_encoder: bool = False   # add the pretrained-encoder member (issue 20)
     group_balanced: bool = True  # per-repository/project balanced weights when trained on two or more
+    cold_start_weight: float | None = COLD_START_WEIGHT  # the stack's weight cap on a held-out repository/project
 
 
 SHIPPED = SuiteOptions()
@@ -179,12 +180,14 @@ def suite_loro(data: Path, n_estimators: int, *, opts: SuiteOptions = SHIPPED) -
     t0 = time.perf_counter()
     frame = pl.concat([repo_frame(data, r)[0] for r in shared_repositories(data)], how="vertical_relaxed")
     cfg = TrainConfig(cutoff="2022-01-01", test_end="2023-01-01", n_estimators=n_estimators,
-                      group_balanced=opts.group_balanced, text_encoder=opts.text_encoder)
+                      group_balanced=opts.group_balanced, text_encoder=opts.text_encoder,
+                      cold_start_weight=opts.cold_start_weight)
     split = time_split(frame, parse_date(cfg.cutoff), parse_date(cfg.test_end), cfg.min_observation_days)
     numeric, _ = usable_numeric(split.train, COMMIT.numeric, cfg.min_diff_coverage)
     g = leave_one_repository_out(split, COMMIT, numeric, n_estimators=n_estimators, n_folds=2,
                                  min_class=cfg.generalizes_min_class, prior_k=cfg.prior_k,
-                                 group_balanced=cfg.group_balanced, text_encoder=cfg.text_encoder)
+                                 group_balanced=cfg.group_balanced, text_encoder=cfg.text_encoder,
+                                 cold_start_weight=cfg.cold_start_weight)
     rows = {r["repo"]: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "repo"}
             for r in g.table.iter_rows(named=True)}
     return {"repositories": rows, "options": asdict(opts), "generalizes": g.check.passed, "detail": g.check.detail,
@@ -221,7 +224,8 @@ def suite_jit_cross(data: Path, n_estimators: int, *, opts: SuiteOptions = SHIPP
     from kforge.acceptance.jit_cross import jit_cross_project
 
     t0 = time.perf_counter()
-    g = jit_cross_project(data, n_estimators=n_estimators, group_balanced=opts.group_balanced)
+    g = jit_cross_project(data, n_estimators=n_estimators, group_balanced=opts.group_balanced,
+                          cold_start_weight=opts.cold_start_weight)
     rows = {}
     for r in g.table.iter_rows(named=True):
         row = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "repo"}

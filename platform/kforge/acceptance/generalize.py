@@ -22,9 +22,9 @@ import polars as pl
 
 from kforge.acceptance.dataset import Split
 from kforge.acceptance.metrics import auc, fit_baselines
-from kforge.acceptance.model import AcceptanceEnsemble
+from kforge.acceptance.model import COLD_START_WEIGHT, AcceptanceEnsemble
 from kforge.acceptance.spec import TargetSpec
-from kforge.acceptance.train import balance_group, size_prior
+from kforge.acceptance.train import balance_group, blend_args
 from kforge.registry.gates import GENERALIZES, Check, generalizes_check, not_run
 
 GROUP = "repo"
@@ -78,22 +78,26 @@ def _row(repo: str, n_train: int, test: pl.DataFrame, model: float, base: float,
 def leave_one_repository_out(split: Split, spec: TargetSpec, numeric: list[str], *, n_estimators: int,
                              n_folds: int = 2, use_text: bool = True, min_class: int = 10,
                              prior_k: float = 0.0, group_balanced: bool = True,
-                             text_encoder: bool = False) -> Generalization:
+                             text_encoder: bool = False,
+                             cold_start_weight: float | None = COLD_START_WEIGHT) -> Generalization:
     """Train without each repository in turn on ``split``'s training rows and score that
     repository's test-window rows (the frames carry a ``repo`` column)."""
     return leave_one_group_out(split.train, split.test, spec, numeric, n_estimators=n_estimators, n_folds=n_folds,
                                use_text=use_text, min_class=min_class, prior_k=prior_k,
-                               group_balanced=group_balanced, text_encoder=text_encoder)
+                               group_balanced=group_balanced, text_encoder=text_encoder,
+                               cold_start_weight=cold_start_weight)
 
 
 def leave_one_group_out(train: pl.DataFrame, test: pl.DataFrame, spec: TargetSpec, numeric: list[str], *,
                         n_estimators: int, n_folds: int = 2, use_text: bool = True, min_class: int = 10,
                         prior_k: float = 0.0, group_balanced: bool = True,
-                        text_encoder: bool = False) -> Generalization:
+                        text_encoder: bool = False,
+                        cold_start_weight: float | None = COLD_START_WEIGHT) -> Generalization:
     """The machinery behind :func:`leave_one_repository_out`, on any pair of frames whose ``repo``
     column names the group (a repository, or a project of the JIT anchors) and ``t`` the time: for each group with
     test rows, the model is fit on the *other* groups' ``train`` rows (time-ordered) and scores the
-    group's ``test`` rows; lines-added is fit on the same rows. ``spec.model.generalizes_over``
+    group's ``test`` rows (which the model scores in its cold-start mode: the group is one it never trained
+    on); lines-added is fit on the same rows. ``spec.model.generalizes_over``
     names the group in the check's wording."""
     unit = spec.model.generalizes_over or "repository"
     if GROUP not in test.columns:
@@ -117,7 +121,7 @@ def leave_one_group_out(train: pl.DataFrame, test: pl.DataFrame, spec: TargetSpe
             continue
         model = AcceptanceEnsemble(numeric, list(spec.categorical), spec.text if use_text else None,
                                    n_folds=n_folds, n_estimators=n_estimators,
-                                   prior=size_prior(tr, spec, prior_k), prior_k=prior_k,
+                                   **blend_args(tr, spec, prior_k, cold_start_weight),
                                    group=balance_group(tr, group_balanced, GROUP),
                                    text_encoder=spec.text if text_encoder else None).fit(tr, y_tr)
         m = auc(y_te, model.predict_proba(te))

@@ -26,6 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from kforge.acceptance.generalize import Generalization, leave_one_group_out
+from kforge.acceptance.model import COLD_START_WEIGHT
 from kforge.acceptance.spec import COMMIT, COMMIT_MODEL, TargetSpec
 from kforge.errors import InputError
 from kforge.features.jit import JIT_COLUMNS
@@ -79,10 +80,11 @@ def jit_cross_frames(data: Path, test_fraction: float = TEST_FRACTION) -> tuple[
 
 def jit_cross_project(data: Path, *, n_estimators: int = 100, n_folds: int = 2, prior_k: float = 500.0,
                       min_class: int = 10, test_fraction: float = TEST_FRACTION,
-                      spec: TargetSpec = JIT_CROSS, group_balanced: bool = True) -> Generalization:
+                      spec: TargetSpec = JIT_CROSS, group_balanced: bool = True,
+                      cold_start_weight: float | None = COLD_START_WEIGHT) -> Generalization:
     """Leave one JIT project out: per-project model and lines-added AUCs on the project's test rows
     from fits on the other projects' training rows, and the ``generalizes`` check over projects."""
     train, test = jit_cross_frames(data, test_fraction)
     return leave_one_group_out(train, test, spec, list(spec.numeric), n_estimators=n_estimators, n_folds=n_folds,
                                use_text=False, min_class=min_class, prior_k=prior_k,
-                               group_balanced=group_balanced)
+                               group_balanced=group_balanced, cold_start_weight=cold_start_weight)

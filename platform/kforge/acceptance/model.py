@@ -16,7 +16,14 @@ log-scaled features, a linear text model on hashed n-grams, and a logistic stack
   training rows' lines added), with the model's weight = training positives / (positives +
   ``prior_k``), then recalibrated on the out-of-fold rows. With little evidence (a small or new
   set of repositories) the model leans on size, which transfers; with a large history the blend
-  is nearly the stack alone.
+  is nearly the stack alone;
+* cold-start mode (``cold_weight``): rows of a repository the model never trained on (its ``repo`` is not
+  among the training rows') are blended with the stack's weight ``min(prior_weight, cold_weight)`` and mapped
+  by their own calibrator (fit on the same out-of-fold rows at that weight). A repository's own history
+  does not say how far another repository's habits carry; lines added does carry. The default
+  (:data:`COLD_START_WEIGHT`) is the weight with the best worst held-out group over both cross-group suites
+  (``bench/acceptance_cold_start.py``). Rows of the training repositories, or without a ``repo``, are scored
+  as before, so in-repository figures do not move.
 
 Example::
 
@@ -31,6 +38,8 @@ import numpy as np
 import polars as pl
 
 SEED = 7
+COLD_START_WEIGHT = 0.3   # the stack's weight on an unseen repository (bench/acceptance_cold_start.py: max worst group)
+REPO = "repo"             # the column naming a row's repository
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -148,6 +157,9 @@ class AcceptanceEnsemble:
     group_power: float = 1.0          # a group weighs n_rows ** group_power (1: its share of rows; 0: each the same)
     monotone: tuple[str, ...] = ()    # numeric features the boosted members may only rise with
     text_encoder: str | None = None   # column to embed with the pretrained encoder (a member); None: off
+    cold_weight: float | None = None  # the stack's weight cap on rows of unseen repositories (needs ``prior``); None: off
+    cold_calibrator: Any = None
+    seen_groups: tuple[str, ...] = () # the repositories of the training rows (set by fit)
 
     @property
     def base_names(self) -> list[str]:
@@ -228,12 +240,19 @@ class AcceptanceEnsemble:
             oof_rows = np.concatenate([np.arange(edges[k], edges[k + 1]) for k in range(1, self.n_folds + 1)
                                        if len(np.unique(y[: edges[k]])) > 1 and edges[k + 1] > edges[k]])
             pos = float(y.sum())
-            self.prior_weight = pos / (pos + self.prior_k)
+            self.prior_weight = pos / (pos + self.prior_k) if self.prior_k > 0 else 1.0
             self.score_ref = np.sort(p)
             self.prior_ref = np.sort(self._prior_values(df))
-            b = self._blend(p, self._prior_values(df)[oof_rows])
-            self.calibrator = LogisticRegression(max_iter=1000).fit(b[:, None], oy)
-            p = self.calibrator.predict_proba(b[:, None])[:, 1]
+            prior_oof = self._prior_values(df)[oof_rows]
+            self.seen_groups = tuple(sorted(str(g) for g in df[REPO].drop_nulls().unique().to_list())
+                                     ) if REPO in df.columns else ()
+            if self.cold_weight is not None:
+                cb = self.blend_at(p, prior_oof, self.cold_start_weight)
+                self.cold_calibrator = LogisticRegression(max_iter=1000).fit(cb[:, None], oy)
+            if self.prior_k > 0:
+                b = self._blend(p, prior_oof)
+                self.calibrator = LogisticRegression(max_iter=1000).fit(b[:, None], oy)
+                p = self.calibrator.predict_proba(b[:, None])[:, 1]
         grid = np.quantile(p, np.linspace(0.05, 0.95, 91))
         self.threshold = float(max(grid, key=lambda t: f1_score(oy, p >= t, zero_division=0)))
         self.base = self._fit_bases(df, y)
@@ -244,25 +263,46 @@ class AcceptanceEnsemble:
         return df[self.prior].cast(pl.Float64).fill_null(0.0).to_numpy()
 
     def _blend(self, p: np.ndarray, prior: np.ndarray) -> np.ndarray:
-        """Weighted mean of the stack's and the prior's mid-rank percentiles in their training
-        distributions."""
+        return self.blend_at(p, prior, self.prior_weight)
+
+    def blend_at(self, p: np.ndarray, prior: np.ndarray, w: float) -> np.ndarray:
+        """Weighted mean (the stack's weight ``w``) of the stack's and the prior's mid-rank percentiles in their
+        training distributions."""
         assert self.score_ref is not None and self.prior_ref is not None
 
         def pct(ref: np.ndarray, x: np.ndarray) -> np.ndarray:
             return (np.searchsorted(ref, x, "left") + np.searchsorted(ref, x, "right")) / (2 * len(ref))
 
-        w = self.prior_weight
         return w * pct(self.score_ref, p) + (1 - w) * pct(self.prior_ref, prior)
 
     def predict_components(self, df: pl.DataFrame) -> dict[str, np.ndarray]:
         z = self._base_logits(self.base, df)
         out = {n: 1 / (1 + np.exp(-z[:, i])) for i, n in enumerate(self.base_names)}
         out["ensemble"] = self.stacker.predict_proba(z)[:, 1]
+        stack = out["ensemble"]
         if self.prior and self.calibrator is not None:
-            out["stack"] = out["ensemble"]
-            b = self._blend(out["ensemble"], self._prior_values(df))
+            out["stack"] = stack
+            b = self._blend(stack, self._prior_values(df))
             out["ensemble"] = self.calibrator.predict_proba(b[:, None])[:, 1]
+        cold = self.unseen(df)
+        if cold.any():
+            out["stack"] = stack
+            cb = self.blend_at(stack[cold], self._prior_values(df)[cold], self.cold_start_weight)
+            out["ensemble"] = out["ensemble"].copy()
+            out["ensemble"][cold] = self.cold_calibrator.predict_proba(cb[:, None])[:, 1]
         return out
+
+    @property
+    def cold_start_weight(self) -> float:
+        """The stack's weight on rows of a repository the model never trained on."""
+        return min(self.prior_weight, self.cold_weight if self.cold_weight is not None else 1.0)
+
+    def unseen(self, df: pl.DataFrame) -> np.ndarray:
+        """Which rows the cold-start mode scores: their ``repo`` names a repository none of the training
+        rows came from (rows without a ``repo``, or a model without the mode: none)."""
+        if self.cold_calibrator is None or not self.seen_groups or REPO not in df.columns:
+            return np.zeros(df.height, dtype=bool)
+        return (df[REPO].is_not_null() & ~df[REPO].cast(pl.String).is_in(list(self.seen_groups))).to_numpy()
 
     def predict_proba(self, df: pl.DataFrame) -> np.ndarray:
         return self.predict_components(df)["ensemble"]

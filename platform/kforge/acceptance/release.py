@@ -124,7 +124,8 @@ def generalization(res: TrainResult, config: TrainConfig) -> Generalization | No
                                     n_estimators=config.generalizes_n_estimators, n_folds=min(config.n_folds, 2),
                                     use_text=res.model.text is not None, min_class=config.generalizes_min_class,
                                     prior_k=config.prior_k, group_balanced=config.group_balanced,
-                                    text_encoder=res.model.text_encoder is not None)
+                                    text_encoder=res.model.text_encoder is not None,
+                                    cold_start_weight=config.cold_start_weight)
 
 
 def candidate(res: TrainResult, plots_dir: Path,

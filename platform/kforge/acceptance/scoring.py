@@ -131,7 +131,8 @@ def score_file(path: str | Path, wh: Warehouse, tracker: Tracker, target: str = 
     started = time.perf_counter()
     p_hat = model.predict_proba(rows)
     out = pl.DataFrame({spec.id_col: rows[spec.id_col], spec.score_col: p_hat,
-                        "top_features": model.top_features(rows, top_k)})
+                        "top_features": model.top_features(rows, top_k),
+                        "cold_start": model.unseen(rows)})  # a repository the model never trained on: scored in cold-start mode
     items = [Item(f"{target}:{str(i).lower()}", "outcome", "true" if score >= threshold else "false", float(score))
              for i, score in zip(out[spec.id_col].to_list(), p_hat, strict=True)]
     record_call(wh, "acceptance", spec.model_name, version if version is not None else alias, started, out.height,

@@ -7,13 +7,14 @@ Example::
 """
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from kforge.acceptance.dataset import Split, parse_date, time_split
 from kforge.acceptance.metrics import auc, binary_metrics, fit_baselines, per_group
-from kforge.acceptance.model import AcceptanceEnsemble
+from kforge.acceptance.model import COLD_START_WEIGHT, AcceptanceEnsemble
 from kforge.acceptance.spec import MIN_TEST_CLASS, MIN_TEST_ROWS, TargetSpec
 from kforge.features.diff import DIFF_NUMERIC
 from kforge.features.line_origins import LINE_ORIGIN_NUMERIC
@@ -40,11 +41,19 @@ class TrainConfig:
     train_labels: str = "as_of_cutoff"   # or "snapshot" (see dataset.time_split)
     min_diff_coverage: float = 0.9       # use diff-content features only if this share of training rows has a diff
     prior_k: float = 500.0               # multi-repository cold start: blend with lines added, weight pos / (pos + k); 0 = off
+    cold_start_weight: float | None = COLD_START_WEIGHT  # the stack's weight cap on a repository it never trained on; None = off
     group_balanced: bool = True          # two or more repositories: each class within each repository weighs half
     text_encoder: bool = False           # add a member on pretrained sentence embeddings of the text (issue 20; off: not shown to help)
     generalizes: bool = True             # leave one repository out (the ``generalizes`` gate; commit target)
     generalizes_n_estimators: int = 100  # trees per boosted model in each leave-one-repository-out fit
     generalizes_min_class: int = 10      # a held-out repository is judged only with this many rows of each class
+
+    def __post_init__(self) -> None:
+        if self.cold_start_weight is not None and not 0.0 < self.cold_start_weight <= 1.0:
+            from kforge.errors import InputError
+
+            raise InputError(f"cold_start_weight must be in (0, 1] (the stack's weight on an unseen repository; "
+                             f"leave it unset to turn the mode off), got {self.cold_start_weight}")
 
 
 @dataclass
@@ -87,7 +96,7 @@ def train_and_evaluate(frame: pl.DataFrame, spec: TargetSpec, cfg: TrainConfig,
     numeric, diff_coverage = usable_numeric(train, spec.numeric, cfg.min_diff_coverage)
     model = AcceptanceEnsemble(numeric, list(spec.categorical), spec.text if cfg.use_text else None,
                                n_folds=cfg.n_folds, n_estimators=cfg.n_estimators,
-                               prior=size_prior(train, spec, cfg.prior_k), prior_k=cfg.prior_k,
+                               **blend_args(train, spec, cfg.prior_k, cfg.cold_start_weight),
                                group=balance_group(train, cfg.group_balanced),
                                text_encoder=spec.text if cfg.text_encoder else None).fit(train, y_tr)
     comps = model.predict_components(test)
@@ -105,7 +114,7 @@ def train_and_evaluate(frame: pl.DataFrame, spec: TargetSpec, cfg: TrainConfig,
     params = {**split.describe(), "target": spec.target, "n_folds": cfg.n_folds, "n_estimators": cfg.n_estimators,
               "use_text": cfg.use_text, "min_test_rows": cfg.min_test_rows, "min_test_class": cfg.min_test_class,
               "min_diff_coverage": cfg.min_diff_coverage, "prior_k": cfg.prior_k,
-              "prior_weight": round(model.prior_weight, 4), "group_balanced": model.group is not None,
+              "prior_weight": round(model.prior_weight, 4), "cold_start_weight": cfg.cold_start_weight, "group_balanced": model.group is not None,
               "text_encoder": cfg.text_encoder,
               "generalizes": cfg.generalizes,
               "generalizes_n_estimators": cfg.generalizes_n_estimators,
@@ -127,6 +136,18 @@ def size_prior(train: pl.DataFrame, spec: TargetSpec, prior_k: float) -> str | N
     where size says little, it took the held-out AUC from 0.658 to 0.561)."""
     repos = train["repo"].n_unique() if "repo" in train.columns else 1
     return spec.lines_added if prior_k > 0 and repos >= 2 else None
+
+
+def blend_args(train: pl.DataFrame, spec: TargetSpec, prior_k: float,
+               cold_start_weight: float | None) -> dict[str, Any]:
+    """The lines-added arguments of :class:`~kforge.acceptance.model.AcceptanceEnsemble` for these training rows:
+    the multi-repository blend (:func:`size_prior`; ``prior_k`` only then) and the cold-start mode for rows of a
+    repository the model never trained on (any model whose rows name their repository; ``cold_start_weight``
+    None: off). One rule for the shipped model, the ``generalizes`` fits and the bench."""
+    blend = size_prior(train, spec, prior_k)
+    cold = cold_start_weight is not None and "repo" in train.columns and spec.lines_added in train.columns
+    return {"prior": blend or (spec.lines_added if cold else None), "prior_k": prior_k if blend else 0.0,
+            "cold_weight": cold_start_weight if cold else None}
 
 
 def balance_group(train: pl.DataFrame, on: bool = True, column: str = "repo") -> str | None:

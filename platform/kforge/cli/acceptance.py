@@ -45,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--min-diff-coverage", type=float, default=None)
     t.add_argument("--prior-k", type=float, default=None,
                    help="cold start: blend with lines added, model weight = positives / (positives + K); 0 = off")
+    _cold_start_flags(t)
     t.add_argument("--no-group-balanced", dest="group_balanced", action="store_false", default=None,
                    help="with two or more repositories, keep global class weights instead of balancing the "
                         "classes within each repository")
@@ -65,6 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--n-estimators", type=int, default=250)
     e.add_argument("--text-encoder", action="store_true",
                    help="ablation: add the pretrained-encoder member (dpdk, ltp, loro; cached in the home's warehouse)")
+    _cold_start_flags(e)
     e.add_argument("--no-group-balanced", dest="group_balanced", action="store_false",
                    help="ablation: global class weights for models trained on two or more repositories/projects")
     e.add_argument("--dpdk-git", default=None, metavar="PATH",
@@ -88,15 +90,34 @@ def cmd_score(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 FIELDS = ("cutoff", "test_end", "test_fraction", "min_observation_days", "train_labels", "n_estimators", "n_folds",
-          "use_text", "min_test_rows", "min_test_class", "min_diff_coverage", "prior_k", "group_balanced", "text_encoder", "generalizes", "generalizes_n_estimators",
+          "use_text", "min_test_rows", "min_test_class", "min_diff_coverage", "prior_k", "cold_start_weight", "group_balanced", "text_encoder", "generalizes", "generalizes_n_estimators",
           "generalizes_min_class")
+
+
+def _cold_start_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cold-start-weight", type=float, default=None, metavar="W",
+                   help="the stack's weight (0 < W <= 1) against lines added on rows of a repository the model never "
+                        "trained on (cold-start mode; default: kforge.acceptance.model.COLD_START_WEIGHT)")
+    p.add_argument("--no-cold-start", action="store_true",
+                   help="score unseen repositories like the training ones (no cold-start mode)")
+
+
+def _cold_start(args: argparse.Namespace) -> float | None:
+    """The cold-start weight the flags ask for (checked as :class:`TrainConfig` checks it)."""
+    from kforge.acceptance.train import TrainConfig
+
+    if args.no_cold_start:
+        return None
+    given = {} if args.cold_start_weight is None else {"cold_start_weight": args.cold_start_weight}
+    return TrainConfig(**given).cold_start_weight
 
 
 def train_config(args: argparse.Namespace) -> "TrainConfig":
     """The arguments given, over :class:`TrainConfig`'s defaults (declared there once)."""
     from kforge.acceptance.train import TrainConfig
 
-    return TrainConfig(**{f: getattr(args, f) for f in FIELDS if getattr(args, f) is not None})
+    given = {f: getattr(args, f) for f in FIELDS if getattr(args, f) is not None}
+    return TrainConfig(**given, **({"cold_start_weight": None} if args.no_cold_start else {}))
 
 
 def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
@@ -126,7 +147,8 @@ def cmd_evaluate(ctx: Ctx, args: argparse.Namespace) -> int:
     if not (data / needs).is_dir():
         raise InputError(f"real data not found at {data / needs}: pass --data DIR (laid out like ../shared/data)")
     names = list(SUITES) if args.suite == "all" else [args.suite]
-    opts = SuiteOptions(text_encoder=args.text_encoder, group_balanced=args.group_balanced)
+    opts = SuiteOptions(text_encoder=args.text_encoder, group_balanced=args.group_balanced,
+                        cold_start_weight=_cold_start(args))
     for name in names:
         with use_encoder(ctx.text_encoder()):  # used only with --text-encoder; cache in the home's warehouse
             res = (suite_dpdk(data, args.n_estimators, git_repo, opts=opts) if name == "dpdk" and git_repo is not None

@@ -121,7 +121,10 @@ def test_the_blend_is_for_models_trained_on_several_repositories() -> None:
     one = both.filter(pl.col("repo") == "a")
     assert size_prior(one, SPEC, 500.0) is None  # scored where it was trained: no blend
     res = train_and_evaluate(one, SPEC, CFG)
-    assert res.model.prior is None and res.params["prior_weight"] == 1.0
+    # its own repository's rows are scored by the stack alone (the cold-start mode is for other repositories)
+    assert res.params["prior_weight"] == 1.0 and res.model.calibrator is None
+    assert not res.model.unseen(res.split.test).any() and "stack" not in res.model.predict_components(res.split.test)
+    assert train_and_evaluate(one, SPEC, replace(CFG, cold_start_weight=None)).model.prior is None
 
 
 def test_no_future_features_is_never_passed_without_the_point_in_time_check(tmp_path: Path,

@@ -63,7 +63,7 @@ def _frames() -> tuple[pl.DataFrame, pl.DataFrame]:
 def _auc_on_new(group_balanced: bool) -> tuple[float, float]:
     train, test = _frames()
     g = leave_one_group_out(train, test, SPEC, ["la", "exp"], n_estimators=30, use_text=False, min_class=5,
-                            prior_k=0.0, group_balanced=group_balanced)
+                            prior_k=0.0, group_balanced=group_balanced, cold_start_weight=None)
     row = g.table.filter(pl.col("repo") == "new").row(0, named=True)
     assert row["status"] == "judged" and row["n_train"] == train.height
     return row["model_auc"], row["lines_added_auc"]
