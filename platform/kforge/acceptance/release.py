@@ -79,7 +79,7 @@ def champion_scorer(spec: TargetSpec, test: pl.DataFrame) -> Callable[[Path], Sc
 
         model = mlflow.pyfunc.load_model(str(model_dir))
         schema = model.metadata.get_input_schema()
-        missing = sorted(set(schema.input_names()) - set(spec.feature_columns)) if schema is not None else []
+        missing = sorted(set(schema.required_input_names()) - set(spec.feature_columns)) if schema is not None else []
         if missing:  # say which columns, rather than MLflow's dump of the frame
             from kforge.errors import InputError
 
@@ -103,6 +103,10 @@ def model_saver(res: TrainResult) -> Callable[[Path], None]:
         example = res.split.test.select(spec.feature_columns).head(5).to_pandas()
         wrapper = AcceptancePyfunc(res.model, spec.target, spec.score_col)
         signature = infer_signature(example, wrapper.predict(None, example))
+        if res.model.cold_calibrator is not None:  # a served frame may name its repository: the cold-start mode
+            from mlflow.types.schema import ColSpec, Schema
+
+            signature.inputs = Schema([*signature.inputs.inputs, ColSpec("string", "repo", required=False)])
         mlflow.pyfunc.save_model(str(model_dir), python_model=wrapper, signature=signature, input_example=example,
                                  pip_requirements=PIP_REQUIREMENTS)
 

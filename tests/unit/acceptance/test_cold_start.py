@@ -95,3 +95,26 @@ def test_the_cli_flags_reach_the_config_and_a_bad_weight_is_one_line(tmp_path) -
                         "evaluate", "loro", "--cold-start-weight", "2"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip().startswith("kforge: error: cold_start_weight must be in")
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_served_pyfunc_takes_an_optional_repository(tmp_path) -> None:  # noqa: ANN001
+    """What MLflow serves: the feature columns alone score as before; a frame naming an unseen repository gets the
+    cold-start mode, as ``kforge acceptance score`` does."""
+    from types import SimpleNamespace
+
+    import mlflow.pyfunc
+    from kforge.acceptance.release import model_saver
+
+    home = _repo("home", 1200, 1, habit=1.5).with_columns(pl.lit("").alias("text"))
+    other = _repo("other", 300, 2, habit=-1.5).with_columns(pl.lit("").alias("text"))
+    model = _fit(COLD_START_WEIGHT, home)
+    spec = replace(SPEC, text="text")
+    model_saver(SimpleNamespace(spec=spec, split=SimpleNamespace(test=home.tail(50)), model=model))(tmp_path / "m")
+    served = mlflow.pyfunc.load_model(str(tmp_path / "m"))
+    sig = served.metadata.get_input_schema()
+    assert sig.optional_input_names() == ["repo"] and "repo" not in sig.required_input_names()
+    feats = other.select(spec.feature_columns).to_pandas()
+    np.testing.assert_allclose(served.predict(feats).iloc[:, 0].to_numpy(), model.predict_proba(other.drop("repo")))
+    named = other.select(*spec.feature_columns, "repo").to_pandas()
+    np.testing.assert_allclose(served.predict(named).iloc[:, 0].to_numpy(), model.predict_proba(other))
+    assert model.unseen(other).all()
