@@ -17,7 +17,14 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kforge.healing.os_reports import GENERIC_FRAMES, frame_of, recognise
+from kforge.healing.os_reports import (
+    GENERIC_FRAMES,
+    PANIC,
+    Recognised,
+    frame_of,
+    other_system_booted,
+    recognise,
+)
 
 _PREFIX = re.compile(r"^(?:\*\* \d+ printk messages dropped \*\*\s*)?(?:<\d+>)?(?:\s*\[\s*\d+\.\d+\])?"
                      r"(?:\s*\[\s*([TC]\d+)\])?\s?")
@@ -85,7 +92,6 @@ OOPS_MARKERS: list[tuple[str, re.Pattern[str]]] = [(n, re.compile(p)) for n, p i
     ("bios-reboot", r"SeaBIOS \(version"),
 ]]
 _WEAK = {"cut-here", "bios-reboot"}
-_PANIC_LINE = re.compile(r"^\s*(panic|Panic): ")
 _CUT_LOOKAHEAD = 8
 # A warning or "kernel BUG at" raised from these files is a more specific report (as syzkaller titles them).
 _REFINE_BY_FILE: list[tuple[re.Pattern[str], str]] = [
@@ -229,9 +235,11 @@ def parse_kernel_log(log: str, max_frames: int = 64) -> KernelCrash:
     lines = [strip_prefix(x) for x in raw]
     crash = KernelCrash(n_lines=len(lines))
     start, tag, weak = -1, "", -1
+    weak_other: Recognised | None = None   # a weak opening of another system (Zircon's boot banner) and its line
+    weak_other_at = -1
     for i, (text, t) in enumerate(lines):
-        name, os_ = _match_marker(text), "linux"
-        if not name or (name == "go-runtime" and _PANIC_LINE.match(text)):
+        name, os_, other = _match_marker(text), "linux", None
+        if not name or (name == "go-runtime" and PANIC.search(text)):
             other = recognise(text.strip(), [x.strip() for x, _ in lines[i + 1:i + 13]])
             if other is not None:
                 name, os_ = other.marker, other.os
@@ -248,15 +256,22 @@ def parse_kernel_log(log: str, max_frames: int = 64) -> KernelCrash:
             nxt = next((j for j in following if _match_marker(lines[j][0]) not in ("", *_WEAK)), -1)
             if nxt < 0:   # a bare "cut here" is a warning
                 start, tag, crash.marker, crash.crash_line, crash.os = i, t, "warning", text.strip(), "linux"
+        elif other is not None and other.weak:
+            if weak_other is None:
+                weak_other, weak_other_at = other, i
         elif name not in _WEAK:
             start, tag, crash.marker, crash.crash_line, crash.os = i, t, name, text.strip(), os_
         elif weak < 0:
             weak = i
-    if start < 0 and weak >= 0:   # only weak evidence: take it
+    if start < 0 and weak_other is not None:   # only weak evidence, another system's among it: take that
+        text, tag = lines[weak_other_at]
+        start, crash.marker, crash.crash_line, crash.os = weak_other_at, weak_other.marker, text.strip(), weak_other.os
+    elif start < 0 and weak >= 0:   # only weak evidence: take it (a BIOS banner where another system boots is none)
         text, tag = lines[weak]
         name = _match_marker(text)
-        start, crash.marker, crash.crash_line = weak, "warning" if name == "cut-here" else name, text.strip()
-        crash.os = "linux"
+        if not (name == "bios-reboot" and other_system_booted(log)):
+            start, crash.marker, crash.crash_line = weak, "warning" if name == "cut-here" else name, text.strip()
+            crash.os = "linux"
     if start < 0:
         return crash
     if crash.marker in ("warning", "kernel-bug"):

@@ -3,14 +3,19 @@
 syzbot fuzzes these systems too, and their consoles open a report in their own words: ``Fatal trap 12: page
 fault while in kernel mode`` (FreeBSD), ``uvm_fault(...)`` / ``fatal page fault in supervisor mode`` (OpenBSD,
 NetBSD), ``panic: <message>`` (the BSDs and Go programs such as gVisor), ``panic(cpu 0 caller 0x...): ...``
-(Darwin), ``ZIRCON KERNEL PANIC`` (Fuchsia), witness ``lock order reversal:``, and sanitizer reports (``ASan:``,
-``MSan:``/``KMSAN:``, ``UBSan:``, Go's ``WARNING: DATA RACE``). The shapes follow the public report parsers of
-syzkaller (``pkg/report/<os>.go``); the code and the patterns here are kforge's own.
+(Darwin), ``ZIRCON KERNEL PANIC`` / ``STARNIX KERNEL PANIC`` (Fuchsia), OpenBSD's ``witness: lock order reversal:``,
+sanitizer reports (``ASan:``, ``MSan:``/``KMSAN:``, ``UBSan:``, ``Caught invalid memory access``) and gVisor's own
+lines (``WARNING: DATA RACE``, ``FATAL ERROR:``, ``WARNING: BUG on``). The shapes follow the public report parsers
+of syzkaller (``pkg/report/<os>.go``); the code and the patterns here are kforge's own. As there, an opening may sit
+anywhere in a line, a few lines never open a report (``_SUPPRESS``), FreeBSD's witness warning is no report, and
+Zircon's boot banner is weak evidence of an unexpected reboot (it counts only in a log with no other report).
 
 :func:`recognise` names one line: the operating system and a marker from the same vocabulary as the Linux
 parser (``page-fault``, ``gpf``, ``kasan-uaf``, ``kmsan``, ``lockdep-deadlock``, ``panic``, ...), so rules and
 models that know a Linux page fault know a FreeBSD one. A ``panic:`` line is named by its message (a sanitizer,
-an assertion, a fault, a lock error) and by the lines that follow (a Go stack makes it gVisor's).
+an assertion, a fault, a lock error) and by the lines that follow (a Go stack makes it gVisor's). The marker follows
+the words syzkaller keeps in its title: a sanitizer's "invalid access" is ``kasan`` even where a later detail
+names a use-after-free, since the title (and so a title-based label) does not say so.
 
 Example::
 
@@ -29,6 +34,7 @@ _FOLLOW = 12   # lines after an opening that may refine it (Zircon's reason, a G
 class Recognised:
     os: str
     marker: str
+    weak: bool = False   # only evidence when the log holds no other report (a boot banner: an unexpected reboot)
 
 
 def _rx(p: str) -> re.Pattern[str]:
@@ -38,8 +44,11 @@ def _rx(p: str) -> re.Pattern[str]:
 # What a report's message says, in the words of these systems (checked in order on the opening line, then on the
 # next line for sanitizers whose detail follows).
 _MESSAGE: list[tuple[re.Pattern[str], str]] = [
+    # syzkaller titles these "ASan: Invalid access, 8-byte read in f" / "ASan: Unauthorized Access in f" /
+    # "KASAN: invalid memory access in f": the kind of access (use-after-free, red zone) is not in the title
+    (_rx(r"\bASan: (Invalid access|Unauthorized Access)|Caught invalid memory access"), "kasan"),
     (_rx(r"(ASan|KASAN|KASan)\b.*(double[- ]free|invalid[- ]free)|double pool_put"), "kasan-invalid-free"),
-    (_rx(r"(ASan|KASAN|KASan)\b.*(UseAfter|use-after-free|[Ff]reed)|free list modified|modified after free"),
+    (_rx(r"(ASan|KASAN|KASan)\b.*(UseAfter|use-after-free|[Ff]reed)|free list modified|modified (after free|on freelist)"),
      "kasan-uaf"),
     (_rx(r"(ASan|KASAN|KASan)\b.*([Rr]ed[Zz]one|out-of-bounds|Overflow)"), "kasan-oob"),
     (_rx(r"\bASan: |\bKASAN: |\bKASan: |Unauthorized Access"), "kasan"),
@@ -91,8 +100,7 @@ def _os_of_panic(following: list[str]) -> str:
 def _panic_line(text: str, following: list[str]) -> Recognised:
     msg = text.split("panic:", 1)[1] if "panic:" in text else text
     os_ = _os_of_panic(following)
-    # a sanitizer often names the bad access on the next line ("ASan: Unauthorized Access In ...: Addr ... [8 bytes,
-    # read, PoolUseAfterFree]"): let the first following line refine the message
+    # a sanitizer often names the bad access on the next line: let the first following line refine the message
     marker = _message_marker(msg, "")
     if marker == "kasan" and following:
         marker = _message_marker(msg + " " + following[0], "kasan")
@@ -118,45 +126,81 @@ def _zircon(following: list[str]) -> Recognised:
     return Recognised("fuchsia", "panic")
 
 
-def _fatal_trap(text: str) -> Recognised:
-    return Recognised("freebsd", _message_marker(text, "cpu-exception"))
+def _lock_order_reversal(following: list[str]) -> Recognised | None:
+    """OpenBSD reports a reversal ("witness: reversal: a b"); FreeBSD's witness only warns (no report there)."""
+    if re.search(r"first seen at|ddb\{\d+\}>|Stopped at\s|OpenBSD", "\n".join(following)):
+        return Recognised("openbsd", "lockdep-deadlock")
+    return None
 
 
-def _supervisor_fault(text: str) -> Recognised:
-    return Recognised("netbsd", _message_marker(text, "cpu-exception"))
+def _named(os_: str, default: str) -> Callable[[str, list[str]], Recognised]:
+    """An opening of one system whose marker is read from the line's own words (``default`` when they say nothing)."""
+    return lambda t, f: Recognised(os_, _message_marker(t, default))
 
 
-# (opening regex on a prefix-stripped console line, how to name it). First match wins.
-_OPENINGS: list[tuple[re.Pattern[str], Callable[[str, list[str]], Recognised]]] = [
+def _fixed(os_: str, marker: str, weak: bool = False) -> Callable[[str, list[str]], Recognised]:
+    return lambda t, f: Recognised(os_, marker, weak)
+
+
+# Like syzkaller's parsers, an opening may sit anywhere in a console line (two writers interleave, a log prefix
+# precedes it). Lines matching _SUPPRESS never open a report: the executor's own crash on Fuchsia, boot chatter of
+# Android and OpenBSD, postfix on NetBSD. "panic:" in a function name (skb_panic:), a sysctl (ddb.onpanic:,
+# ddb.panic:) or a Rust path (std::panic::) is not an opening either. QEMU's "KVM internal error" (a Fuchsia
+# report for syzkaller) may end any VM's log, so it is weak: it counts only in a log with no other report.
+_SUPPRESS = _rx(r"<== fatal exception: process .+?syz.+?\[|xlog_status:|evtlog_status:|reorder_kernel|"
+                r"event_init: unable to initialize")
+PANIC = _rx(r"(?<![_.])(?<!ddb\.on)[Pp]anic:(?!:)")   # a panic line of the BSDs, Go (gVisor) and syzkaller's common list
+
+# (opening regex on a prefix-stripped console line, how to name it: None = not a report after all). First match wins.
+_OPENINGS: list[tuple[re.Pattern[str], Callable[[str, list[str]], Recognised | None]]] = [
     (_rx(r"ZIRCON KERNEL PANIC"), lambda t, f: _zircon(f)),
-    (_rx(r"^panic\(cpu \d+ caller 0x[0-9a-fA-F]+\): "), lambda t, f: _darwin(t)),
-    (_rx(r"Debugger: Unexpected kernel trap number"), lambda t, f: Recognised("darwin", "cpu-exception")),
-    (_rx(r"^Fatal trap \d+: .* while in (kernel|user) mode"), lambda t, f: _fatal_trap(t)),
-    (_rx(r"fatal (page|protection|integer divide) fault in supervisor mode"), lambda t, f: _supervisor_fault(t)),
-    (_rx(r"^uvm_fault\("), lambda t, f: Recognised("netbsd" if _os_of_panic(f) == "netbsd" else "openbsd", "page-fault")),
-    (_rx(r"^kernel: page fault trap, code="), lambda t, f: Recognised("openbsd", "page-fault")),
-    (_rx(r"^lock order reversal:"), lambda t, f: Recognised(_os_of_panic(f), "lockdep-deadlock")),
-    (_rx(r"^witness: "), lambda t, f: Recognised(_os_of_panic(f), "lockdep-other")),
-    (_rx(r"^(panic|Panic): "), lambda t, f: _panic_line(t, f)),
-    (_rx(r"(^|\s)(ASan: Unauthorized Access|MSan: |UBSan: |KASan: |KMSan: )"),
+    (_rx(r"STARNIX KERNEL PANIC"), _fixed("fuchsia", "panic")),
+    (_rx(r"KVM internal error"), _fixed("fuchsia", "panic", weak=True)),
+    (_rx(r"panic\(cpu \d+"), lambda t, f: _darwin(t)),
+    (_rx(r"Debugger: Unexpected kernel trap number"), _fixed("darwin", "cpu-exception")),
+    (_rx(r"Fatal trap\b"), _named("freebsd", "cpu-exception")),
+    (_rx(r"fault in supervisor mode"), _named("netbsd", "cpu-exception")),
+    (_rx(r"uvm_fault\("), lambda t, f: Recognised("netbsd" if _os_of_panic(f) == "netbsd" else "openbsd", "page-fault")),
+    (_rx(r"\bkernel: [\w ]+ trap\b"), _named("openbsd", "cpu-exception")),
+    (_rx(r"Caught invalid memory access"), _fixed("openbsd", "kasan")),
+    (_rx(r"witness: lock order reversal:"), _fixed("openbsd", "lockdep-deadlock")),
+    (_rx(r"^lock order reversal:"), lambda t, f: _lock_order_reversal(f)),
+    (_rx(r"witness: "), _fixed("openbsd", "lockdep-other")),
+    (PANIC, _panic_line),
+    (_rx(r"(?<![A-Za-z])(ASan: Unauthorized Access|MSan: |UBSan:|KASan: |KMSan: )"),
      lambda t, f: Recognised("netbsd", _message_marker(t + " " + (f[0] if f else ""), "kasan"))),
-    (_rx(r"cleaned vnode: "), lambda t, f: Recognised("openbsd", "panic")),
-    (_rx(r"<== fatal exception: process "), lambda t, f: Recognised("fuchsia", "cpu-exception")),
-    (_rx(r"^recursion in interrupt handler"), lambda t, f: Recognised("fuchsia", "cpu-exception")),
-    (_rx(r"^WARNING: DATA RACE"), lambda t, f: Recognised("gvisor", "kcsan")),
-    (_rx(r"^(SIGSEGV|SIGBUS): "), lambda t, f: Recognised("gvisor", "page-fault")),
+    (_rx(r"cleaned vnode"), _fixed("openbsd", "panic")),
+    (_rx(r"<== fatal exception"), _fixed("fuchsia", "cpu-exception")),
+    (_rx(r"recursion in interrupt handler"), _fixed("fuchsia", "cpu-exception")),
+    (_rx(r"welcome to Zircon"), _fixed("fuchsia", "reboot", weak=True)),
+    (_rx(r"WARNING: DATA RACE"), _fixed("gvisor", "kcsan")),
+    (_rx(r"\b(SIGSEGV|SIGBUS):"), _fixed("gvisor", "page-fault")),
+    (_rx(r"FATAL ERROR:"), _fixed("gvisor", "go-runtime")),
+    (_rx(r"WARNING: BUG on "), _fixed("gvisor", "warning")),
+    (_rx(r"Invalid request partialResult"), _fixed("gvisor", "panic")),
 ]
 
 _ANY = re.compile("|".join(f"(?:{rx.pattern})" for rx, _ in _OPENINGS))
 
+# Boot banners of these systems: a BIOS banner in such a log is their VM booting, not Linux rebooting unexpectedly.
+_BANNER = _rx(r"Copyright \(c\) [\d-]+ The (FreeBSD Project|NetBSD Foundation)|Copyright \(c\) [\d-]+ OpenBSD|"
+              r">> OpenBSD/\w+ BOOT|welcome to Zircon|Darwin Kernel Version")
+
+
+def other_system_booted(log: str) -> bool:
+    """Whether ``log`` shows the boot banner of one of these systems."""
+    return bool(_BANNER.search(log))
+
 
 def recognise(text: str, following: list[str]) -> Recognised | None:
     """The system and marker of a report opening on ``text`` (``following``: the next console lines)."""
-    if not _ANY.search(text):
+    if not _ANY.search(text) or _SUPPRESS.search(text):
         return None
     for rx, name in _OPENINGS:
         if rx.search(text):
-            return name(text, following[:_FOLLOW])
+            found = name(text, following[:_FOLLOW])
+            if found is not None:
+                return found
     return None
 
 
