@@ -92,6 +92,8 @@ def test_features_model_gate_and_registry(kforge_home: Path, ingested: dg.Dagste
 
 
 def _score_and_manage_models(home: Path, wh: Warehouse, promoted: bool, capsys: pytest.CaptureFixture) -> None:
+    import json
+
     import polars as pl
     from kforge.cli.main import main
 
@@ -115,6 +117,8 @@ def _score_and_manage_models(home: Path, wh: Warehouse, promoted: bool, capsys: 
     commits.with_columns(pl.lit("someone/else").alias("repo")).write_parquet(other)
     assert main(["--home", str(home), "acceptance", "score", "--input", str(other), "--output", str(home / "o.parquet"),
                  "--alias", "challenger"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["cold_start"] == commits.filter(
+        ~pl.col("is_merge")).height
     cold = pl.read_parquet(home / "o.parquet")
     assert cold["cold_start"].all() and cold["p_defect"].is_between(0, 1).all()
     assert (cold["p_defect"] != scores["p_defect"]).any()

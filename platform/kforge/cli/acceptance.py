@@ -85,7 +85,8 @@ def cmd_score(ctx: Ctx, args: argparse.Namespace) -> int:
     df = score_file(args.input, ctx.warehouse(), ctx.tracker(), args.target, args.alias, args.top)
     out.parent.mkdir(parents=True, exist_ok=True)
     df.write_parquet(out)
-    print(json.dumps({"scored": df.height, "output": str(out), "columns": df.columns}))
+    print(json.dumps({"scored": df.height, "cold_start": int(df["cold_start"].sum()), "output": str(out),
+                      "columns": df.columns}))
     return 0
 
 
