@@ -56,9 +56,19 @@ def python_fields(err: PyError) -> dict[str, str]:
            f"nframes_{min(len(err.frames), 10)}",
            f"userfunc_{uf.function}" if uf else "",
            " ".join(_WORDS.findall(uf.code))[:300] if uf and uf.code else "",
-           "cell" if uf and uf.file.startswith(("Cell", "<ipython")) else "script"]
+           "cell" if uf and uf.file.startswith(("Cell", "<ipython")) else "script",
+           _execution_bucket(err.execution_count)]
     embed = f"{err.short_type}: {err.message[:400]}"   # the code line made embeddings worse (bench/healing_encoder.py)
     return {"head": head, "context": " ".join(["ctx_python", *(x for x in ctx if x)]), "embed": embed}
+
+
+def _execution_bucket(n: int | None) -> str:
+    """The notebook's execution counter on a log2 scale (``execn_1``, ``execn_2-3``, ``execn_4-7``, ...): an error in
+    one of the first cells run after a kernel start reads differently from one deep into a session."""
+    if n is None or n < 1:
+        return "execn_none"
+    lo = 1 << (n.bit_length() - 1)
+    return "execn_1" if lo == 1 else "execn_64+" if lo >= 64 else f"execn_{lo}-{2 * lo - 1}"
 
 
 def record(row: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,9 @@ class PyFrame:
     library: str = ""      # top-level package when the frame is inside site-packages
 
 
+_EXEC_COUNT = re.compile(r"^(?:Cell\[(\d+)\]|<ipython-input-(\d+)-)")
+
+
 @dataclass
 class PyError:
     exc_type: str = ""
@@ -55,6 +58,16 @@ class PyError:
             if not f.library:
                 return f
         return self.frames[-1] if self.frames else None
+
+    @property
+    def execution_count(self) -> int | None:
+        """The notebook cell's execution counter of the first frame (``Cell In [N]``, ``<ipython-input-N-...>``), or
+        None (a script, or a kernel that names cells by file). A small counter means a freshly started kernel."""
+        for f in self.frames:
+            m = _EXEC_COUNT.match(f.file)
+            if m:
+                return int(m.group(1) or m.group(2))
+        return None
 
     @property
     def libraries(self) -> list[str]:
