@@ -11,6 +11,7 @@ import ast
 import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,10 @@ def test_the_hostile_repository_is_hostile_to_plain_git(hostile: Hostile):
     env.pop("GIT_SSH_COMMAND"), env.pop("GIT_CONFIG_COUNT")
     assert {"ssh", "ext"} <= plain("cat-file", "-p", f"{hostile.shas[3]}:b.dat")
     assert "fsmonitor" in plain("diff-tree", "-r", "--root", hostile.shas[0])
+    # a stat-dirty file (same bytes, new mtime): git must run its clean filter to compare, whatever second the
+    # fixture's commit and index happened to share (otherwise this depended on racy-git timing)
+    later = time.time() + 60
+    os.utime(hostile.repo / "z.flt", (later, later))
     assert "process" in plain("diff")
     first, second = hostile.shas[:2]
     assert "drvcmd" in plain("diff", first, second, "--", "x.c")
