@@ -107,6 +107,8 @@ def _cold_start(args: argparse.Namespace) -> float | None:
     """The cold-start weight the flags ask for (checked as :class:`TrainConfig` checks it)."""
     from kforge.acceptance.train import TrainConfig
 
+    if args.no_cold_start and args.cold_start_weight is not None:
+        raise InputError("--cold-start-weight and --no-cold-start contradict each other: give one")
     if args.no_cold_start:
         return None
     given = {} if args.cold_start_weight is None else {"cold_start_weight": args.cold_start_weight}
@@ -117,8 +119,8 @@ def train_config(args: argparse.Namespace) -> "TrainConfig":
     """The arguments given, over :class:`TrainConfig`'s defaults (declared there once)."""
     from kforge.acceptance.train import TrainConfig
 
-    given = {f: getattr(args, f) for f in FIELDS if getattr(args, f) is not None}
-    return TrainConfig(**given, **({"cold_start_weight": None} if args.no_cold_start else {}))
+    given = {f: getattr(args, f) for f in FIELDS if getattr(args, f) is not None and f != "cold_start_weight"}
+    return TrainConfig(**given, cold_start_weight=_cold_start(args))
 
 
 def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:

@@ -91,10 +91,13 @@ def test_the_cli_flags_reach_the_config_and_a_bad_weight_is_one_line(tmp_path) -
     assert train_config(parse(["acceptance", "train", "--no-cold-start"])).cold_start_weight is None
     assert AcceptanceConfig(cold_start_weight=None).train_config() == train_config(
         parse(["acceptance", "train", "--no-cold-start"]))
-    r = subprocess.run([sys.executable, "-m", "kforge.cli.main", "--home", str(tmp_path / "h"), "acceptance",
-                        "evaluate", "loro", "--cold-start-weight", "2"], capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.strip().startswith("kforge: error: cold_start_weight must be in")
-    assert len(r.stderr.strip().splitlines()) == 1
+    for bad, says in ((["--cold-start-weight", "2"], "cold_start_weight must be in"),
+                      (["--cold-start-weight", "0.5", "--no-cold-start"], "contradict each other")):
+        for cmd in (["evaluate", "loro"], ["train"]):
+            r = subprocess.run([sys.executable, "-m", "kforge.cli.main", "--home", str(tmp_path / "h"), "acceptance",
+                                *cmd, *bad], capture_output=True, text=True)
+            assert r.returncode == 2 and r.stderr.startswith("kforge: error: ") and says in r.stderr, r.stderr
+            assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_the_served_pyfunc_takes_an_optional_repository(tmp_path) -> None:  # noqa: ANN001
