@@ -147,6 +147,8 @@ def candidate(res: TrainResult, plots_dir: Path,
     cols = [c for c in (spec.id_col, "t", "y") if c in train.columns] + spec.feature_columns
     model_spec, checks, texts, loro_metrics = spec.model, list(res.gates), {}, {}
     tags = {"target": spec.target}
+    if res.model.cold_calibrator is not None:  # what the cold-start mode treats as seen; any other repository is cold
+        tags["trained_repositories"] = ",".join(res.model.seen_groups)[:5000]
     if spec.model.generalizes_over:
         if generalizes is None:
             checks.append(not_run(GENERALIZES, "leave-one-repository-out was not evaluated in this run "

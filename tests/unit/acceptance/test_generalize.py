@@ -161,5 +161,6 @@ def test_per_repository_numbers_and_the_worst_one_reach_mlflow(tracker: Tracker,
     r = release(tracker, cand)
     run = mlflow.MlflowClient(tracker.tracking_uri).get_run(r.run_id)
     assert run.data.tags["generalizes_worst_group"] == "b"
+    assert run.data.tags["trained_repositories"] == "a,b"   # any other repository is scored in the cold-start mode
     assert run.data.metrics[f"generalizes_{METRIC}_a"] == pytest.approx(0.70)
     assert run.data.metrics["generalizes_worst_delta"] == pytest.approx(0.02)
