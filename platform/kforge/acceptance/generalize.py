@@ -22,12 +22,12 @@ import polars as pl
 
 from kforge.acceptance.dataset import Split
 from kforge.acceptance.metrics import auc, fit_baselines
-from kforge.acceptance.model import COLD_START_WEIGHT, AcceptanceEnsemble
+from kforge.acceptance.model import COLD_START_WEIGHT, REPO, AcceptanceEnsemble
 from kforge.acceptance.spec import TargetSpec
 from kforge.acceptance.train import balance_group, blend_args
 from kforge.registry.gates import GENERALIZES, Check, generalizes_check, not_run
 
-GROUP = "repo"
+GROUP = REPO
 MIN_TRAIN_ROWS = 50
 
 

@@ -14,7 +14,7 @@ import polars as pl
 
 from kforge.acceptance.dataset import Split, parse_date, time_split
 from kforge.acceptance.metrics import auc, binary_metrics, fit_baselines, per_group
-from kforge.acceptance.model import COLD_START_WEIGHT, AcceptanceEnsemble
+from kforge.acceptance.model import COLD_START_WEIGHT, REPO, AcceptanceEnsemble
 from kforge.acceptance.spec import MIN_TEST_CLASS, MIN_TEST_ROWS, TargetSpec
 from kforge.features.diff import DIFF_NUMERIC
 from kforge.features.line_origins import LINE_ORIGIN_NUMERIC
@@ -145,7 +145,7 @@ def blend_args(train: pl.DataFrame, spec: TargetSpec, prior_k: float,
     repository the model never trained on (any model whose rows name their repository; ``cold_start_weight``
     None: off). One rule for the shipped model, the ``generalizes`` fits and the bench."""
     blend = size_prior(train, spec, prior_k)
-    cold = cold_start_weight is not None and "repo" in train.columns and spec.lines_added in train.columns
+    cold = cold_start_weight is not None and REPO in train.columns and spec.lines_added in train.columns
     return {"prior": blend or (spec.lines_added if cold else None), "prior_k": prior_k if blend else 0.0,
             "cold_weight": cold_start_weight if cold else None}
 
