@@ -87,7 +87,11 @@ def test_features_model_gate_and_registry(kforge_home: Path, ingested: dg.Dagste
     out = json.loads(capsys.readouterr().out)
     assert out["decision"] == "unchanged" and out["version"] == 1 and out["gates"]["split_holds"] is True
     wh = Warehouse(Paths.of(kforge_home).warehouse)
-    assert wh.count("acceptance_predictions") == wh.count("patch_features")
+    # predictions for the drift check: every row but the model's own training rows (in-sample, not comparable
+    # with the held-out Brier)
+    assert md["n_train"].value > 0
+    assert wh.count("acceptance_predictions") == wh.count("patch_features") - md["n_train"].value
+    assert md["predictions_stored"].value == wh.count("acceptance_predictions")
     _score_and_manage_models(kforge_home, wh, gates_ok, capsys)
 
 

@@ -28,6 +28,7 @@ def test_evaluate_passes_the_options_to_the_suite(monkeypatch: pytest.MonkeyPatc
     from kforge.text import encoder as text_mod
 
     seen: list[object] = []
+    before = list(text_mod._CURRENT)   # an earlier test may have left the process default installed
     monkeypatch.setitem(evaluate.SUITES, "jit-cross",
                         lambda data, n, opts: seen.append((n, opts, text_mod.current_encoder())) or {})
     (tmp_path / "jit_anchors").mkdir()
@@ -39,4 +40,4 @@ def test_evaluate_passes_the_options_to_the_suite(monkeypatch: pytest.MonkeyPatc
     # the suite embeds (if at all) through the home's encoder, cached in its warehouse; nothing was loaded
     enc = seen[0][2]
     assert enc.paths.home == ctx.paths.home and enc.warehouse is not None and enc.computed == 0
-    assert not text_mod._CURRENT  # installed for the command only
+    assert enc not in text_mod._CURRENT and text_mod._CURRENT == before  # installed for the command only

@@ -161,6 +161,12 @@ class AcceptanceEnsemble:
     cold_calibrator: Any = None
     seen_groups: tuple[str, ...] = () # the repositories of the training rows (set by fit)
 
+    def __post_init__(self) -> None:
+        if self.n_folds < 1 or self.n_estimators < 1:
+            from kforge.errors import InputError
+
+            raise InputError(f"n_folds and n_estimators must be at least 1, got {self.n_folds} and {self.n_estimators}")
+
     @property
     def base_names(self) -> list[str]:
         return (["lightgbm", "xgboost", "linear"] + (["text"] if self.text else [])
@@ -231,6 +237,11 @@ class AcceptanceEnsemble:
                 continue
             oof_x.append(self._base_logits(self._fit_bases(df[tr], y[tr]), df[va]))
             oof_y.append(y[va])
+        if not oof_x:
+            from kforge.errors import InputError
+
+            raise InputError(f"no out-of-fold predictions: the first {edges[self.n_folds]} of {len(y)} training rows "
+                             "(time order) have one class only; use more data or other split dates")
         ox, oy = np.vstack(oof_x), np.concatenate(oof_y)
         self.oof_auc = {n: float(roc_auc_score(oy, ox[:, i])) for i, n in enumerate(self.base_names)
                         if len(np.unique(oy)) > 1}

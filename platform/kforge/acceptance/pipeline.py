@@ -54,7 +54,9 @@ def email_training_frame(mails: pl.DataFrame, wh: Warehouse) -> pl.DataFrame:
     if fb.height:
         fb = (fb.filter(pl.col("target") == "email").select(pl.col("item_id").alias("email_id"), "outcome",
                                                               pl.col("observed_ts").alias("fb_ts")))
-        frame = (frame.join(fb.group_by("email_id").agg(pl.col("outcome").last(), pl.col("fb_ts").min()),
+        # the latest word decides; a merge is dated when it was first reported (not by an earlier "not merged")
+        frame = (frame.join(fb.group_by("email_id").agg(pl.col("outcome").last(),
+                                                          pl.col("fb_ts").filter(pl.col("outcome")).min()),
                             on="email_id", how="left")
                  .with_columns(pl.when(pl.col("outcome").fill_null(False) & pl.col("event_ts").is_null())
                                .then(pl.col("fb_ts")).otherwise(pl.col("event_ts")).alias("event_ts"))

@@ -193,5 +193,8 @@ def train_and_release(tracker: Tracker, wh: Warehouse, target: str, config: Trai
         from kforge.monitoring.calls import set_training_reference
 
         set_training_reference(wh, FAMILY, spec.model_name, result.version, res.split.train.select(spec.numeric))
-        stored = store_predictions(wh, predictions_frame(frame, spec, res.model.predict_proba(frame), result.version))
+        # the drift check compares these with the held-out Brier: never the model's own training rows
+        live = frame.filter(~pl.col(spec.id_col).is_in(res.split.train[spec.id_col].implode()))
+        stored = (store_predictions(wh, predictions_frame(live, spec, res.model.predict_proba(live), result.version))
+                  if live.height else 0)
     return AcceptanceRun(spec, source, result, res, pngs, stored, generalization=loro)

@@ -23,12 +23,20 @@ def detect_target(path: Path) -> str:
         return "email"
     if path.suffix != ".parquet":
         raise InputError(f"{path}: unsupported input (use a .parquet commit/e-mail table or an .mbox/.patch file)")
-    cols = pl.read_parquet_schema(path)
+    cols = _parquet(path, schema_only=True)
     if "raw_email" in cols:
         return "email"
     if "sha" in cols and "subject" in cols:
         return "commit"
     raise InputError(f"{path}: neither a commit table (sha, subject, files, ...) nor an e-mail table (raw_email, ...)")
+
+
+def _parquet(path: Path, schema_only: bool = False) -> "pl.DataFrame | pl.Schema":
+    """The parquet file (or its schema); a file that is not one is the user's input error."""
+    try:
+        return pl.read_parquet_schema(path) if schema_only else pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"{path} is not a readable parquet file: {exc}") from None
 
 
 def commit_rows(path: Path, wh: Warehouse) -> pl.DataFrame:
@@ -104,7 +112,7 @@ def email_rows(path: Path) -> pl.DataFrame:
     from kforge.acceptance.email_features import email_frame
     from kforge.mail.reader import read_patch_emails
 
-    mails = read_patch_emails(path).frame if path.suffix != ".parquet" else pl.read_parquet(path)
+    mails = read_patch_emails(path).frame if path.suffix != ".parquet" else _parquet(path)
     return email_frame(mails)
 
 

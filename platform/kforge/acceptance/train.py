@@ -49,11 +49,20 @@ class TrainConfig:
     generalizes_min_class: int = 10      # a held-out repository is judged only with this many rows of each class
 
     def __post_init__(self) -> None:
-        if self.cold_start_weight is not None and not 0.0 < self.cold_start_weight <= 1.0:
-            from kforge.errors import InputError
+        from kforge.errors import InputError
 
+        if self.cold_start_weight is not None and not 0.0 < self.cold_start_weight <= 1.0:
             raise InputError(f"cold_start_weight must be in (0, 1] (the stack's weight on an unseen repository; "
                              f"leave it unset to turn the mode off), got {self.cold_start_weight}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise InputError(f"test_fraction must be between 0 and 1 (the share of rows held out), "
+                             f"got {self.test_fraction}")
+        for name in ("n_folds", "n_estimators", "generalizes_n_estimators", "generalizes_min_class"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("min_observation_days", "min_test_rows", "min_test_class"):
+            if getattr(self, name) < 0:
+                raise InputError(f"{name} must be 0 or more, got {getattr(self, name)}")
 
 
 @dataclass
@@ -187,9 +196,11 @@ def evaluation_gates(split: Split, spec: TargetSpec, m: dict[str, float], cfg: T
     failure blocks promotion in the release path."""
     tr, te = split.train, split.test
     max_tr, min_te = int(tr["t"].max()), int(te["t"].min())  # type: ignore[arg-type]
-    labels_asof = (split.train_labels == "snapshot"
-                   or tr.filter(pl.col("y") & (pl.col("event_ts") >= split.cutoff_ts)).height == 0)
+    snapshot = split.train_labels == "snapshot"  # chosen: the offline protocol, fixes after the cutoff label training rows
+    labels_asof = snapshot or tr.filter(pl.col("y") & (pl.col("event_ts") >= split.cutoff_ts)).height == 0
     time_ok = max_tr < min_te and max_tr < split.cutoff_ts <= min_te and labels_asof
+    labels_text = ("train labels: snapshot (fixes after the cutoff used, as chosen)" if snapshot
+                   else f"train labels as of cutoff: {labels_asof}")
     leaked = sorted(set(spec.feature_columns) & LABEL_COLUMNS)
     suspicious = [c for c in spec.numeric if c in te.columns and _single_auc(te, c) > 0.97]
     # the point-in-time recomputation applies to commit features (patch_features); e-mail features
@@ -210,7 +221,7 @@ def evaluation_gates(split: Split, spec: TargetSpec, m: dict[str, float], cfg: T
     a = m.get("test_roc_auc", float("nan"))
     return [
         Check(SPLIT_HOLDS, time_ok, f"train ends {max_tr}, test starts {min_te}, cutoff {split.cutoff_ts}, "
-                                    f"train labels as of cutoff: {labels_asof}",
+                                    + labels_text,
               {"train_max_t": float(max_tr), "test_min_t": float(min_te), "cutoff_ts": float(split.cutoff_ts)}),
         Check(NO_FUTURE_FEATURES, future_ok, f"label columns used: {leaked or 'none'}; near-perfect single "
                                              f"features: {suspicious or 'none'}; point-in-time check: {pit_text}",

@@ -139,13 +139,13 @@ def cmd_explain(ctx: Ctx, args: argparse.Namespace) -> int:
     if not path.exists():
         raise InputError(f"{path}: no such file")
     model = None
-    if args.model or ctx.paths.mlflow_db.exists():
-        try:
-            model = _model(ctx, args.model)
-        except InputError:
-            if args.model:
-                raise
-            model = None
+    if args.model:
+        model = _model(ctx, args.model)
+    elif ctx.paths.mlflow_db.exists():
+        from kforge.healing.pyfunc import load_champion
+
+        # None only without a champion (rules answer); a champion that cannot be read is an error, not "no model"
+        model = load_champion(ctx.tracker())
     text = path.read_text(errors="replace")
     error_id = args.id or error_id_of(text)
     started = time.perf_counter()

@@ -74,9 +74,11 @@ class BlobLines:
         self._proc.stdin.write(sha.encode() + b":" + path + b"\n")
         self._proc.stdin.flush()
         head = self._proc.stdout.readline().split()
-        if len(head) < 3 or head[1] != b"blob":
+        if len(head) < 3:  # "<name> missing" (or ambiguous): no content follows
             return None
-        data = self._proc.stdout.read(int(head[2]) + 1)[:-1]
+        data = self._proc.stdout.read(int(head[2]) + 1)[:-1]  # read whatever it is, so the next answer lines up
+        if head[1] != b"blob":
+            return None
         return data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
 
     def close(self) -> None:

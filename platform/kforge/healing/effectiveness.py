@@ -77,7 +77,12 @@ def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
     p = np.clip(p, 1e-4, 1 - 1e-4)
     out = {"brier": float(np.mean((p - y) ** 2)), "log_loss": float(log_loss(y, p, labels=[0, 1]))}
-    out["auc"] = float(roc_auc_score(y, p)) if len(set(y.tolist())) == 2 and len(set(p.round(6).tolist())) > 1 else 0.5
+    # AUC needs both outcomes among the rows (NaN otherwise: there is no ranking to judge); a constant
+    # prediction ranks nothing, 0.5
+    if len(set(y.tolist())) < 2:
+        out["auc"] = float("nan")
+    else:
+        out["auc"] = float(roc_auc_score(y, p)) if len(set(p.round(6).tolist())) > 1 else 0.5
     return out
 
 

@@ -237,8 +237,9 @@ def fit_label(X: Any, y: np.ndarray, groups: np.ndarray, rule_labels: list[str |
               kinds: tuple[str, ...] = ("linear", "gbm"), seed: int = 0, crash_found: list[bool] | None = None,
               systems: list[str] | None = None, precision_target: float = PRECISION_TARGET) -> LabelModel | None:
     """Fit one label: the calibrated ensemble, the hybrid mode (chosen at full coverage) and the abstention
-    threshold, all on the training rows (the thresholds on their grouped out-of-fold predictions)."""
-    if len(y) < MIN_ROWS or len(set(y.tolist())) < 2:
+    threshold, all on the training rows (the thresholds on their grouped out-of-fold predictions). None with
+    fewer than ``MIN_ROWS`` rows, one class or one group (no out-of-fold rows to tune on)."""
+    if len(y) < MIN_ROWS or len(set(y.tolist())) < 2 or len(set(np.asarray(groups).tolist())) < 2:
         return None
     ens, diag = fit_calibrated(X, y, groups, kinds=kinds, seed=seed, precision=precision_target)
     found = crash_found if crash_found is not None else [False] * len(y)

@@ -62,15 +62,17 @@ def score_model(model: HealingModel, tests: dict[str, tuple[list[dict[str, Any]]
 
 def baseline_accuracy(train: list[dict[str, Any]], test: list[dict[str, Any]], label: str) -> float:
     """TF-IDF + logistic regression on the raw text, same split: the named baseline (NaN without
-    labelled test rows, 0.0 when training has fewer than two classes)."""
+    labelled test or training rows; with one training class it answers that class, as any classifier
+    fitted on those rows would)."""
     from kforge.healing.classifiers import fit_member
     from kforge.healing.features import frame_of, record
 
     tr, te = labelled(train, label), labelled(test, label)
-    if not te:
+    if not te or not tr:
         return float("nan")
-    if len({str(r[label]) for r in tr}) < 2:
-        return 0.0
+    seen = {str(r[label]) for r in tr}
+    if len(seen) < 2:
+        return float(np.mean([str(r[label]) in seen for r in te]))
     m = fit_member("tfidf_lr", frame_of([record(r) for r in tr]), [str(r[label]) for r in tr])
     pred = m.predict(frame_of([record(r) for r in te]))
     return float(np.mean([p == str(r[label]) for p, r in zip(pred, te, strict=True)]))

@@ -26,6 +26,7 @@ import polars as pl
 from kforge.errors import InputError
 from kforge.feedback import feedback_since
 from kforge.healing.config import MODELS, HealingConfig, HealingRelease
+from kforge.healing.evaluate import read_rows
 from kforge.healing.generalize import Generalization, leave_one_source_out
 from kforge.healing.model import HealingModel, train_bundle
 from kforge.healing.pyfunc import BUNDLE_FILE, load_bundle_dir, save_pyfunc
@@ -70,21 +71,31 @@ def load_inputs(wh: Warehouse) -> HealingInputs:
     return HealingInputs(corpus, outcomes)
 
 
-def split_tasks(tasks: Tasks, share: float, salt: str) -> tuple[Tasks, Tasks, Check]:
-    """(train tasks, test tasks, ``split_holds``): whole groups by a hash of the group key."""
+def split_tasks(tasks: Tasks, share: float, salt: str,
+                not_held_out: set[str] | None = None) -> tuple[Tasks, Tasks, Check]:
+    """(train tasks, test tasks, ``split_holds``): whole groups by a hash of the group key. A group holding a
+    row that a hand-written rule was written after reading (``not_held_out``, default
+    :func:`kforge.healing.evaluate.read_rows`) always trains: such a row is not held out for the rules."""
+    not_held_out = read_rows() if not_held_out is None else not_held_out
     train, test = {}, {}
-    overlap = n_train = n_test = 0
+    overlap = n_train = n_test = pinned = 0
     for kind, (rows, labels, group) in tasks.items():
         keys = [str(r.get(group, r.get("id", ""))) for r in rows]
         tr, te = stable_group_split(keys, share, salt)
+        read = {keys[i] for i in te if str(rows[i].get("id", "")) in not_held_out}
+        if read:
+            pinned += len(read)
+            tr, te = sorted(tr + [i for i in te if keys[i] in read]), [i for i in te if keys[i] not in read]
         train[kind] = ([rows[i] for i in tr], labels, group)
         test[kind] = ([rows[i] for i in te], labels, group)
         tr_groups, te_groups = {keys[i] for i in tr}, {keys[i] for i in te}
         overlap += len(tr_groups & te_groups)
         n_train, n_test = n_train + len(tr_groups), n_test + len(te_groups)
     check = Check(SPLIT_HOLDS, overlap == 0 and n_test > 0 and n_train > 0,
-                  f"{n_test} held-out groups, {n_train} training groups, {overlap} in both",
-                  {"test_groups": float(n_test), "train_groups": float(n_train), "overlapping_groups": float(overlap)})
+                  f"{n_test} held-out groups, {n_train} training groups, {overlap} in both; {pinned} groups kept in "
+                  "training because a rule was written after reading one of their rows",
+                  {"test_groups": float(n_test), "train_groups": float(n_train), "overlapping_groups": float(overlap),
+                   "groups_not_held_out": float(pinned)})
     return train, test, check
 
 
@@ -137,6 +148,24 @@ def classifier_candidate(tasks: Tasks, config: HealingConfig) -> tuple[Candidate
     return cand, model, metrics, gen
 
 
+def check_config(config: HealingConfig) -> None:
+    """One clear :class:`InputError` for a config no model can be trained and measured with (the CLI's
+    and the assets' options), before anything is read, trained or registered."""
+    unknown = set(config.models) - set(MODELS)
+    if unknown:
+        raise InputError(f"unknown healing model(s) {', '.join(sorted(unknown))}; choose from {', '.join(MODELS)}")
+    if not config.models:
+        raise InputError(f"no healing model to train; choose from {', '.join(MODELS)}")
+    if not 0.0 < config.test_share < 1.0:   # 0: nothing held out, nothing measured; 1: nothing to train on
+        raise InputError(f"test share must be between 0 and 1 (both excluded), got {config.test_share}")
+    if config.replay_steps < 1:
+        raise InputError(f"replay steps must be at least 1, got {config.replay_steps}")
+    if not 0 <= config.seed < 2**32:
+        raise InputError(f"seed must be in [0, 2**32 - 1], got {config.seed}")
+    if not config.prior_weight >= 0.0 or config.prior_weight == float("inf"):
+        raise InputError(f"prior weight must be a finite number >= 0, got {config.prior_weight}")
+
+
 def train_and_release(tracker: Tracker, wh: Warehouse, config: HealingConfig, *,
                       dagster_run_id: str = "", encoder: Any = None) -> HealingRelease:
     """Train the configured healing models on the stored tables and release each one. ``encoder`` (a
@@ -146,9 +175,7 @@ def train_and_release(tracker: Tracker, wh: Warehouse, config: HealingConfig, *,
     from kforge.monitoring.descriptors import error_descriptors
     from kforge.text import use_encoder
 
-    unknown = set(config.models) - set(MODELS)
-    if unknown:
-        raise InputError(f"unknown healing model(s) {', '.join(sorted(unknown))}; choose from {', '.join(MODELS)}")
+    check_config(config)
     inputs = load_inputs(wh)
     out = HealingRelease()
     if "classifier" in config.models:

@@ -26,16 +26,21 @@ def corpus_tables(engine: RuleEngine | None = None) -> tuple[list[dict[str, Any]
     return rows, outcomes
 
 
-def feedback_labels(fb: pl.DataFrame) -> dict[str, list[dict[str, Any]]]:
-    """Label feedback as extra training rows per kind (one row per (error, label))."""
+def feedback_labels(fb: pl.DataFrame, groups: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Label feedback as extra training rows per kind (one row per (error, label)). The group of a row on
+    a known error (``groups``: error id -> group) is that error's group, so it lands on its side of the
+    split; any other row's group is its error id (all the rows on one error on one side), else
+    ``fb-<feedback id>``."""
     out: dict[str, list[dict[str, Any]]] = {"kernel": [], "python": []}
     if fb.height == 0:
         return out
+    groups = groups or {}
     for r in fb.filter(pl.col("kind") == "label").iter_rows(named=True):
         kind = "kernel" if r.get("log") else "python"
-        row = {"id": r.get("error_id") or f"fb-{r['feedback_id']}", r["label"]: r["value"],
+        error_id = r.get("error_id")
+        row = {"id": error_id or f"fb-{r['feedback_id']}", r["label"]: r["value"],
                "log" if kind == "kernel" else "traceback": r.get("log") or r.get("traceback"),
-               "group": f"fb-{r['feedback_id']}"}
+               "group": groups.get(error_id, error_id) if error_id else f"fb-{r['feedback_id']}"}
         out[kind].append(row)
     return out
 
@@ -57,18 +62,18 @@ def feedback_outcomes(fb: pl.DataFrame, programs: dict[str, str] | None = None) 
 
 def build_tasks(data_dir: Path | None, corpus_rows: list[dict[str, Any]],
                 fb: pl.DataFrame | None = None) -> dict[str, tuple[list[dict[str, Any]], tuple[str, ...], str]]:
-    """kind -> (rows, labels, group column). Real data when ``data_dir/healing`` exists."""
-    extra = feedback_labels(fb if fb is not None else pl.DataFrame())
-    tasks: dict[str, tuple[list[dict[str, Any]], tuple[str, ...], str]] = {}
+    """kind -> (rows, labels, group column). Real data when ``data_dir/healing`` exists; feedback on one of
+    its errors joins that error's group (:func:`feedback_labels`)."""
+    base: dict[str, tuple[list[dict[str, Any]], tuple[str, ...]]] = {}
     if data_dir is not None and (data_dir / "healing" / KERNEL.file).exists():
-        rows = [{**r, "group": r[KERNEL.group]} for r in load_task(data_dir, KERNEL)]
-        tasks["kernel"] = (rows + extra["kernel"], KERNEL.labels, "group")
+        base["kernel"] = ([{**r, "group": r[KERNEL.group]} for r in load_task(data_dir, KERNEL)], KERNEL.labels)
     if data_dir is not None and (data_dir / "healing" / PYTHON.file).exists():
-        rows = [{**r, "group": r[PYTHON.group]} for r in load_task(data_dir, PYTHON)]
-        tasks["python"] = (rows + extra["python"], PYTHON.labels, "group")
+        base["python"] = ([{**r, "group": r[PYTHON.group]} for r in load_task(data_dir, PYTHON)], PYTHON.labels)
     else:
-        rows = [{**r, "group": r["program"]} for r in corpus_rows]
-        tasks["python"] = (rows + extra["python"], CORPUS_LABELS, "group")
+        base["python"] = ([{**r, "group": r["program"]} for r in corpus_rows], CORPUS_LABELS)
+    known = {str(r["id"]): str(r["group"]) for rows, _ in base.values() for r in rows if r.get("id") not in (None, "")}
+    extra = feedback_labels(fb if fb is not None else pl.DataFrame(), known)
+    tasks = {kind: (rows + extra[kind], labels, "group") for kind, (rows, labels) in base.items()}
     if "kernel" not in tasks and extra["kernel"]:
         tasks["kernel"] = (extra["kernel"], KERNEL.labels, "group")
     return tasks

@@ -57,7 +57,7 @@ def test_gates_block_on_baselines_size_and_leaks() -> None:
     # the standard gate names of the release path, nothing else (generalizes comes from leaving
     # repositories out, in the release step; beats_champion from the registry)
     assert list(ok) == [g.name for g in COMMIT.model.gate_specs() if g.name not in ("beats_champion", "generalizes")]
-    assert all(v for k, v in ok.items() if k != "no_future_features")
+    assert all(v is True for v in ok.values()), ok  # no_future_features too: the point-in-time check passed
     worse = _gates(s, COMMIT, _metrics(0.7, 0.72, 0.69), TrainConfig(), True)
     assert worse["beats_lines_added"] is False and worse["beats_plain_lr"] is True
     small = _gates(s, COMMIT, _metrics(0.8, 0.7, 0.7, n=100, pos=3), TrainConfig(), True)
@@ -65,6 +65,19 @@ def test_gates_block_on_baselines_size_and_leaks() -> None:
     assert _gates(s, COMMIT, _metrics(0.8, 0.7, 0.7), TrainConfig(), False)["no_future_features"] is False
     # a baseline that could not be scored is a gate that did not run, never a pass
     assert _gates(s, COMMIT, _metrics(0.8, float("nan"), 0.7), TrainConfig(), True)["beats_lines_added"] is None
+
+
+def test_split_holds_says_which_labels_the_training_rows_had() -> None:
+    """With ``train_labels="snapshot"`` (fixes after the cutoff label training rows) the gate's
+    detail used to say "train labels as of cutoff: True"."""
+    frame = _frame().with_columns(pl.lit(1.0).alias("la"))
+    for labels, said, not_said in (("snapshot", "snapshot (fixes after the cutoff used", "as of cutoff: True"),
+                                   ("as_of_cutoff", "train labels as of cutoff: True", "snapshot")):
+        s = time_split(frame, cutoff_ts=500 * DAY, min_observation_days=100, snapshot_ts=1000 * DAY,
+                       train_labels=labels)
+        gate = next(c for c in evaluation_gates(s, COMMIT, _metrics(0.8, 0.7, 0.75), TrainConfig(), True)
+                    if c.name == "split_holds")
+        assert said in gate.detail and not_said not in gate.detail, gate.detail
 
 
 def _feedback(ids: list[int], outcome: bool = True, p: float | None = None) -> pl.DataFrame:
@@ -108,3 +121,30 @@ def test_line_origin_features_need_training_coverage(with_origins: int | None, u
     assert (set(LINE_ORIGIN_NUMERIC) <= set(numeric)) is used
     assert not (set(LINE_ORIGIN_NUMERIC) & set(numeric)) or used
     assert "la" in numeric
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("test_fraction", 0.0, "test_fraction"), ("test_fraction", 1.5, "test_fraction"),
+    ("test_fraction", -0.2, "test_fraction"), ("n_folds", 0, "n_folds"), ("n_estimators", 0, "n_estimators"),
+    ("generalizes_n_estimators", 0, "generalizes_n_estimators"), ("generalizes_min_class", 0, "generalizes_min_class"),
+    ("min_observation_days", -5, "min_observation_days"), ("min_test_rows", -1, "min_test_rows"),
+])
+def test_config_rejects_values_that_would_crash_or_mislabel_the_split(field: str, value: float, message: str) -> None:
+    """Used to escape as IndexError / ValueError tracebacks (0 held out, no folds, no trees), or to
+    train silently on a meaningless split (test_fraction 1.5 held out half the rows; a negative
+    observation window labelled still-censored rows as negatives)."""
+    with pytest.raises(InputError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_no_out_of_fold_rows_is_an_input_error() -> None:
+    """The first folds' rows (time order) with one class only: no fold can be predicted (it used to
+    end in numpy's 'need at least one array to concatenate')."""
+    from kforge.acceptance.model import AcceptanceEnsemble
+
+    n = 120
+    df = pl.DataFrame({"la": np.arange(n, dtype=float), "x": np.ones(n)})
+    y = np.zeros(n, dtype=np.int64)
+    y[-10:] = 1  # positives only in the last quarter: every fold's training part is all negative
+    with pytest.raises(InputError, match="out-of-fold"):
+        AcceptanceEnsemble(["la", "x"], [], None, n_folds=3, n_estimators=5).fit(df, y)

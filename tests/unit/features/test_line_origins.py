@@ -171,3 +171,21 @@ def test_scoring_reuses_stored_line_origins_and_replays_only_for_new_commits(
     register_repository(wh, commits["repo"][0], repo)
     again = line_origins_for(commits, wh, [c["c7"]])
     assert again is not None and _row(again, c["c7"]) == _row(full, c["c7"])
+
+
+def test_blob_lines_stay_in_step_after_a_path_that_is_not_a_file(tmp_path: Path) -> None:
+    """A path naming a tree (a file's old name is a directory now) is no file; the tree's content
+    that git sends anyway used to be left unread, so every later answer was read out of step."""
+    repo = tmp_path / "r"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "d").mkdir()
+    (repo / "d" / "x.c").write_text(_lines(4, "x"))
+    (repo / "top.c").write_text(_lines(7, "t"))
+    sha = _commit(repo, "a", "add", 0)
+    blobs = BlobLines(repo)
+    try:
+        assert blobs(sha, b"top.c") == 7
+        assert blobs(sha, b"d") is None and blobs(sha, b"nope.c") is None
+        assert blobs(sha, b"top.c") == 7 and blobs(sha, b"d/x.c") == 4
+    finally:
+        blobs.close()

@@ -1,20 +1,23 @@
 """``kforge import-commits FILE --diffs DIFFS``: an imported table's diffs are checked with it, stored in the same
 transaction (exactly once), and reach the diff corpus (``commit_diffs``) and the generation corpus."""
 
+import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
-from gen_synthetic import make_rows
-from kforge.cli.main import main
-from kforge.commits.diffs_table import collect_diffs
-from kforge.config import Paths
-from kforge.errors import InputError
-from kforge.generation.corpus import CorpusConfig, corpus_for
-from kforge.git.importer import DIFFS_TABLE, import_commits
-from kforge.storage import Warehouse
 
-from tests.unit.generation.test_corpus_sources import _commits_table, _ext_rows
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generation"))  # gen_synthetic, also when run alone
+from gen_synthetic import make_rows  # noqa: E402
+from kforge.cli.main import main  # noqa: E402
+from kforge.commits.diffs_table import collect_diffs  # noqa: E402
+from kforge.config import Paths  # noqa: E402
+from kforge.errors import InputError  # noqa: E402
+from kforge.generation.corpus import CorpusConfig, corpus_for  # noqa: E402
+from kforge.git.importer import DIFFS_TABLE, import_commits  # noqa: E402
+from kforge.storage import Warehouse  # noqa: E402
+
+from tests.unit.generation.test_corpus_sources import _commits_table, _ext_rows  # noqa: E402
 
 
 def _files(tmp_path: Path, n_diffs: int = 45) -> tuple[Path, Path, pl.DataFrame]:
