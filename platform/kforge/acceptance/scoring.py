@@ -108,12 +108,22 @@ def _diffs(commits: pl.DataFrame, wh: Warehouse) -> pl.DataFrame | None:
     return None
 
 
-def email_rows(path: Path) -> pl.DataFrame:
+def email_rows(path: Path, wh: Warehouse | None = None) -> pl.DataFrame:
+    """Features of the file's patch e-mails. Sender and title history (prior e-mails, merges, versions,
+    tenure) count the stored ``mail_patches`` too, as training did, not only the scored file."""
     from kforge.acceptance.email_features import email_frame
+    from kforge.acceptance.pipeline import EMAIL_TABLE
     from kforge.mail.reader import read_patch_emails
 
     mails = read_patch_emails(path).frame if path.suffix != ".parquet" else _parquet(path)
-    return email_frame(mails)
+    if wh is None or not wh.has_table(EMAIL_TABLE) or "archive_commit" not in mails.columns:
+        return email_frame(mails)
+    stored = wh.read_table(EMAIL_TABLE).filter(~pl.col("archive_commit").is_in(mails["archive_commit"].implode()))
+    if not stored.height:
+        return email_frame(mails)
+    wanted = mails["archive_commit"]
+    both = pl.concat([stored.select([c for c in mails.columns if c in stored.columns]), mails], how="diagonal_relaxed")
+    return email_frame(both).filter(pl.col("email_id").is_in(wanted.implode()))
 
 
 def score_file(path: str | Path, wh: Warehouse, tracker: Tracker, target: str = "auto", alias: str = "champion",
@@ -123,7 +133,7 @@ def score_file(path: str | Path, wh: Warehouse, tracker: Tracker, target: str = 
         raise InputError(f"{p}: no such file")
     target = detect_target(p) if target == "auto" else target
     spec: TargetSpec = spec_for(target)
-    rows = commit_rows(p, wh) if target == "commit" else email_rows(p)
+    rows = commit_rows(p, wh) if target == "commit" else email_rows(p, wh)
     if rows.height == 0:
         raise InputError(f"{p}: nothing to score (no non-merge commits / patch e-mails)")
     import time
