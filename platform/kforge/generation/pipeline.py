@@ -65,6 +65,16 @@ class GenerationConfig:
             raise InputError("eval_rows must be >= 1")
         if self.retrieval not in MODES:
             raise InputError(f"retrieval must be one of {', '.join(MODES)}, got {self.retrieval!r}")
+        lm = self.lm
+        if self.backbone == "scratch" and (min(lm.vocab_size, lm.d_model, lm.n_layers, lm.n_heads, lm.max_len) < 1
+                                           or lm.d_model % lm.n_heads):
+            raise InputError(f"the LM needs vocab_size, d_model, n_layers, n_heads and max_len >= 1 and d_model a multiple "
+                             f"of n_heads, got {lm.vocab_size}, {lm.d_model}, {lm.n_layers}, {lm.n_heads}, {lm.max_len}")
+        if (min(self.calib_rows, self.adapter_families) < 0 or (self.adapter_families and self.adapter_steps < 1)
+                or self.level1.n_estimators < 1):
+            raise InputError(f"need calib_rows >= 0, adapter_families >= 0, adapter_steps >= 1 and level1 n_estimators "
+                             f">= 1, got {self.calib_rows}, {self.adapter_families}, {self.adapter_steps}, "
+                             f"{self.level1.n_estimators}")
         self.train.validate()
 
 

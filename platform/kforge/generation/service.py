@@ -19,7 +19,7 @@ class Generated:
     text: str
     subsystem: str
     subsystem_conf: float
-    confidence: float | None   # calibrated for messages and skeleton patches; None for a hunk (not calibrated)
+    confidence: float | None   # calibrated for messages; None for patches (the calibrator never saw a patch draft)
     neighbours: list[str]
     adapter: str
 
@@ -79,10 +79,11 @@ def generate_patch(bundle: Bundle, issue: str, subsystem: str | None = None, sou
         note = f"hunks anchored in the tree: {st.kept} of {st.hunks}" + (f" ({'; '.join(st.reasons)})" if st.reasons else "")
         message += f"\n\n[{note}]"
     subject, _, body = message.partition("\n")
-    conf = evaluate.confidence(bundle.confidence, d.mean_logprob[0])
+    # no confidence: the bundle's calibrator maps message drafts' log-probabilities to "acceptable
+    # subject"; a patch draft's log-probability (message and diff) is not what it was fitted on
     out = _format_patch(subject.strip() or "(empty)", body, skeleton, sub, 1.0 if subsystem else l1["subsystem_conf"],
-                        conf, d.neighbours[0], source, adapter)
-    return Generated(out, sub, 1.0 if subsystem else l1["subsystem_conf"], conf, d.neighbours[0], adapter)
+                        None, d.neighbours[0], source, adapter)
+    return Generated(out, sub, 1.0 if subsystem else l1["subsystem_conf"], None, d.neighbours[0], adapter)
 
 
 def generate_hunk(bundle: Bundle, issue: str, path: str, line: int, read_file: ReadFile, source: str = "",

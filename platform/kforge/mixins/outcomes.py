@@ -165,8 +165,18 @@ def parse_matrix_row(row: dict[str, Any], cat: Catalogue) -> list[dict[str, Any]
             + [{**base, "passed": False, "conflict_reason": str(reason) if reason else "unknown"} for _ in range(fail)])
 
 
+def _already_imported(wh: Warehouse, detail: str) -> int:
+    if not wh.has_table(OUTCOMES):
+        return 0
+    return int(wh.read(f"select count(*) as n from {OUTCOMES} where detail = ?", [detail])["n"][0])
+
+
 def import_matrix(path: str | Path, wh: Warehouse, cat: Catalogue) -> int:
-    """Validate every row of an export; append all observations or none. Returns rows appended."""
+    """Validate every row of an export; append all observations or none. Returns rows appended.
+    An export whose bytes were imported before is refused (its counts would be stored twice); each
+    imported row's ``detail`` holds the file's sha256 for that."""
+    import hashlib
+
     path = Path(path)
     good: list[dict[str, Any]] = []
     errors = []
@@ -180,7 +190,12 @@ def import_matrix(path: str | Path, wh: Warehouse, cat: Catalogue) -> int:
         raise InputError(f"{path}: {len(errors)} invalid row(s), nothing was written:\n  {shown}")
     if not good:
         raise InputError(f"{path}: no rows")
-    _, n = append_outcomes(wh, trials_frame(good, source=f"import:{path.name}"))
+    detail = "import sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    done = _already_imported(wh, detail)
+    if done:
+        raise InputError(f"{path} was imported before ({done} observations with the same sha256): importing it "
+                         "again would count every observation twice; nothing was written")
+    _, n = append_outcomes(wh, trials_frame([{**r, "detail": detail} for r in good], source=f"import:{path.name}"))
     return n
 
 

@@ -190,6 +190,8 @@ class PredictionService:
         have_names = [self.cat.canonical(h) for h in (have or [])]
         if not need:
             raise InputError("--need lists at least one capability, e.g. --need caching,metrics")
+        if top < 1:
+            raise InputError(f"--top must be >= 1, got {top}")
         options = [[c for c in self.candidates(n) if c not in have_names] or [c for c in self.candidates(n)] for n in need]
 
         def compute() -> dict[str, Any]:
@@ -199,6 +201,10 @@ class PredictionService:
                 if len(full) < 2 or full in [c[1] for c in combos]:
                     continue
                 combos.append((sorted(set(choice) - set(have_names)), full))
+            if not combos:   # a lone mixin is not a combination: nothing for the model to score
+                raise InputError(f"no combination of two or more mixins to rank for --need {','.join(need)}"
+                                 f"{' --have ' + ','.join(have_names) if have_names else ''}: name the mixins already "
+                                 "used with --have, or two or more capabilities with --need")
             queries = [(full, node) for _, full in combos]
             preds = self._predict(queries, explain=True)
             ranked = []

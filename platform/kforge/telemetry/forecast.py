@@ -29,6 +29,17 @@ class ForecastConfig:
     num_leaves: int = 31
     seed: int = 7
 
+    def __post_init__(self) -> None:
+        if not self.horizon_s > 0:
+            raise InputError(f"horizon_s must be > 0 seconds, got {self.horizon_s}")
+        if not 0 <= self.lead_s < self.horizon_s:
+            raise InputError(f"lead_s must be in [0, horizon_s) = [0, {self.horizon_s:g}), got {self.lead_s}")
+        if not 0 <= self.target_fpr <= 1:
+            raise InputError(f"target_fpr must be a rate in [0, 1], got {self.target_fpr}")
+        if self.n_estimators < 1 or self.num_leaves < 2 or not self.learning_rate > 0:
+            raise InputError(f"need n_estimators >= 1, num_leaves >= 2 and learning_rate > 0, got {self.n_estimators}, "
+                             f"{self.num_leaves}, {self.learning_rate}")
+
 
 def build_dataset(samples: pl.DataFrame, events: pl.DataFrame, horizon_s: float) -> pl.DataFrame:
     """Features + labels + the heuristic baseline score, one row per telemetry sample."""
@@ -40,6 +51,8 @@ def build_dataset(samples: pl.DataFrame, events: pl.DataFrame, horizon_s: float)
 
 def threshold_for_fpr(scores: np.ndarray, y: np.ndarray, target_fpr: float) -> float:
     """The smallest threshold whose false-positive rate on these rows is <= target_fpr."""
+    if not 0 <= target_fpr <= 1:
+        raise InputError(f"target_fpr must be a rate in [0, 1], got {target_fpr}")
     neg = np.sort(scores[y == 0])
     if len(neg) == 0:
         raise InputError("calibration runs have no negative samples: cannot set a threshold")

@@ -47,12 +47,18 @@ def load_forecaster_dir(path: Path) -> tuple[Any, dict[str, Any]]:
     return mlflow.lightgbm.load_model(str(path)), meta
 
 
-def load_forecaster(model_uri: str, tracking_uri: str | None = None) -> tuple[Any, float]:
-    """(model, threshold) from ``models:/name@alias``, ``models:/name/version`` or ``runs:/...``."""
+def load_forecaster_meta(model_uri: str, tracking_uri: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """(model, meta) from ``models:/name@alias``, ``models:/name/version`` or ``runs:/...`` (meta: the
+    threshold, features, horizon and seeds the version was trained with)."""
     import mlflow
 
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, tracking_uri=tracking_uri))
-    model, meta = load_forecaster_dir(local)
+    return load_forecaster_dir(local)
+
+
+def load_forecaster(model_uri: str, tracking_uri: str | None = None) -> tuple[Any, float]:
+    """(model, threshold) from ``models:/name@alias``, ``models:/name/version`` or ``runs:/...``."""
+    model, meta = load_forecaster_meta(model_uri, tracking_uri)
     return model, float(meta["threshold"])
 
 

@@ -69,6 +69,12 @@ class RecommenderConfig:
     lookahead_s: float = 20.0
     cooldown_s: float = 10.0
 
+    def __post_init__(self) -> None:
+        if not self.workloads or not self.seeds:
+            raise InputError("the recommender's closed loop needs at least one workload and one seed")
+        if not self.lookahead_s > 0 or self.cooldown_s < 0:
+            raise InputError(f"need lookahead_s > 0 and cooldown_s >= 0, got {self.lookahead_s}, {self.cooldown_s}")
+
 
 @dataclass(frozen=True)
 class SchedulerConfig:
@@ -77,6 +83,12 @@ class SchedulerConfig:
     n_tasks: int = 150
     epochs: int = 8
     dagger_rounds: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.train_seeds or not self.test_seeds:
+            raise InputError("the scheduler needs at least one training seed and one test seed")
+        if self.epochs < 1 or self.dagger_rounds < 0:
+            raise InputError(f"need epochs >= 1 and dagger_rounds >= 0, got {self.epochs}, {self.dagger_rounds}")
 
 
 @dataclass

@@ -55,17 +55,18 @@ def score_batches(wh: Warehouse, model: Any, threshold: float, name: str, versio
 
 
 def replay_forecaster(wh: Warehouse, tracker: Any, name: str, seed: int, duration_s: float, batch_s: int) -> dict[str, float]:
-    from kforge.telemetry.mlflow_models import load_forecaster
+    from kforge.telemetry.mlflow_models import load_forecaster_meta
 
     if tracker.champion(name) is None:
         return {"skipped_no_champion": 1.0}
     version = _champion(tracker, name)
-    model, thr = load_forecaster(tracker.model_uri(name), tracker.tracking_uri)
+    model, meta = load_forecaster_meta(tracker.model_uri(name), tracker.tracking_uri)
     parts = [simulate(w, seed, duration_s) for w in WORKLOADS]
     samples = pl.concat([p[0] for p in parts])
     events = pl.concat([p[1] for p in parts])
-    ds = build_dataset(samples, events, 20.0)
-    return score_batches(wh, model, thr, name, version, ds, batch_s)
+    # outcomes are judged against the horizon the version was trained to predict (not a fixed 20 s)
+    ds = build_dataset(samples, events, float(meta.get("horizon_s", 20.0)))
+    return score_batches(wh, model, float(meta["threshold"]), name, version, ds, batch_s)
 
 
 class _Timed:

@@ -50,7 +50,10 @@ def _psi_some_total(value: Any, line: int) -> float | None:
     if value is None:
         return None
     if isinstance(value, dict):
-        return float(value.get("some_total_us", 0))
+        try:
+            return float(value.get("some_total_us", 0))
+        except (TypeError, ValueError):
+            raise InputError(f"line {line}: psi_memory some_total_us must be a number") from None
     m = re.search(r"some\b.*?total=(\d+)", str(value))
     if not m:
         raise InputError(f"line {line}: psi_memory has no 'some ... total=' field")
@@ -80,6 +83,9 @@ def read_trace(path: str | Path, run_id: str = "") -> tuple[pl.DataFrame, pl.Dat
         for k in ("MemTotal", "MemFree"):
             if k not in mem:
                 raise InputError(f"{path}:{i}: meminfo lacks {k}")
+        if not 0 <= mem["MemFree"] <= mem["MemTotal"] or mem["MemTotal"] < 4:
+            raise InputError(f"{path}:{i}: meminfo needs MemTotal >= 4 kB and 0 <= MemFree <= MemTotal, got "
+                             f"{mem['MemTotal']} and {mem['MemFree']} kB")
         try:
             ts = float(obj["ts"])
         except (TypeError, ValueError):

@@ -97,3 +97,20 @@ def test_diffs_and_extra_diffs_together_are_refused():
     args = parser.parse_args(["train", "generation", "--diffs", "a.diffs.parquet", "--extra-diffs", "b.diffs.parquet"])
     with pytest.raises(InputError, match="give one of them"):
         train_config(args)
+
+
+@pytest.mark.parametrize(("flat", "said"), [
+    ({"n_heads": 5}, "multiple of n_heads"),        # used to end in a RuntimeError traceback after training level 1
+    ({"n_layers": 0}, "n_layers"),
+    ({"calib_rows": -3}, "calib_rows"),              # used to calibrate on val.tail(-3): all but three rows
+    ({"adapter_families": -1}, "adapter_families"),
+    ({"adapter_families": 1, "adapter_steps": 0}, "adapter_steps"),
+    ({"level1_estimators": 0}, "n_estimators"),
+])
+def test_bad_generation_settings_are_refused_before_training(flat, said):
+    from kforge.errors import InputError
+    from kforge.generation.pipeline import GenerationConfig
+
+    GenerationConfig.from_flat(steps=3).validate()          # the defaults pass
+    with pytest.raises(InputError, match=said):
+        GenerationConfig.from_flat(steps=3, **flat).validate()

@@ -98,6 +98,9 @@ def test_recommend_ranks_candidates(service):
     (lambda s: s.check(["Caching", "Retry"], "SINK"), "unknown node type"),
     (lambda s: s.recommend("EFFECT", ["teleportation"]), "nothing in the catalogue provides"),
     (lambda s: s.recommend("EFFECT", []), "at least one capability"),
+    (lambda s: s.recommend("EFFECT", ["resilience"], top=0), "--top"),     # used to answer an empty ranking
+    (lambda s: s.recommend("EFFECT", ["resilience"], top=-1), "--top"),    # used to drop the last candidate
+    (lambda s: s.recommend("EFFECT", ["resilience"]), "two or more"),        # a lone mixin: was a LightGBM ValueError
 ])
 def test_user_errors(service, call, error):
     with pytest.raises(InputError, match=error):
@@ -152,3 +155,4 @@ def test_served_probability_routes_little_known_mixins_to_the_transfer_scorer(tr
     assert served_proba(p.model, p.transfer, cold)[0] == pytest.approx(p.transfer.predict_proba(cold)[0])
     out = p.predict([(["Caching", "Retry"], "EFFECT")], catalogue.traits(), explain=False)[0]
     assert out["scorer"] == "learner" and out["regime"] == "seen_pair"
+

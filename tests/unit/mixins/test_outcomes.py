@@ -28,6 +28,12 @@ def test_import_postgres_style_csv_and_jsonl(warehouse, catalogue, tmp_path: Pat
     assert (row["success_count"], row["failure_count"], row["conflict_reason"]) == (3, 2, "stale read")
     assert row["mixin_a"] == "Caching" and row["node_type"] == "EFFECT"
     assert out.filter(pl.col("combination") == "Audit+Retry")["source"][0] == "import:m.jsonl"
+    # the same export again (here under another name) would double every count: refused, nothing written
+    again = tmp_path / "copy.csv"
+    again.write_bytes(csv.read_bytes())
+    with pytest.raises(InputError, match="imported before"):
+        import_matrix(again, warehouse, catalogue)
+    assert read_outcomes(warehouse).height == 11
 
 
 @pytest.mark.parametrize("body,error", [

@@ -21,3 +21,31 @@ def test_cli_simulate_import_and_errors(tmp_path, capsys):
     assert main(["--home", home, "telemetry", "train", "--model", "recommender"]) == 2
     assert "has no champion" in capsys.readouterr().err
     assert main(["--home", home, "telemetry", "monitoring"]) == 0
+
+
+def test_bad_model_settings_are_one_error_line_before_any_work(tmp_path, capsys):
+    """A negative target FPR used to index past the calibration scores, a negative epoch count or an
+    empty seed list to end in IndexError / ColumnNotFoundError tracebacks after minutes of work."""
+    home = str(tmp_path / "home")
+    for args, said in ((["--model", "oom", "--target-fpr", "-0.1"], "target_fpr"),
+                       (["--model", "oom", "--lead", "50"], "lead_s"),
+                       (["--model", "oom", "--n-estimators", "0"], "n_estimators"),
+                       (["--model", "scheduler", "--epochs", "-1"], "epochs"),
+                       (["--model", "scheduler", "--sched-test-seeds", ""], "test seed"),
+                       (["--model", "recommender", "--rec-seeds", ""], "one seed"),
+                       (["--model", "recommender", "--lookahead", "-1"], "lookahead_s")):
+        assert main(["--home", home, "telemetry", "train", *args]) == 2, args
+        err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        assert len(err) == 1 and err[0].startswith("kforge: error:") and said in err[0], (args, err)
+
+
+def test_threshold_for_a_rate_outside_zero_one_is_refused():
+    import numpy as np
+    import pytest
+    from kforge.errors import InputError
+    from kforge.telemetry.forecast import threshold_for_fpr
+
+    scores, y = np.linspace(0, 1, 100), np.zeros(100, dtype=int)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(InputError, match="target_fpr"):
+            threshold_for_fpr(scores, y, bad)

@@ -37,6 +37,8 @@ def test_threshold_respects_target_fpr():
     scores, y = rng.random(1000), np.zeros(1000, dtype=int)
     thr = threshold_for_fpr(scores, y, 0.1)
     assert (scores >= thr).mean() <= 0.1
+    # the smallest such threshold: it alarms on the top 10% exactly (an infinite threshold also has FPR <= 0.1)
+    assert (scores >= thr).sum() == 100 and (scores >= np.nextafter(np.sort(scores)[-101], -np.inf)).mean() > 0.1
 
 
 def test_event_metrics_lead_times():
@@ -103,3 +105,11 @@ def test_trace_roundtrip_and_errors(tmp_path):
     slow.write_text("\n".join(f'{{"ts": {i * 10}, "meminfo": "MemTotal: 100 kB\\nMemFree: 50 kB"}}' for i in range(5)))
     with pytest.raises(InputError, match="1 s apart"):
         read_trace(slow)
+    # a non-numeric PSI total was a ValueError traceback; an empty or inverted meminfo was stored as samples
+    for line, said in (('"meminfo": "MemTotal: 100 kB\\nMemFree: 50 kB", "psi_memory": {"some_total_us": "x"}',
+                        "some_total_us"),
+                       ('"meminfo": "MemTotal: 0 kB\\nMemFree: 0 kB"', "MemTotal >= 4 kB"),
+                       ('"meminfo": "MemTotal: 100 kB\\nMemFree: 500 kB"', "MemFree <= MemTotal")):
+        bad.write_text("\n".join(f'{{"ts": {i}, {line}}}' for i in range(5)))
+        with pytest.raises(InputError, match=said):
+            read_trace(bad)
