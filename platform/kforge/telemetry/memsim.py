@@ -102,6 +102,24 @@ class MemorySim:
         new.samples, new.events = list(self.samples), list(self.events)
         return new
 
+    def imagined(self, seed: int) -> "MemorySim":
+        """A fork whose future is not the real one: from now on the streams follow a fresh draw of the same
+        workload mix (``seed``: its instance), so a planner on it does not see what will actually happen.
+        The past, the machine's state and the processes are the real ones."""
+        w, now = self.w, self.tick
+        f = make_workload(w.name, seed, w.n_ticks * TICK_S)
+        if len(f.streams) != len(w.streams) or f.n_ticks != w.n_ticks:
+            raise ValueError(f"workload {w.name!r} seed {seed} does not match the running one's streams")
+        orders, lifetimes = [], []
+        for g in range(len(w.streams)):
+            q = int(f.counts[:now, g].sum())
+            orders.append(np.concatenate([w.orders[g][: self.ptr[g]], f.orders[g][q:]]))
+            lifetimes.append(np.concatenate([w.lifetimes[g][: self.ptr[g]], f.lifetimes[g][q:]]))
+        new = self.fork()
+        new.w = Workload(w.name, w.seed, w.n_ticks, w.streams, np.concatenate([w.counts[:now], f.counts[now:]]),
+                         orders, lifetimes)
+        return new
+
     # -- primitives ------------------------------------------------------------------------------
     def _free(self, aid: int) -> None:
         blk, order, g, _ = self.allocs.pop(aid)

@@ -1,8 +1,9 @@
 """"What to do" when an OOM is forecast: compact, reclaim, kill the largest process, or nothing,
-chosen by simulated outcome. Each action is applied to a fork of the running simulation, which
-then plays the same future workload for ``lookahead_s``; the action with the lowest cost wins
-(an OOM kill costs 100, a chosen kill 30 plus the share of memory lost, compaction its stall,
-reclaim the share of page cache dropped).
+chosen by simulated outcome. Each action is applied to forks of the running simulation that play
+``futures`` imagined futures (fresh draws of the same workload mix from now on, never the run's real
+future: :meth:`MemorySim.imagined`) for ``lookahead_s``; the action with the lowest mean cost wins (an
+OOM kill costs 100, a chosen kill 30 plus the share of memory lost, compaction its stall, reclaim the
+share of page cache dropped). Every action is judged on the same imagined futures.
 
 :func:`closed_loop` runs a workload with the forecaster watching it and a strategy acting on
 alarms, so the recommender can be compared with fixed strategies on held-out runs.
@@ -43,17 +44,36 @@ def apply_action(sim: MemorySim, action: str) -> float:
     return 0.0
 
 
-def simulate_outcomes(sim: MemorySim, lookahead_s: float = 20.0) -> dict[str, dict[str, float]]:
-    """Cost and OOM kills of every action over the next ``lookahead_s`` (on forks)."""
-    out = {}
+FUTURES = 2
+FUTURE_SEED_BASE = 1_000_003   # imagined futures' seeds: far from any run's own seed, one per (run, tick, draw)
+
+
+def future_seeds(sim: MemorySim, futures: int = FUTURES) -> list[int]:
+    """Seeds of the imagined futures at this moment (deterministic in the run and the tick; never the run's own)."""
+    base = FUTURE_SEED_BASE + 7919 * (sim.w.seed % 100_000) + 31 * sim.tick
+    return [s for s in (base + k for k in range(futures + 1)) if s != sim.w.seed][:futures]
+
+
+def simulate_outcomes(sim: MemorySim, lookahead_s: float = 20.0,
+                      futures: int = FUTURES) -> dict[str, dict[str, float]]:
+    """Mean cost and OOM kills of every action over the next ``lookahead_s``, on ``futures`` imagined
+    futures (the same ones for every action)."""
+    if futures < 1:
+        raise ValueError(f"futures must be at least 1, got {futures}")
     horizon = sim.tick + int(lookahead_s / TICK_S)
+    worlds = [sim.imagined(seed) for seed in future_seeds(sim, futures)]
+    out = {}
     for action in ACTIONS:
-        f = sim.fork()
-        before = f.oom_count()
-        cost = apply_action(f, action)
-        f.run_until(horizon)
-        ooms = f.oom_count() - before
-        out[action] = {"ooms": float(ooms), "cost": cost + OOM_COST * ooms}
+        costs, kills = [], []
+        for world in worlds:
+            f = world.fork()
+            before = f.oom_count()
+            cost = apply_action(f, action)
+            f.run_until(horizon)
+            ooms = f.oom_count() - before
+            costs.append(cost + OOM_COST * ooms)
+            kills.append(float(ooms))
+        out[action] = {"ooms": sum(kills) / len(kills), "cost": sum(costs) / len(costs)}
     return out
 
 

@@ -113,3 +113,29 @@ def test_trace_roundtrip_and_errors(tmp_path):
         bad.write_text("\n".join(f'{{"ts": {i}, {line}}}' for i in range(5)))
         with pytest.raises(InputError, match=said):
             read_trace(bad)
+
+
+def test_the_recommender_plans_on_imagined_futures_not_the_real_one():
+    """Before: every action was tried on forks that replay the run's own future workload, so the recommender
+    compared with fixed actions was an oracle. Now the forks follow fresh draws of the same mix from now on."""
+    import numpy as np
+    from kforge.telemetry.recommend import future_seeds
+
+    sim = MemorySim(make_workload("burst", 3, 120))
+    sim.run_until(400)
+    seeds = future_seeds(sim)
+    assert len(seeds) == 2 and sim.w.seed not in seeds and len(set(seeds)) == 2
+    world = sim.imagined(seeds[0])
+    # the past is the real one, the future is not
+    assert np.array_equal(world.w.counts[:400], sim.w.counts[:400])
+    assert not np.array_equal(world.w.counts[400:], sim.w.counts[400:])
+    for g in range(len(sim.w.streams)):
+        assert np.array_equal(world.w.orders[g][: sim.ptr[g]], sim.w.orders[g][: sim.ptr[g]])
+    world.run_until(sim.w.n_ticks)        # the spliced workload plays to the end
+    assert sim.tick == 400 and world.tick == sim.w.n_ticks
+    # and the planner never touches the real future: replacing it changes nothing in the recommendation
+    twin = sim.fork()
+    twin.w = type(sim.w)(sim.w.name, sim.w.seed, sim.w.n_ticks, sim.w.streams,
+                         np.concatenate([sim.w.counts[:400], np.zeros_like(sim.w.counts[400:])]),
+                         sim.w.orders, sim.w.lifetimes)
+    assert recommend(sim, lookahead_s=5) == recommend(twin, lookahead_s=5)
