@@ -53,6 +53,7 @@ class CorpusReport:
     repos: dict[str, dict[str, int]] | None = None   # per repository: train/val/test commit rows
     origins: dict[str, int] | None = None            # rows per origin (ORIGINS), after cleaning
     imported_without_diff: int = 0                   # imported commits no source had a diff for
+    feedback_held_out_diffs: int = 0                 # feedback rows dropped: their diff is a val/test commit's
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -234,13 +235,19 @@ def build_corpus(raw: pl.DataFrame, *, val_frac: float = 0.1, test_frac: float =
     per_repo = {r: {s: 0 for s in SPLITS} for r in sorted(set(df["repo"].to_list()))}
     for r, s in zip(df["repo"], split, strict=True):
         per_repo[r][s] += 1
-    n_fb = 0
+    n_fb = n_fb_held = 0
     if feedback is not None and feedback.height:
         fb = _label(feedback.with_columns(
             pl.col("author_date").str.to_datetime("%Y-%m-%dT%H:%M:%S%z", strict=False).dt.convert_time_zone("UTC").alias("ts"),
             pl.lit("").alias("norm")))
         fb = fb.with_columns(pl.lit("train").alias("split"), pl.lit("feedback").alias("source"),
                              pl.lit("feedback").alias("origin"))
+        # feedback trains only; a reviewer's message for a held-out commit's diff would put that diff (and nearly
+        # its subject) into training, so such rows are dropped
+        held = df.filter(pl.col("split") != "train")["diff"].str.strip_chars().implode()
+        leak = fb["diff"].fill_null("").str.strip_chars().is_in(held)
+        n_fb_held = int(leak.sum())
+        fb = fb.filter(~leak)
         n_fb = fb.height
         df = pl.concat([df, fb], how="diagonal_relaxed")   # a source's extra columns (diff_bytes_full, ...) stay null
     out = df.select("repo", "sha", "parent", "ts", "subject", "body", "diff", "prefix", "change_type", "complexity",
@@ -250,7 +257,7 @@ def build_corpus(raw: pl.DataFrame, *, val_frac: float = 0.1, test_frac: float =
     rep = CorpusReport(n_in, n_bots, n_dup, n_empty, int((out["split"] == "train").sum()),
                        int((out["split"] == "val").sum()), test.height, n_fb,
                        str(train["ts"].max()), str(test["ts"].min()), per_repo,
-                       {o: int((out["origin"] == o).sum()) for o in ORIGINS})
+                       {o: int((out["origin"] == o).sum()) for o in ORIGINS}, feedback_held_out_diffs=n_fb_held)
     return out, rep
 
 
@@ -304,7 +311,8 @@ def held_out_rows(test: pl.DataFrame, n: int) -> pl.DataFrame:
 
 
 def check_time_split(corpus: pl.DataFrame) -> tuple[bool, str]:
-    """In every repository, every commit row in val/test is no earlier than every commit row in train."""
+    """In every repository, every commit row in val/test is no earlier than every commit row in train; reviewer
+    feedback rows train only, and none shares its diff with a val/test row."""
     c = corpus.filter(pl.col("source") == "commit")
     tr, te = c.filter(pl.col("split") == "train"), c.filter(pl.col("split").is_in(["val", "test"]))
     if tr.height == 0 or te.height == 0:
@@ -312,7 +320,14 @@ def check_time_split(corpus: pl.DataFrame) -> tuple[bool, str]:
     ends = dict(tr.group_by("repo").agg(pl.col("ts").max()).iter_rows())
     starts = dict(te.group_by("repo").agg(pl.col("ts").min()).iter_rows())
     bad = sorted(r for r, t in starts.items() if r in ends and ends[r] > t)
+    fb = corpus.filter(pl.col("source") == "feedback")
+    if fb.height:
+        held = te["diff"].str.strip_chars().implode()
+        shared = int(fb["diff"].fill_null("").str.strip_chars().is_in(held).sum())
+        if shared or (fb["split"] != "train").any():
+            return False, f"{shared} feedback row(s) share a diff with held-out rows, or feedback is held out"
     if bad:
         return False, "held-out rows before training rows in " + ", ".join(f"{r} (train ends {ends[r]}, held-out starts {starts[r]})" for r in bad)
     return True, f"split by time within each of {len(starts)} repositories: " + "; ".join(
-        f"{r} train ends {ends.get(r)}, held-out starts {starts[r]}" for r in sorted(starts))
+        f"{r} train ends {ends.get(r)}, held-out starts {starts[r]}" for r in sorted(starts)) + (
+        f"; {fb.height} reviewer feedback rows train only, none with a held-out diff" if fb.height else "")

@@ -123,3 +123,26 @@ def test_generation_run_reports_each_repository(multi, tmp_path, monkeypatch):
     assert any(s.startswith("LM device: cpu (auto") for s in lines)
     assert res.params["train_device"] == "cpu" and res.params["train_device_requested"] == "auto"
     assert res.params["train_batch_size"] == 4 and res.params["train_precision"] == "fp32"
+
+
+def test_reviewer_feedback_never_carries_a_held_out_diff_into_training():
+    """Before: accepted/edited reviewer messages joined training with their diff, even when the diff was a
+    val/test commit's, and the split check looked only at commit rows."""
+    raw = make_rows(120, seed=4)
+    corpus, _ = build_corpus(raw, val_frac=0.1, test_frac=0.1)
+    test_row = corpus.filter(pl.col("split") == "test").row(0, named=True)
+    fb = pl.DataFrame({"repo": ["feedback"] * 2, "sha": ["fb1", "fb2"], "parent": [None, None],
+                       "author_date": ["2030-01-01T00:00:00+00:00"] * 2, "author_name": ["r", "r"],
+                       "author_email": ["r@x", "r@x"], "subject": [test_row["subject"], "net: new thing"],
+                       "body": ["", ""], "diff": [test_row["diff"] + "\n", "diff --git a/x b/x\n+new\n"]})
+    out, rep = build_corpus(raw, val_frac=0.1, test_frac=0.1, feedback=fb)
+    kept = out.filter(pl.col("source") == "feedback")
+    assert kept["sha"].to_list() == ["fb2"] and kept["split"].to_list() == ["train"]
+    assert rep.feedback_rows == 1 and rep.feedback_held_out_diffs == 1
+    ok, detail = check_time_split(out)
+    assert ok and "1 reviewer feedback rows train only" in detail
+    # the check itself catches a feedback row that shares a held-out diff
+    leaked = pl.concat([out, out.filter(pl.col("split") == "test").head(1).with_columns(
+        pl.lit("feedback").alias("source"), pl.lit("train").alias("split"))])
+    ok, detail = check_time_split(leaked)
+    assert not ok and "share a diff with held-out rows" in detail
