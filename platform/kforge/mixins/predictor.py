@@ -6,6 +6,7 @@ Example::
     p = predictor.predict([(["Caching", "Authorization"], "COMPUTE")], cat.traits())[0]
     p["probability"], p["regime"], p["top_features"], p["similar_conflicts"]
     p["scorer"]    # "learner"; for a mixin with little history "transfer", or "rules" (the fallback)
+    p["top_features_of"]   # the scorer whose log-odds ``top_features`` decompose (the one that answered)
 """
 
 from collections import Counter
@@ -89,6 +90,11 @@ class MixinPredictor:
         cold = needs_transfer(frame)
         base = beta_binomial(frame, self.strength)
         expl = self.model.explain(frame, k) if explain else [[] for _ in queries]
+        transfer = getattr(self, "transfer", None)
+        if explain and transfer is not None and cold.any():   # explain the scorer that answered, not the learner
+            idx = [i for i in range(len(queries)) if cold[i]]
+            for i, e in zip(idx, transfer.explain(frame[idx], k), strict=True):
+                expl[i] = e
         out = []
         for i, (mixins, node) in enumerate(queries):
             row = frame.row(i, named=True)
@@ -103,6 +109,7 @@ class MixinPredictor:
                 "observed_success_rate": row["h_pair_rate"], "beta_binomial": float(base[i]),
                 "rule_score": row["rule_score"], "structural_risks": rule_reasons(row),
                 "top_features": [{"feature": f, "value": v, "contribution": round(c, 4)} for f, v, c in expl[i]],
+                "top_features_of": scorer,
                 "similar_conflicts": self.similar_conflicts(sorted(mixins), node) if explain else [],
             })
         return out

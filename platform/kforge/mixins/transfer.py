@@ -150,6 +150,21 @@ class TransferScorer:
         shrink, scores, bounds = choose_shrink(gains)
         return cls(cols, booster, offset, shrink, scores, len(groups), bounds, SELECT)
 
+    def explain(self, frame: pl.DataFrame, k: int = 5) -> list[list[tuple[str, float, float]]]:
+        """What this scorer's log-odds are made of, per row: the rule score's own log-odds (``rule_score``),
+        then the top-``k`` features of the shrunk correction by |contribution| (none for the fallback)."""
+        rules = rule_score(frame)
+        base = _logit(rules)
+        out: list[list[tuple[str, float, float]]] = [[("rule_score", float(r), float(z))] for r, z in zip(rules, base, strict=True)]
+        if not self.shrink or frame.height == 0:
+            return out
+        X = _matrix(frame, self.cols)
+        contrib = self.shrink * self.booster.predict(X, pred_contrib=True)[:, :-1]
+        for i in range(X.shape[0]):
+            top = np.argsort(-np.abs(contrib[i]))[:k]
+            out[i] += [(self.cols[j], float(X[i, j]), float(contrib[i, j])) for j in top if contrib[i, j] != 0]
+        return out
+
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
         """P(success); the fallback (``shrink == 0``) returns the rule score itself, bit for bit."""
         rules = rule_score(frame)

@@ -156,3 +156,33 @@ def test_served_probability_routes_little_known_mixins_to_the_transfer_scorer(tr
     out = p.predict([(["Caching", "Retry"], "EFFECT")], catalogue.traits(), explain=False)[0]
     assert out["scorer"] == "learner" and out["regime"] == "seen_pair"
 
+
+
+def test_explanations_decompose_the_scorer_that_answered(trained, catalogue):
+    """Before: ``top_features`` always explained the history learner, also when the probability came from the
+    transfer scorer or the rule score. Now they decompose the answering scorer's log-odds."""
+    import math
+
+    import numpy as np
+
+    p = trained.predictor
+    q = [(["Caching", "Retry"], "EFFECT")]
+    warm = p.predict(q, catalogue.traits())[0]
+    assert warm["top_features_of"] == "learner" and warm["top_features"]
+    cold = p.frame(q, catalogue.traits()).with_columns(h_mixin_min_n=pl.lit(0.0))
+    out = p.predict(q, catalogue.traits(), frame=cold)[0]
+    assert out["scorer"] in ("transfer", "rules") and out["top_features_of"] == out["scorer"]
+    feats = out["top_features"]
+    assert feats[0]["feature"] == "rule_score" and feats[0]["value"] == pytest.approx(cold["rule_score"][0])
+    logit = sum(f["contribution"] for f in feats)
+    if out["scorer"] == "rules":
+        assert len(feats) == 1 and out["probability"] == pytest.approx(1 / (1 + math.exp(-logit)), abs=1e-3)
+    else:  # rule log-odds + the shrunk correction's feature contributions (+ its centred bias) = served log-odds
+        from kforge.mixins.model import _matrix
+
+        t = p.transfer
+        full = t.explain(cold, k=len(t.cols))[0]
+        bias = t.shrink * (t.booster.predict(_matrix(cold, t.cols), pred_contrib=True)[0, -1] - t.offset)
+        z = sum(c for _, _, c in full) + bias
+        assert {f["feature"] for f in feats[1:]} <= set(t.cols) and len(feats) > 1
+        assert out["probability"] == pytest.approx(1 / (1 + np.exp(-z)), abs=1e-6)
