@@ -60,8 +60,8 @@ def mixin_outcomes(config: OutcomesConfig, warehouse: WarehouseResource) -> dg.M
     reasons = (out.filter(~pl.col("passed")).group_by("conflict_reason").len().sort("len", descending=True))
     return dg.MaterializeResult(metadata={
         "dagster/row_count": out.height, "harness_trials_added": added, "feedback_rows_added": fb,
-        "pass_rate": float(out["passed"].mean() or 0.0), "by_source": table_md(by_source),
-        "conflict_reasons": table_md(reasons, 25)})
+        "by_source": table_md(by_source), "conflict_reasons": table_md(reasons, 25),
+        **({"pass_rate": float(out["passed"].mean())} if out.height else {})})   # no outcomes: no rate, not 0.0
 
 
 @dg.asset(group_name=GROUP, deps=[mixin_outcomes],

@@ -154,3 +154,15 @@ def test_materialize_gate_serve_and_retrain(kforge_home: Path, capsys: pytest.Ca
         assert md2["cache_entries_invalidated"].value == 0 and t2["kforge.gate.reason"]
         assert served["model_version"] == 1 and served["cached"] and served["probability"] == first["probability"]
         assert not all(v for k, v in gates2.items() if k != "beats_champion") or not gates2["beats_champion"]
+
+
+def test_outcomes_without_any_row_report_no_pass_rate(kforge_home: Path):
+    """Before: ``pass_rate`` was 0.0 with no outcome at all, a rate nothing measured."""
+    res = dg.materialize([mixin_catalogue, mixin_outcomes],
+                         resources={"warehouse": WarehouseResource(home=str(kforge_home)),
+                                    "mlflow": MlflowResource(home=str(kforge_home))},
+                         instance=dg.DagsterInstance.ephemeral(),
+                         run_config={"ops": {"mixin_outcomes": {"config": {"run_harness": False}}}})
+    assert res.success
+    md = res.asset_materializations_for_node("mixin_outcomes")[0].metadata
+    assert md["dagster/row_count"].value == 0 and "pass_rate" not in md

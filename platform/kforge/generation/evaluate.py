@@ -272,5 +272,6 @@ def evaluate_patches(backbone: Backbone, level1: Level1Model, index: RetrievalIn
         res["patch_apply_share"] = applied / checked
         res["patch_apply_share_repaired"] = repaired_ok / checked
         res["patch_hunks_drafted"] = float(hunks)
-        res["patch_hunks_anchored_share"] = kept / hunks if hunks else 0.0
+        if hunks:   # 0 of 0 is no share: absent, not 0.0
+            res["patch_hunks_anchored_share"] = kept / hunks
     return res
