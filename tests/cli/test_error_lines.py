@@ -53,6 +53,54 @@ def test_numbers_out_of_range_are_one_line(kforge_home: Path, tmp_path: Path, ca
     assert not (tmp_path / "x.jsonl").exists() and not (tmp_path / "r").exists()
 
 
+SEEDS = "give a whole number within 0..4294967295"
+SIM_SECONDS = "give a number <= 86400"
+
+
+# each of these used to end in a numpy traceback (a negative seed), run on with a value that means
+# nothing (a risk threshold of 7, a negative --max-rows read as "all but the first N", a negative
+# --min-delta that promotes a worse model) or simulate until memory ran out (--duration 1e9)
+@pytest.mark.parametrize(("args", "message"), [
+    (["telemetry", "simulate", "steady", "--seed", "-1", "--duration", "10", "--out", "{tmp}/t.jsonl"], SEEDS),
+    (["telemetry", "simulate", "steady", "--seed", "4294967296", "--out", "{tmp}/t.jsonl"], SEEDS),
+    (["telemetry", "simulate", "steady", "--duration", "1e9", "--out", "{tmp}/t.jsonl"], SIM_SECONDS),
+    (["telemetry", "explain", "leak", "--no-llm", "--seed", "-1"], SEEDS),
+    (["telemetry", "explain", "leak", "--no-llm", "--duration", "20", "--threshold", "7"], "within 0..1"),
+    (["telemetry", "train", "--model", "scheduler", "--sched-test-seeds", "1000,-1"], SEEDS),
+    (["telemetry", "train", "--simulate", "--fit-seeds", "0,x"], "expected a whole number"),
+    (["telemetry", "train", "--simulate", "--sim-duration", "1e9"], SIM_SECONDS),
+    (["telemetry", "train", "--model", "recommender", "--rec-duration", "1e9"], SIM_SECONDS),
+    (["telemetry", "evaluate", "--skip-policy", "--duration", "1e9"], SIM_SECONDS),
+    (["mixins", "exercise", "--sets", "1", "--trials-per-pair", "0", "--seed", "-1"], SEEDS),
+    (["mixins", "train", "--seed", "-1"], SEEDS),
+    (["mixins", "train", "--min-delta", "-0.5"], "give a number >= 0"),
+    (["train", "generation", "--max-rows", "-5"], "give a whole number >= 0"),
+    (["generation", "train", "--max-rows", "-5"], "give a whole number >= 0"),
+])
+def test_numbers_outside_their_range_are_one_line_before_any_work(kforge_home: Path, tmp_path: Path, args: list[str],
+                                                                  message: str,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    rc, err = _run(kforge_home, capsys, *[a.format(tmp=tmp_path) for a in args])
+    assert rc == 2
+    _one_line(err, message, "--help")
+    assert not (tmp_path / "t.jsonl").exists()
+    assert not Warehouse(Paths.of(kforge_home).warehouse).has_table("mixin_outcomes")
+
+
+def test_the_ends_of_each_range_are_accepted() -> None:
+    from kforge.cli.main import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["telemetry", "simulate", "steady", "--seed", "4294967295", "--duration", "86400",
+                  "--out", "t.jsonl"]).seed == 4294967295
+    args = parse(["telemetry", "explain", "leak", "--seed", "0", "--duration", "10", "--threshold", "1"])
+    assert (args.seed, args.duration, args.threshold) == (0, 10.0, 1.0)
+    args = parse(["telemetry", "train", "--fit-seeds", "0, 4294967295,", "--rec-seeds", "", "--sim-duration", "10"])
+    assert (args.fit_seeds, args.rec_seeds, args.calib_seeds, args.sim_duration) == ((0, 4294967295), (), (4, 5), 10.0)
+    assert parse(["mixins", "train", "--min-delta", "0", "--seed", "0"]).min_delta == 0.0
+    assert parse(["train", "generation", "--max-rows", "0"]).max_rows == 0
+
+
 def test_argparse_mistakes_are_one_line_too(kforge_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, err = _run(kforge_home, capsys, "exprot")
     assert rc == 2

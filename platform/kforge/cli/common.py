@@ -7,7 +7,9 @@ Argument policy, applied once to every command by :func:`apply_argument_policy` 
   (:func:`output_path`); :func:`refuse_overwriting_inputs` refuses one that names a file the same
   command reads (an ``--input``, a positional file) or one of the home's stores;
 * integer options are whole numbers that fit in 64 bits (:func:`whole_number`), float options are
-  finite (:func:`finite_number`), so ``--limit 1e20`` is one clear line, not an overflow deep inside.
+  finite (:func:`finite_number`), so ``--limit 1e20`` is one clear line, not an overflow deep inside;
+* an option with a range declares it with :func:`whole_number_in` / :func:`finite_number_in`, a seed
+  with :func:`seed_number` / :func:`seed_list`, so ``--seed -1`` is one line, not a numpy traceback.
 """
 
 import argparse
@@ -17,6 +19,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +93,53 @@ def finite_number(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+def _bounds(low: float | None, high: float | None) -> str:
+    def show(x: float | None) -> str:
+        return f"{x:g}" if isinstance(x, float) else str(x)
+
+    if low is not None and high is not None:
+        return f"within {show(low)}..{show(high)}"
+    return f">= {show(low)}" if low is not None else f"<= {show(high)}"
+
+
+def whole_number_in(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    """argparse type: a :func:`whole_number` within ``low..high`` (a None end is open), e.g.
+    ``type=whole_number_in(0)`` for a row count that a negative would silently misread."""
+    def parse(text: str) -> int:
+        value = whole_number(text)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give a whole number {_bounds(low, high)}")
+        return value
+
+    parse.__name__ = "whole_number"
+    return parse
+
+
+def finite_number_in(low: float | None = None, high: float | None = None) -> Callable[[str], float]:
+    """argparse type: a :func:`finite_number` within ``low..high`` (a None end is open)."""
+    def parse(text: str) -> float:
+        value = finite_number(text)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give a number {_bounds(low, high)}")
+        return value
+
+    parse.__name__ = "finite_number"
+    return parse
+
+
+SEED_MAX = 2**32 - 1   # numpy, scikit-learn and LightGBM take seeds in 0..2**32-1
+
+
+def seed_number(text: str) -> int:
+    """argparse type: a random seed, ``0..2**32-1`` (numpy and scikit-learn refuse a negative one deep inside)."""
+    return whole_number_in(0, SEED_MAX)(text)
+
+
+def seed_list(text: str) -> tuple[int, ...]:
+    """argparse type: comma-separated :func:`seed_number` values (``0,1,2``)."""
+    return tuple(seed_number(x.strip()) for x in text.split(",") if x.strip())
 
 
 def output_path(text: str) -> str:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kforge.cli.common import Ctx
+from kforge.cli.common import Ctx, whole_number_in
 from kforge.errors import InputError
 from kforge.monitoring.calls import record_call
 from kforge.text import use_encoder
@@ -70,7 +70,8 @@ def _train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--extra-diffs", nargs="+", default=[], metavar="FILE.parquet",
                    help="*.diffs.parquet files added to the warehouse's sources: the diffs of commit tables loaded "
                         "by `kforge import-commits` from outside the data directory")
-    t.add_argument("--max-rows", type=int, default=0, help="keep the most recent N cleaned commits (0 = all)")
+    t.add_argument("--max-rows", type=whole_number_in(0), default=0,
+                   help="keep the most recent N cleaned commits (0 = all)")
     t.add_argument("--val-frac", type=float, default=0.1, help="share of commits (by time, after train) for calibration")
     t.add_argument("--test-frac", type=float, default=0.1, help="most recent share of commits held out for evaluation")
     t.add_argument("--budget", choices=("demo", "nightly"), default="nightly",

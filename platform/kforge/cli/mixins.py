@@ -5,7 +5,7 @@ import argparse
 import json
 from typing import Any
 
-from kforge.cli.common import Ctx, print_table
+from kforge.cli.common import Ctx, finite_number_in, print_table, seed_number
 from kforge.errors import InputError
 
 
@@ -26,15 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--trials-per-pair", type=int, default=6)
     e.add_argument("--sets", type=int, default=60, help="random 3-mixin sets to exercise")
     e.add_argument("--trials-per-set", type=int, default=4)
-    e.add_argument("--seed", type=int, default=None)
+    e.add_argument("--seed", type=seed_number, default=None)
     e.set_defaults(func=cmd_exercise)
     i = ms.add_parser("import", help="import a mixin_compatibility_matrix export (CSV or JSONL)")
     i.add_argument("file")
     i.set_defaults(func=cmd_import)
     t = ms.add_parser("train", help="train, evaluate and release kforge-mixins (same as the mixin_model asset)")
-    t.add_argument("--seed", type=int, default=0, help="seed for splits, masking and the models")
-    t.add_argument("--min-delta", type=float, default=0.0,
-                   help="Brier improvement over the champion needed for promotion")
+    t.add_argument("--seed", type=seed_number, default=0, help="seed for splits, masking and the models")
+    t.add_argument("--min-delta", type=finite_number_in(0.0), default=0.0,
+                   help="Brier improvement over the champion needed for promotion (>= 0: a negative one would "
+                        "promote a worse challenger)")
     t.set_defaults(func=cmd_train)
 
     k = ms.add_parser("check", help="P(two mixins work together on a node type), with an explanation")

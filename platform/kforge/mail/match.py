@@ -3,7 +3,7 @@
 Evidence per e-mail: ``match_by`` (patch_id | title | inherited | none), ``merged_commit``,
 ``merged_author_email_match``, ``days_to_merge``. A commit matches only if committed no earlier
 than 2 days before the e-mail. Earlier versions of a series inherit the merge of a later version
-with the same normalised title and sender.
+with the same normalised title and sender (under the same 2-day rule: never a merge from before them).
 """
 
 from pathlib import Path
@@ -72,15 +72,21 @@ def match_emails(mails: pl.DataFrame, project: Path, since: str = "") -> pl.Data
                         pl.lit("title").alias("match_by")))
     direct = pl.concat([by_pid, by_title])
     out = mails.join(direct, on="archive_commit", how="left")
-    # earlier versions inherit the merge of a later e-mail with the same title and sender
-    inherit = (out.filter(pl.col("merged_commit").is_not_null())
-               .group_by("title_norm", "from_email")
-               .agg(pl.col("merged_commit").first().alias("_m"), pl.col("committer_ts").first().alias("_c"),
-                    pl.col("author_email").first().alias("_a")))
-    out = out.join(inherit, on=["title_norm", "from_email"], how="left").with_columns(
-        pl.when(pl.col("merged_commit").is_null() & pl.col("_m").is_not_null() & ~pl.col("is_cover"))
-        .then(pl.lit("inherited")).otherwise(pl.col("match_by")).alias("match_by"),
-        pl.coalesce(pl.col("merged_commit"), pl.when(~pl.col("is_cover")).then(pl.col("_m"))).alias("merged_commit"),
+    # earlier versions inherit the merge of a later e-mail with the same title and sender: the first
+    # such merge committed no earlier than the slack before the e-mail (a resend after the merge, or a
+    # new patch reusing an old title, is not merged by it)
+    merges = (out.filter(pl.col("merged_commit").is_not_null())
+              .select("title_norm", "from_email", pl.col("merged_commit").alias("_m"),
+                      pl.col("committer_ts").alias("_c"), pl.col("author_email").alias("_a")).unique())
+    inherit = (out.filter(pl.col("merged_commit").is_null() & ~pl.col("is_cover"))
+               .select("archive_commit", "title_norm", "from_email", "ts")
+               .join(merges, on=["title_norm", "from_email"])
+               .filter(pl.col("_c") >= pl.col("ts") - SLACK_S)
+               .sort("_c", "_m").group_by("archive_commit").first()
+               .select("archive_commit", "_m", "_c", "_a"))
+    out = out.join(inherit, on="archive_commit", how="left").with_columns(
+        pl.when(pl.col("_m").is_not_null()).then(pl.lit("inherited")).otherwise(pl.col("match_by")).alias("match_by"),
+        pl.coalesce(pl.col("merged_commit"), pl.col("_m")).alias("merged_commit"),
         pl.coalesce(pl.col("committer_ts"), pl.col("_c")).alias("committer_ts"),
         pl.coalesce(pl.col("author_email"), pl.col("_a")).alias("author_email"),
     )

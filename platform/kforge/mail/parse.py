@@ -7,8 +7,9 @@ the normalised title.
 A header that RFC 2047 cannot decode (an encoded word with an unknown charset, broken base64 or
 quoted-printable, or bytes its charset rejects) makes the message unreadable: :func:`parse_email`
 raises :class:`MalformedEmail` with a short reason to count, :func:`parse_messages` skips it and
-counts the reason, and the rest of an archive imports. Raw 8-bit bytes outside encoded words are
-read as UTF-8 with U+FFFD, as mailers that send them mean.
+counts the reason, and the rest of an archive imports. So is a patch whose Date: is missing or
+unreadable (``Date: unreadable``): without a time it cannot be matched to the commits merged after
+it. Raw 8-bit bytes outside encoded words are read as UTF-8 with U+FFFD, as mailers that send them mean.
 """
 
 import base64
@@ -21,6 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 _TAG = re.compile(r"\[([^\]]*\b(?:PATCH|RFC)\b[^\]]*)\]", re.IGNORECASE)
@@ -120,9 +122,22 @@ def _plain(msg: Any, name: str) -> str:
     return "" if value is None else str(_raw_text(value)).strip()
 
 
+def _date(value: str) -> tuple[int, str]:
+    """Unix seconds and ISO text of a Date: header; :class:`MalformedEmail` when it is missing or
+    unreadable (a made-up time would match later commits by title and skew sender tenure).
+    ``-0000`` (UTC, local zone unknown) is read as UTC, not as this machine's zone."""
+    try:
+        dt = email.utils.parsedate_to_datetime(value)
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return int(dt.timestamp()), dt.isoformat()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        raise MalformedEmail("Date: unreadable", value[:40]) from None
+
+
 def parse_email(raw: bytes, archive_id: str, max_bytes: int = 65536) -> dict[str, Any] | None:
     """One row, or None when the message is not a patch (no ``[PATCH]``/``[RFC]`` tag); raises
-    :class:`MalformedEmail` when its From: or Subject: cannot be decoded."""
+    :class:`MalformedEmail` when its From: or Subject: cannot be decoded or its Date: cannot be read."""
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     subject = re.sub(r"\s+", " ", decode_header_value(msg.get("Subject", ""), "Subject"))
     tag = _TAG.search(subject)
@@ -133,12 +148,7 @@ def parse_email(raw: bytes, archive_id: str, max_bytes: int = 65536) -> dict[str
     version = int(m.group(1)) if (m := _VERSION.search(tag_text)) else 1
     index, total = (int(m.group(1)), int(m.group(2))) if (m := _INDEX.search(tag_text)) else (1, 1)
     name, addr = email.utils.parseaddr(decode_header_value(msg.get("From", ""), "From"))
-    date = _plain(msg, "Date")
-    try:
-        dt = email.utils.parsedate_to_datetime(date)
-        ts, iso = int(dt.timestamp()), dt.isoformat()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        ts, iso = 0, ""
+    ts, iso = _date(_plain(msg, "Date"))
     headers = raw.split(b"\n\n", 1)[0].decode("utf-8", errors="replace")
     body = _text(msg)
     full = (headers + "\n\n" + body)[:max_bytes]

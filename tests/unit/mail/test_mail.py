@@ -91,3 +91,32 @@ def test_ingest_list_cli(tmp_path: Path, kforge_home: Path, capsys: pytest.Captu
     assert Warehouse(Paths.of(kforge_home).warehouse).count("mail_patches") == 1
     assert main(["ingest-list", str(mbox), "--project", str(tmp_path / "missing")]) == 2
     assert main(["ingest-list", str(mbox), "--project", str(repo), "--reference", str(mbox)]) == 2
+
+
+def _mail(title: str, date: str, added: str) -> str:
+    return ("From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\nFrom: Ann <ann@example.org>\n"
+            f"Date: {date}\nSubject: {title}\n\n---\n"
+            f"diff --git a/a.c b/a.c\n--- a/a.c\n+++ b/a.c\n@@ -1 +1,2 @@\n int a;\n+{added}\n")
+
+
+def test_only_earlier_versions_inherit_a_merge(tmp_path: Path) -> None:
+    """v1 inherits the merge of the v2 that was applied; a resend with the same title long after that
+    merge is not merged by it (it used to inherit it, with 0 days to merge, and count as a new merge
+    in its sender's history)."""
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "a.c").write_text("int a;\n")
+    _git(repo, "add", "a.c")
+    _git(repo, "commit", "-qm", "init", "--date", "2024-01-01T00:00:00Z")
+    (repo / "a.c").write_text("int a;\nint b;\n")
+    dated = {**ENV, "GIT_COMMITTER_DATE": "2024-03-01T00:00:00Z", "GIT_AUTHOR_DATE": "2024-03-01T00:00:00Z"}
+    subprocess.run(["git", "-C", str(repo), "commit", "-qam", "lib: add b"], check=True, env=dated)
+    mbox = tmp_path / "list.mbox"
+    mbox.write_text(_mail("[PATCH] lib: introduce b", "Thu, 1 Feb 2024 00:00:00 +0000", "int bb;")
+                    + _mail("[PATCH v2] lib: introduce b", "Tue, 20 Feb 2024 00:00:00 +0000", "int b;")
+                    + _mail("[PATCH] lib: introduce b", "Sat, 1 Jun 2024 00:00:00 +0000", "int b2;"))
+    matched = match_emails(read_patch_emails(mbox).frame, repo, since="2023-12-01").sort("ts")
+    assert matched["match_by"].to_list() == ["inherited", "patch_id", "none"]
+    assert matched["merged_commit"].is_null().to_list() == [False, False, True]
+    assert matched["days_to_merge"].to_list()[:2] == [29.0, 10.0]

@@ -65,8 +65,32 @@ def test_8bit_bytes_in_id_headers_do_not_abort(extra: bytes) -> None:
     raw = message(1, extra=extra).replace(b"<1@example.org>", b"<1\xff@example.org>")
     row = parse_email(raw, "x")
     assert row is not None and row["message_id"] == "<1\ufffd@example.org>"
-    bad_date = message(2).replace(b"Mon, 1 Jan 2024 00:00:02 +0000", b"Mon, 1 Jan 2024 \xff")
-    assert parse_email(bad_date, "y")["ts"] == 0  # type: ignore[index]
+
+
+@pytest.mark.parametrize("date", [b"Mon, 1 Jan 2024 \xff", b"", b"garbage", b"Mon, 1 Jan 99999 00:00:00 +0000",
+                                  b"Mon, 1 Jan 2024 00:00:00 +9999"])
+def test_unreadable_date_is_a_counted_reason_not_1970(date: bytes) -> None:
+    # a ts of 0 (1970) matched any later commit with the same title and counted as years of tenure
+    bad = message(2).replace(b"Mon, 1 Jan 2024 00:00:02 +0000", date)
+    with pytest.raises(MalformedEmail) as exc:
+        parse_email(bad, "y")
+    assert exc.value.reason == "Date: unreadable"
+    no_header = message(3).replace(b"Date: Mon, 1 Jan 2024 00:00:03 +0000\n", b"")
+    parsed = parse_messages([("a", message(1)), ("b", bad), ("c", no_header)])
+    assert [r["archive_commit"] for r in parsed.rows] == ["a"] and parsed.skipped == {"Date: unreadable": 2}
+
+
+def test_minus_zero_zone_date_is_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        row = parse_email(message(1).replace(b"+0000", b"-0000"), "x")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert row is not None and row["ts"] == 1704067201 and row["date"] == "2024-01-01T00:00:01+00:00"
 
 
 def test_decode_header_value_rejects_an_encoded_word_only() -> None:
