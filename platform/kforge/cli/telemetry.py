@@ -73,23 +73,26 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
     from kforge.telemetry import release as tr
     from kforge.telemetry.forecast import ForecastConfig
 
+    # every config is built (and so checked) before anything is simulated, trained or registered
+    cfg = ForecastConfig(horizon_s=args.horizon, lead_s=args.lead, target_fpr=args.target_fpr,
+                         n_estimators=args.n_estimators) if args.model in ("oom", "all") else None
+    rcfg = tr.RecommenderConfig(workloads=tuple(w for w in args.rec_workloads.split(",") if w),
+                                seeds=args.rec_seeds, duration_s=args.rec_duration, lookahead_s=args.lookahead,
+                                cooldown_s=args.cooldown) if args.model in ("recommender", "all") else None
+    scfg = tr.SchedulerConfig(train_seeds=args.sched_train_seeds, test_seeds=args.sched_test_seeds,
+                              n_tasks=args.n_tasks, epochs=args.epochs,
+                              dagger_rounds=args.dagger_rounds) if args.model in ("scheduler", "all") else None
+    sim = tr.SimulationConfig(fit_seeds=args.fit_seeds, calib_seeds=args.calib_seeds, test_seeds=args.test_seeds,
+                              duration_s=args.sim_duration) if args.simulate else None
     tracker = ctx.tracker()
     out = {}
-    if args.simulate:
-        tr.store_telemetry(ctx.warehouse(), tr.SimulationConfig(fit_seeds=args.fit_seeds, calib_seeds=args.calib_seeds,
-                                                                test_seeds=args.test_seeds, duration_s=args.sim_duration))
-    if args.model in ("oom", "all"):
-        cfg = ForecastConfig(horizon_s=args.horizon, lead_s=args.lead, target_fpr=args.target_fpr,
-                             n_estimators=args.n_estimators)
+    if sim is not None:
+        tr.store_telemetry(ctx.warehouse(), sim)
+    if cfg is not None:
         out["oom"] = tr.train_and_release_forecaster(tracker, ctx.warehouse(), cfg)
-    if args.model in ("recommender", "all"):
-        rcfg = tr.RecommenderConfig(workloads=tuple(w for w in args.rec_workloads.split(",") if w),
-                                    seeds=args.rec_seeds, duration_s=args.rec_duration, lookahead_s=args.lookahead,
-                                    cooldown_s=args.cooldown)
+    if rcfg is not None:
         out["recommender"] = tr.train_and_release_recommender(tracker, rcfg, wh=ctx.warehouse())
-    if args.model in ("scheduler", "all"):
-        scfg = tr.SchedulerConfig(train_seeds=args.sched_train_seeds, test_seeds=args.sched_test_seeds,
-                                  n_tasks=args.n_tasks, epochs=args.epochs, dagger_rounds=args.dagger_rounds)
+    if scfg is not None:
         out["scheduler"] = tr.train_and_release_scheduler(tracker, scfg)
     print(json.dumps({k: {"model": r.result.spec.name, "version": r.result.version, "decision": r.result.decision,
                           "reason": r.result.reason, r.result.spec.metric: r.result.challenger_score}

@@ -49,3 +49,21 @@ def test_threshold_for_a_rate_outside_zero_one_is_refused():
     for bad in (-0.1, 1.5):
         with pytest.raises(InputError, match="target_fpr"):
             threshold_for_fpr(scores, y, bad)
+
+
+def test_train_all_checks_every_setting_before_simulating_or_registering(tmp_path, capsys):
+    """Before: ``--model all`` built the scheduler's settings only after simulating telemetry and training and
+    registering the forecaster (and the recommender), so a bad scheduler setting failed after work was stored."""
+    from kforge.config import Paths
+    from kforge.registry import Tracker
+    from kforge.storage import Warehouse
+
+    home = tmp_path / "home"
+    rc = main(["--home", str(home), "telemetry", "train", "--model", "all", "--simulate", "--fit-seeds", "0",
+               "--calib-seeds", "1", "--test-seeds", "2", "--sim-duration", "60", "--sched-test-seeds", ","])
+    assert rc == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "kforge: error: the scheduler needs at least one training seed and one test seed"]
+    paths = Paths.of(home)
+    assert not Warehouse(paths.warehouse).has_table("memory_telemetry")
+    assert Tracker(paths).champion("kforge-telemetry-oom") is None
