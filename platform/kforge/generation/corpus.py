@@ -203,6 +203,8 @@ def build_corpus(raw: pl.DataFrame, *, val_frac: float = 0.1, test_frac: float =
     """Clean, label and split by time. ``max_rows`` keeps the most recent rows (0 = all)."""
     if not (0 < test_frac < 0.5 and 0 <= val_frac < 0.5):
         raise InputError(f"bad split fractions val={val_frac} test={test_frac}: need 0<=val<0.5, 0<test<0.5")
+    if max_rows < 0:   # a negative count would keep all rows but the first |max_rows|
+        raise InputError(f"max_rows must be 0 (all rows) or more, got {max_rows}")
     _check_columns(raw, "corpus")
     n_in = raw.height
     df = raw.with_columns(

@@ -60,6 +60,21 @@ class SimulationConfig:
     duration_s: float = 400.0
     workloads: tuple[str, ...] = ()     # empty: every workload of kforge.telemetry.workloads
 
+    def __post_init__(self) -> None:
+        check_seeds(fit_seeds=self.fit_seeds, calib_seeds=self.calib_seeds, test_seeds=self.test_seeds)
+
+
+SEED_MAX = 2**32 - 1   # numpy's generators take seeds in 0..2**32-1
+
+
+def check_seeds(**named: tuple[int, ...]) -> None:
+    """One :class:`InputError` for a seed numpy would refuse deep inside a simulation (a Dagster run config
+    reaches these configs without the CLI's argument types)."""
+    for name, seeds in named.items():
+        bad = [s for s in seeds if not 0 <= int(s) <= SEED_MAX]
+        if bad:
+            raise InputError(f"{name} must be within 0..{SEED_MAX}, got {bad[0]}")
+
 
 @dataclass(frozen=True)
 class RecommenderConfig:
@@ -72,6 +87,7 @@ class RecommenderConfig:
     def __post_init__(self) -> None:
         if not self.workloads or not self.seeds:
             raise InputError("the recommender's closed loop needs at least one workload and one seed")
+        check_seeds(seeds=self.seeds)
         if not self.lookahead_s > 0 or self.cooldown_s < 0:
             raise InputError(f"need lookahead_s > 0 and cooldown_s >= 0, got {self.lookahead_s}, {self.cooldown_s}")
 
@@ -87,6 +103,7 @@ class SchedulerConfig:
     def __post_init__(self) -> None:
         if not self.train_seeds or not self.test_seeds:
             raise InputError("the scheduler needs at least one training seed and one test seed")
+        check_seeds(train_seeds=self.train_seeds, test_seeds=self.test_seeds)
         if self.epochs < 1 or self.dagger_rounds < 0:
             raise InputError(f"need epochs >= 1 and dagger_rounds >= 0, got {self.epochs}, {self.dagger_rounds}")
 

@@ -146,3 +146,11 @@ def test_reviewer_feedback_never_carries_a_held_out_diff_into_training():
         pl.lit("feedback").alias("source"), pl.lit("train").alias("split"))])
     ok, detail = check_time_split(leaked)
     assert not ok and "share a diff with held-out rows" in detail
+
+
+def test_a_negative_row_cap_is_refused():
+    """Before: ``max_rows=-5`` (a Dagster run config) kept every row but the first five."""
+    from kforge.errors import InputError
+
+    with pytest.raises(InputError, match="max_rows must be 0"):
+        build_corpus(make_rows(40, seed=1), max_rows=-5)

@@ -67,3 +67,19 @@ def test_train_all_checks_every_setting_before_simulating_or_registering(tmp_pat
     paths = Paths.of(home)
     assert not Warehouse(paths.warehouse).has_table("memory_telemetry")
     assert Tracker(paths).champion("kforge-telemetry-oom") is None
+
+
+def test_configs_refuse_seeds_numpy_would_refuse():
+    """A Dagster run config reaches these configs without the CLI's seed type: a negative seed used to fail
+    as a numpy traceback minutes into a simulation."""
+    import pytest
+    from kforge.errors import InputError
+    from kforge.telemetry.release import RecommenderConfig, SchedulerConfig, SimulationConfig
+
+    with pytest.raises(InputError, match="fit_seeds must be within 0..4294967295, got -1"):
+        SimulationConfig(fit_seeds=(0, -1))
+    with pytest.raises(InputError, match="seeds must be within"):
+        RecommenderConfig(seeds=(-3,))
+    with pytest.raises(InputError, match="test_seeds must be within"):
+        SchedulerConfig(test_seeds=(2**32,))
+    assert SimulationConfig().fit_seeds and RecommenderConfig(seeds=(0, 2**32 - 1)).seeds
