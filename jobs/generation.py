@@ -8,8 +8,8 @@ from kforge.feedback.retrain import Drift, RetrainPolicy
 from jobs.definitions import retrain_job
 
 MAX_REJECTION = 0.7  # policy: more than 70% of recent reviews not accepting the message unchanged
-POLICY = RetrainPolicy(min_new_rows=20, max_drift=0.0, min_drift_rows=5,
-                       error_name=f"share of reviews not accepted (policy ceiling {MAX_REJECTION:.0%})")
+POLICY = RetrainPolicy(min_new_rows=20, max_drift=0.0, min_drift_rows=5, error_name="share of reviews not accepted",
+                       reference_name=f"the policy ceiling of {MAX_REJECTION:.0%}")
 
 retrain_generation = retrain_job("generation", dg.AssetSelection.groups("generation"),
                                  "Rebuild the generation corpus (with reviews) and retrain level 1, NNGen and the LM.")

@@ -86,8 +86,13 @@ def test_writer_policy_is_declared_once(kforge_home) -> None:
     for ad in defs.assets or []:
         if isinstance(ad, dg.AssetsDefinition):
             assert not any(k.startswith("kforge/") for k in ad.node_def.tags), ad.node_def.name
+    for job in defs.resolve_all_job_defs():  # every job runs under the root's capped executor
+        schema = job.executor_def.config_schema
+        assert hasattr(schema, "resolve_config"), f"{job.name}: its executor is not the root's configured one"
+        resolved = schema.resolve_config({})
+        assert job.executor_def.name == "multiprocess" and resolved.success, job.name
+        assert resolved.value["config"]["max_concurrent"] == MAX_CONCURRENT_STEPS == 2, job.name
     job = defs.resolve_job_def("retrain_mixins")
-    assert job.executor_def.config_schema is not None and MAX_CONCURRENT_STEPS == 2
     assert job.tags["kforge/family"] == "mixins"
 
 

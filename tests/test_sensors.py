@@ -56,3 +56,12 @@ def test_feedback_sensor_ticks(defs: dg.Definitions, kforge_home: Path, family: 
     assert req.run_key.startswith(f"{family}-") and ctx.cursor.startswith('{"last_request_id": ')
     again = dg.build_sensor_context(cursor=ctx.cursor, resources=res)
     assert isinstance(sensor(again), dg.SkipReason)
+
+
+def test_drift_descriptions_name_what_the_live_error_is_compared_with(defs: dg.Definitions) -> None:
+    """Acceptance compares its champions' live Brier with their held-out Brier; generation compares the
+    share of rejected reviews with a fixed policy ceiling, which is no held-out figure and is not called one."""
+    acceptance = defs.resolve_sensor_def("acceptance_feedback_sensor").description or ""
+    assert "exceeds its held-out Brier by more than 0.05" in acceptance
+    generation = defs.resolve_sensor_def("generation_feedback_sensor").description or ""
+    assert "held-out" not in generation and "exceeds the policy ceiling of 70%" in generation

@@ -13,6 +13,7 @@ Nothing is read from the environment at import time: call :func:`resolve_home` /
 """
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,8 +105,13 @@ class Paths:
             for p in (self.home, self.mlartifacts, self.dagster_home, self.exports):
                 p.mkdir(parents=True, exist_ok=True)
             cfg = self.dagster_home / "dagster.yaml"
-            if not cfg.exists():
-                cfg.write_text(DAGSTER_YAML)
+            if not cfg.exists():  # whole or not at all: a half-written config (full disk) would be kept
+                tmp = cfg.with_name(f".dagster.yaml.{os.getpid()}.{threading.get_ident()}.tmp")
+                try:
+                    tmp.write_text(DAGSTER_YAML)
+                    os.replace(tmp, cfg)
+                finally:
+                    tmp.unlink(missing_ok=True)
         except OSError as exc:
             raise StorageError(
                 f"cannot set up the kforge home {self.home}: {exc.strerror or exc} ({exc.filename or self.home}). "

@@ -151,10 +151,13 @@ def test_an_older_homes_instance_config_gains_run_monitoring_and_keeps_what_it_h
     paths = Paths.of(tmp_path / "old-home")
     paths.dagster_home.mkdir(parents=True)
     cfg = paths.dagster_home / "dagster.yaml"
-    cfg.write_text(DAGSTER_YAML)                                          # a home made before issue 18
+    before = "telemetry:\n  enabled: false\nrun_queue:\n  max_concurrent_runs: 2\n"   # a home made before issue 18
+    assert not any(body in before for body in INSTANCE_SECTIONS.values())
+    cfg.write_text(before)
     ensure_instance_config(paths)
     text = cfg.read_text()
-    assert text.startswith(DAGSTER_YAML.rstrip("\n")) and all(body in text for body in INSTANCE_SECTIONS.values())
+    assert text.startswith(before) and all(body in text for body in INSTANCE_SECTIONS.values())
+    assert text == before + "".join(INSTANCE_SECTIONS.values()) == DAGSTER_YAML   # now as a new home's
     ensure_instance_config(paths)
     assert cfg.read_text() == text                                        # idempotent
     inst = dg.DagsterInstance.from_config(str(paths.dagster_home))       # the schema accepts it

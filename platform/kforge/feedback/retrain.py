@@ -20,18 +20,23 @@ class RetrainPolicy:
     max_drift: float | None = None   # live error minus held-out error above this triggers a run
     min_drift_rows: int = 20         # rows needed before the live error is trusted
     error_name: str = "error"        # what the live error is (e.g. "Brier", "rejection rate")
+    reference_name: str = ""         # what it is compared with; default "its held-out <error_name>"
+
+    def reference(self) -> str:
+        return self.reference_name or f"its held-out {self.error_name}"
 
     def describe(self, family: str) -> str:
         out = f"Retrain {family} after >= {self.min_new_rows} new labelled feedback rows"
         if self.max_drift is not None:
             out += (f", or when the champion's {self.error_name} on >= {self.min_drift_rows} new rows exceeds "
-                    f"its held-out {self.error_name} by more than {self.max_drift:g}")
+                    f"{self.reference()} by more than {self.max_drift:g}")
         return out + ". The retraining run reads the feedback that triggered it."
 
 
 @dataclass(frozen=True)
 class Drift:
-    """The champion's error on the new feedback (``live``, over ``n`` rows) vs its held-out error."""
+    """The champion's error on the new feedback (``live``, over ``n`` rows) vs ``reference`` (its
+    held-out error, or the fixed ceiling the policy's ``reference_name`` names)."""
 
     live: float
     reference: float
@@ -76,11 +81,12 @@ def decide(family: str, cursor: str | None, new_rows: pl.DataFrame, drift: Drift
         return Decision(True, f"{n} new labelled rows >= {policy.min_new_rows}", moved, f"{family}-feedback-{top}", n)
     if policy.max_drift is not None and drift is not None and drift.n >= policy.min_drift_rows \
             and drift.live - drift.reference > policy.max_drift:
-        return Decision(True, f"champion {policy.error_name} {drift.live:.3f} on {drift.n} new rows exceeds its "
-                              f"held-out {drift.reference:.3f} by more than {policy.max_drift:g}", moved,
+        return Decision(True, f"champion {policy.error_name} {drift.live:.3f} on {drift.n} new rows exceeds "
+                              f"{policy.reference()} {drift.reference:.3f} by more than {policy.max_drift:g}", moved,
                         f"{family}-drift-{top}", n)
     why = f"{n} new row(s) < {policy.min_new_rows}"
     if policy.max_drift is not None:
         why += ("; no live error for them" if drift is None else
-                f"; {policy.error_name} {drift.live:.3f} on {drift.n} rows vs held-out {drift.reference:.3f}")
+                f"; {policy.error_name} {drift.live:.3f} on {drift.n} rows vs {policy.reference()} "
+                f"{drift.reference:.3f}")
     return Decision(False, why, keep, None, n)

@@ -15,6 +15,7 @@ from kforge.errors import InputError
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous-champion"
+PROMOTION_REASON = "promotion_reason"  # version tag, set last by :func:`promote` and :func:`rollback`
 
 
 def get_alias(client: Any, name: str, alias: str) -> Any | None:
@@ -69,7 +70,7 @@ def promote(client: Any, name: str, version: int, reason: str) -> None:
     if current is not None:
         client.set_registered_model_alias(name, PREVIOUS, int(current.version))
     client.set_registered_model_alias(name, CHAMPION, int(version))
-    client.set_model_version_tag(name, str(version), "promotion_reason", reason)
+    client.set_model_version_tag(name, str(version), PROMOTION_REASON, reason)
 
 
 def rollback(client: Any, name: str) -> int:
@@ -81,7 +82,7 @@ def rollback(client: Any, name: str) -> int:
     client.set_registered_model_alias(name, CHAMPION, int(prev.version))
     if current is not None:
         client.set_registered_model_alias(name, PREVIOUS, int(current.version))
-    client.set_model_version_tag(name, str(prev.version), "promotion_reason", "rollback")
+    client.set_model_version_tag(name, str(prev.version), PROMOTION_REASON, "rollback")
     return int(prev.version)
 
 

@@ -6,6 +6,7 @@ its named baselines' scores on those rows and its evaluation gates), :func:`rele
 1. computes ``data_version`` (hash of the training table), ``eval_rows_digest`` (hash of the
    sorted held-out keys), ``code_version`` (git sha) and a hash of the params;
 2. registers nothing when the latest version has the same data, code and params (``unchanged``);
+   if that version's gate said "promoted" but its run stopped before the alias moved, promotes it;
 3. logs one run to ``kforge/<family>`` (params, numeric metrics, plots, texts, the model dir);
 4. registers the version as ``challenger`` with the digests as tags;
 5. loads the ``champion`` from the registry and scores it with the family's own scorer, which
@@ -29,6 +30,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -50,6 +52,7 @@ from kforge.registry.gates import (
 )
 from kforge.registry.heldout import rows_digest
 from kforge.registry.tracking import Tracker, code_version, data_version
+from kforge.storage.lock import file_lock
 
 Decision = Literal["promoted", "blocked", "unchanged"]
 TAG = "kforge."
@@ -294,8 +297,26 @@ def _description(spec: ModelSpec, res: dict[str, Any], checks: list[Check], dags
     return "\n".join(lines)
 
 
+RELEASE_LOCK_TIMEOUT_S = 3600.0
+
+
+@contextmanager
+def _one_release_at_a_time(tracker: Tracker, name: str) -> Iterator[None]:
+    """Releases of one model in one home run one after the other (the nightly job and a family's
+    feedback run may release it at once): the second sees what the first registered, so the same
+    data, code and params are registered once and "no champion yet" promotes once."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    with file_lock(tracker.paths.home / f".release-{safe}.lock", exclusive=True, timeout_s=RELEASE_LOCK_TIMEOUT_S):
+        yield
+
+
 def release(tracker: Tracker, cand: Candidate, *, dagster_run_id: str = "", dagster_url: str | None = None) -> ReleaseResult:
     """Log, register, score the champion on the same rows, gate and describe one candidate."""
+    with _one_release_at_a_time(tracker, cand.spec.name):
+        return _release(tracker, cand, dagster_run_id=dagster_run_id, dagster_url=dagster_url)
+
+
+def _release(tracker: Tracker, cand: Candidate, *, dagster_run_id: str, dagster_url: str | None) -> ReleaseResult:
     import mlflow
 
     spec = cand.spec
@@ -317,8 +338,17 @@ def release(tracker: Tracker, cand: Candidate, *, dagster_run_id: str = "", dags
             client.set_model_version_tag(spec.name, str(latest.version), TAG + "last_unchanged_run",
                                          f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {dagster_run_id or 'cli'}")
             reason = f"v{latest.version} has the same data, code and params: nothing registered"
+            outcome: Decision = "unchanged"
+            if (t.get(TAG + "gate.decision") == "promoted" and aliases.PROMOTION_REASON not in t
+                    and (champ is None or int(champ.version) != int(latest.version))):
+                # the run that gated it stopped after recording "promoted" and before moving the alias
+                aliases.promote(client, spec.name, int(latest.version), t.get(TAG + "gate.reason") or reason)
+                champ = aliases.get_alias(client, spec.name, aliases.CHAMPION)
+                outcome = "promoted"
+                reason = (f"v{latest.version} passed its gate but the run that gated it stopped before making it "
+                          f"champion: promotion completed; {reason}")
             checks = [c for c in checks if c.name != BEATS_CHAMPION] + [not_run(BEATS_CHAMPION, reason)]
-            return ReleaseResult(decision="unchanged", reason=reason, version=int(latest.version),
+            return ReleaseResult(decision=outcome, reason=reason, version=int(latest.version),
                                  run_id=latest.run_id or "", champion_version=int(champ.version) if champ else None,
                                  champion_score=None, checks=checks, champion_eval_rows_digest="",
                                  experiment_id=_experiment_of(client, latest.run_id), released_at=_now_iso(), **common)
@@ -374,6 +404,11 @@ def release(tracker: Tracker, cand: Candidate, *, dagster_run_id: str = "", dags
         if why_not:
             reason += f"; {why_not}"
         champ_check = Check(BEATS_CHAMPION, None, "not decided: a blocking gate failed") if champ is None else None
+    elif cand.score != cand.score:  # NaN: the challenger was not measured, so nothing was passed
+        decision, reason = "blocked", f"the challenger has no {spec.metric} on the held-out rows (NaN)"
+        if why_not:
+            reason += f"; {why_not}"
+        champ_check = Check(BEATS_CHAMPION, False, reason)
     elif champ is None:
         decision, reason = "promoted", "no champion yet; every blocking gate passed"
         champ_check = Check(BEATS_CHAMPION, True, reason)

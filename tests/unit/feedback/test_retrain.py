@@ -36,3 +36,12 @@ def test_cursor_is_one_json_format_and_tolerates_garbage() -> None:
 def test_policy_describes_its_thresholds() -> None:
     text = POLICY.describe("acceptance")
     assert ">= 3 new labelled" in text and "0.05" in text and "Brier" in text
+
+
+def test_a_fixed_reference_is_named_as_such_in_the_reason() -> None:
+    ceiling = RetrainPolicy(min_new_rows=10, max_drift=0.0, min_drift_rows=2, error_name="rejection rate",
+                            reference_name="the policy ceiling")
+    d = decide("fam", None, _rows([1, 2]), Drift(0.9, 0.7, 2), ceiling)
+    assert d.run and "exceeds the policy ceiling 0.700" in d.reason and "held-out" not in d.reason
+    assert "held-out" not in ceiling.describe("fam") and "exceeds the policy ceiling by" in ceiling.describe("fam")
+    assert "exceeds its held-out Brier 0.200" in decide("fam", None, _rows([1, 2]), Drift(0.3, 0.2, 2), POLICY).reason

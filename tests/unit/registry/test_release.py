@@ -212,3 +212,78 @@ def test_reviewer_sees_experiment_kind_description_logged_model_and_links(tracke
     assert r2.metadata()["gate_champion_version"] == 1
     note = client.get_experiment(exp.experiment_id).tags["mlflow.note.content"]
     assert note.count("- **kforge-toy**:") == 1  # one line per model, not one per release
+
+
+def test_a_challenger_without_a_score_is_never_promoted(tracker: Tracker) -> None:
+    """A NaN primary metric means the model was not measured: with no baseline gate to catch it and no
+    champion yet, it must still not become champion (a champion with no score would then block every
+    later challenger, whose comparison with it cannot be made)."""
+    spec = ModelSpec(name="kforge-nobase", family="unit", asset_key="nobase", metric="test_acc",
+                     min_test_rows=3, point_in_time=False)
+    base = _cand(float("nan"), pl.DataFrame({"x": [1]}))
+    r = release(tracker, Candidate(**{**base.__dict__, "spec": spec, "baselines": {}}))
+    assert r.decision == "blocked" and "no test_acc" in r.reason
+    assert r.check("beats_champion").passed is False
+    assert tracker.champion(spec.name) is None
+    scored = _cand(0.8, pl.DataFrame({"x": [2]}))
+    r2 = release(tracker, Candidate(**{**scored.__dict__, "spec": spec, "baselines": {}}))
+    assert r2.decision == "promoted" and int(tracker.champion(spec.name).version) == r2.version
+
+
+def test_a_promotion_cut_short_by_a_kill_is_completed_by_the_rerun(tracker: Tracker,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after the gate recorded "promoted" and before the champion alias moved: the rerun on the
+    same data registers nothing and completes the promotion (instead of reporting "unchanged" forever);
+    a version a human rolled back from is not promoted again."""
+    from kforge.registry import aliases
+
+    train = pl.DataFrame({"x": [1, 2, 3]})
+    assert release(tracker, _cand(0.7, train)).promoted
+    better = train.with_columns(pl.col("x") + 1)
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # what a kill between the decision tags and the alias move leaves
+
+    with monkeypatch.context() as m:
+        m.setattr(aliases, "promote", killed)
+        with pytest.raises(KeyboardInterrupt):
+            release(tracker, _cand(0.8, better))
+    assert _tags(tracker, 2)["kforge.gate.decision"] == "promoted" and int(tracker.champion(SPEC.name).version) == 1
+    r = release(tracker, _cand(0.8, better))
+    assert r.version == 2 and r.decision == "promoted" and "promotion completed" in r.reason
+    assert int(tracker.champion(SPEC.name).version) == 2 and tracker.version_of(SPEC.name, "previous-champion") == 1
+    assert len(tracker.client().search_model_versions(f"name='{SPEC.name}'")) == 2
+    assert release(tracker, _cand(0.8, better)).decision == "unchanged"
+    assert tracker.rollback(SPEC.name) == 1
+    assert release(tracker, _cand(0.8, better)).decision == "unchanged"
+    assert int(tracker.champion(SPEC.name).version) == 1
+
+
+def test_two_releases_of_the_same_data_at_once_register_it_once(tracker: Tracker) -> None:
+    """The nightly job and a family's feedback run may release one model at the same moment: the second
+    waits for the first and finds its version (unchanged), instead of registering the same data twice and
+    both promoting "with no champion yet"."""
+    import threading
+    import time
+
+    train = pl.DataFrame({"x": [1, 2, 3]})
+    results: list = []
+
+    def one() -> None:
+        cand = _cand(0.7, train)
+        save = cand.save_model
+
+        def slow_save(d: Path) -> None:  # keeps the window between "is it new?" and "registered" open
+            time.sleep(0.5)
+            save(d)
+
+        cand.save_model = slow_save
+        results.append(release(tracker, cand))
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(r.decision for r in results) == ["promoted", "unchanged"]
+    assert len(tracker.client().search_model_versions(f"name='{SPEC.name}'")) == 1
