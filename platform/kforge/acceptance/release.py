@@ -22,6 +22,7 @@ import polars as pl
 
 from kforge.acceptance.generalize import Generalization, leave_one_repository_out
 from kforge.acceptance.metrics import auc, plots
+from kforge.acceptance.model import REPO
 from kforge.acceptance.pipeline import (
     commit_frame,
     email_source,
@@ -84,7 +85,10 @@ def champion_scorer(spec: TargetSpec, test: pl.DataFrame) -> Callable[[Path], Sc
             from kforge.errors import InputError
 
             raise InputError(f"the model needs feature columns this run does not have: {', '.join(missing)}")
-        out = model.predict(test.select(spec.feature_columns).to_pandas())
+        # the repository column too, when the model takes it: the challenger's own score used it (the cold-start
+        # mode for a repository the model never trained on), so the champion is scored the same way
+        takes_repo = schema is not None and REPO in schema.input_names() and REPO in test.columns
+        out = model.predict(test.select(*spec.feature_columns, *([REPO] if takes_repo else [])).to_pandas())
         return Scored(auc(y, np.asarray(out.iloc[:, 0], dtype=float)), keys)
 
     return score

@@ -121,3 +121,22 @@ def test_the_served_pyfunc_takes_an_optional_repository(tmp_path) -> None:  # no
     named = other.select(*spec.feature_columns, "repo").to_pandas()
     np.testing.assert_allclose(served.predict(named).iloc[:, 0].to_numpy(), model.predict_proba(other))
     assert model.unseen(other).all()
+
+
+def test_the_champion_is_scored_with_the_repository_as_the_challenger_was(tmp_path) -> None:  # noqa: ANN001
+    """Before: the release path re-scored the registered champion on the feature columns alone, so rows of a
+    repository it never trained on lost the cold-start mode there, while the challenger's own score had it:
+    the two were not scored alike."""
+    from types import SimpleNamespace
+
+    from kforge.acceptance.release import champion_scorer, model_saver
+
+    home = _repo("home", 1200, 1, habit=1.5).with_columns(pl.lit("").alias("text"))
+    other = _repo("other", 300, 2, habit=-1.5).with_columns(pl.lit("").alias("text"))
+    model = _fit(COLD_START_WEIGHT, home)
+    spec = replace(SPEC, text="text")
+    model_saver(SimpleNamespace(spec=spec, split=SimpleNamespace(test=home.tail(50)), model=model))(tmp_path / "m")
+    scored = champion_scorer(spec, other)(tmp_path / "m")
+    y = other["y"].to_numpy()
+    assert scored.score == pytest.approx(auc(y, model.predict_proba(other)))   # what the challenger's score uses
+    assert scored.score != pytest.approx(auc(y, model.predict_proba(other.drop("repo"))))
