@@ -35,14 +35,19 @@ def nightly_ingest(context: dg.ScheduleEvaluationContext):
 
 
 @dg.sensor(job=ingest_repository_job, minimum_interval_seconds=300,
-           description="Watches the configured repository paths; new repos or new heads trigger ingestion.")
+           description="Watches the configured repository paths (resource git_repos.paths), else every clone "
+                       "registered by `kforge ingest`; new repos or new heads trigger ingestion.")
 def repository_sensor(context: dg.SensorEvaluationContext, git_repos: GitReposResource, warehouse: WarehouseResource):
     from kforge.errors import KforgeError
     from kforge.git.identity import claim, identify
+    from kforge.git.ingest import registered_repositories
 
     paths = git_repos.existing()
+    if not paths:   # nothing configured: watch the clones already registered, so a new head is ingested
+        paths = sorted(p for p in registered_repositories(warehouse.get()).values() if p.exists())
     if not paths:
-        return dg.SkipReason("no repository paths configured (resource git_repos.paths)")
+        return dg.SkipReason("no repository paths configured (resource git_repos.paths) and no clone registered: "
+                             "run `kforge ingest PATH`")
     # cursor: <repository top level>=<head sha>;... (a repository is identified by its top level, not its basename)
     known = dict(item.rsplit("=", 1) for item in (context.cursor or "").split(";") if "=" in item)
     requests, adds, refused = [], [], []

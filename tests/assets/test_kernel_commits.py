@@ -100,9 +100,18 @@ def test_repository_sensor_adds_partitions_and_keeps_cursor(kforge_home: Path, d
                                     resources={**res, "git_repos": GitReposResource(paths=[str(other)])})
     skipped = repository_sensor(clash)
     assert isinstance(skipped, dg.SkipReason) and "is taken by another repository" in skipped.skip_message
-    # nothing configured: skip with a reason
+    # nothing configured: the clones already registered are watched (before: always skipped, so a deployed
+    # sensor, whose resource names no paths, never ran)
     empty = dg.build_sensor_context(instance=instance, resources={**res, "git_repos": GitReposResource()})
-    assert "no repository paths" in repository_sensor(empty).skip_message
+    watched = repository_sensor(empty)
+    assert [r.partition_key for r in watched.run_requests] == ["demo-repo"]
+    same_head = dg.build_sensor_context(instance=instance, cursor=watched.cursor,
+                                        resources={**res, "git_repos": GitReposResource()})
+    assert isinstance(repository_sensor(same_head), dg.SkipReason)
+    # nothing configured and nothing registered: skip with a reason
+    bare = dg.build_sensor_context(instance=instance, resources={
+        "git_repos": GitReposResource(), "warehouse": WarehouseResource(home=str(kforge_home / "bare"))})
+    assert "no clone registered" in repository_sensor(bare).skip_message
 
 
 def test_nightly_ingest_requests_one_run_per_repository() -> None:
