@@ -206,3 +206,30 @@ def test_a_damaged_mlflow_store_is_found(home: Path, how: str, capsys: pytest.Ca
     rc, out = _doctor(home, capsys)
     assert rc == 1
     assert "mlflow     PROBLEM" in out and "restore mlflow.db" in out
+
+
+def test_a_backup_whose_registry_copy_fails_its_check_is_not_ok(home: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: the copied mlflow.db's quick_check result was only written into the manifest, and the command
+    still printed "backup ok"."""
+    import kforge.storage.doctor as doctor
+
+    real = doctor._sqlite_ro
+
+    class Damaged:
+        def __init__(self, path: Path) -> None:
+            self.con = real(path)
+
+        def execute(self, sql: str):  # noqa: ANN201
+            if "quick_check" in sql:
+                return type("R", (), {"fetchone": staticmethod(lambda: ("*** in database main *** page 7: bad",))})()
+            return self.con.execute(sql)
+
+        def __getattr__(self, name: str):  # noqa: ANN204 - everything else is the real connection
+            return getattr(self.con, name)
+
+    monkeypatch.setattr(doctor, "_sqlite_ro", Damaged)
+    rc, out = _doctor(home, capsys, "--backup", str(tmp_path / "backup"))
+    assert rc == 2 and "backup     ok" not in out
+    assert "kforge: error: the copied mlflow.db fails sqlite's quick_check" in out

@@ -166,6 +166,7 @@ def format_summary(rows: list[SummaryRow]) -> str:
     failed = [(r.model, c) for r in rows for c in r.failed_checks]
     if failed:
         out.append("")
-        out.append("failed checks (the model was not promoted past a failed blocking gate):")
+        out.append("failed checks (a failed blocking gate keeps a model from promotion; the decision column says "
+                   "what happened):")
         out += [f"  {m}  {c}" for m, c in failed]
     return "\n".join(out)

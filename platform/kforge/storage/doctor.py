@@ -414,6 +414,9 @@ def backup_home(paths: Paths, dest: Path) -> dict[str, object]:
                 copied["mlflow_check"] = con2.execute("pragma quick_check").fetchone()[0]
             finally:
                 con2.close()
+            if copied["mlflow_check"] != "ok":   # a copy that fails its check is no backup: never say it is
+                raise StorageError(f"the copied {paths.mlflow_db.name} fails sqlite's quick_check "
+                                   f"({copied['mlflow_check']}); run `kforge doctor` on the home, remove {dest} and retry")
         for sub in (paths.mlartifacts, paths.dagster_home):
             if sub.is_dir():
                 copied[f"{sub.name}_files"] = _copy_tree(sub, dest / sub.name)
