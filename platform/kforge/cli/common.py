@@ -104,29 +104,27 @@ def _bounds(low: float | None, high: float | None) -> str:
     return f">= {show(low)}" if low is not None else f"<= {show(high)}"
 
 
+def _in_range(convert: Callable[[str], Any], what: str, low: float | None, high: float | None) -> Callable[[str], Any]:
+    """argparse type: ``convert``'s value within ``low..high`` (a None end is open)."""
+    def parse(text: str) -> Any:
+        value = convert(text)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give {what} {_bounds(low, high)}")
+        return value
+
+    parse.__name__ = convert.__name__
+    return parse
+
+
 def whole_number_in(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
     """argparse type: a :func:`whole_number` within ``low..high`` (a None end is open), e.g.
     ``type=whole_number_in(0)`` for a row count that a negative would silently misread."""
-    def parse(text: str) -> int:
-        value = whole_number(text)
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{text} is out of range: give a whole number {_bounds(low, high)}")
-        return value
-
-    parse.__name__ = "whole_number"
-    return parse
+    return _in_range(whole_number, "a whole number", low, high)
 
 
 def finite_number_in(low: float | None = None, high: float | None = None) -> Callable[[str], float]:
     """argparse type: a :func:`finite_number` within ``low..high`` (a None end is open)."""
-    def parse(text: str) -> float:
-        value = finite_number(text)
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{text} is out of range: give a number {_bounds(low, high)}")
-        return value
-
-    parse.__name__ = "finite_number"
-    return parse
+    return _in_range(finite_number, "a number", low, high)
 
 
 SEED_MAX = 2**32 - 1   # numpy, scikit-learn and LightGBM take seeds in 0..2**32-1

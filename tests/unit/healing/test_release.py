@@ -34,14 +34,19 @@ def _outcomes(n: int, prefix: str = "p") -> list[dict]:
             for i in range(n) for s in STRATEGIES]
 
 
-@pytest.fixture()
-def stores(kforge_home: Path) -> tuple[Tracker, Warehouse]:
-    paths = Paths.of(kforge_home)
+def store_outcomes(home: Path, n: int) -> tuple[Tracker, Warehouse]:
+    """A home holding the corpus tables of ``n`` programs' fix outcomes."""
+    paths = Paths.of(home)
     wh = Warehouse(paths.warehouse)
-    outcomes = _outcomes(80)
+    outcomes = _outcomes(n)
     wh.replace(ERRORS_TABLE, pl.DataFrame([{"id": o["error_id"], "program": o["program"]} for o in outcomes[::3]]))
     wh.replace(OUTCOMES_TABLE, pl.DataFrame(outcomes))
     return Tracker(paths), wh
+
+
+@pytest.fixture()
+def stores(kforge_home: Path) -> tuple[Tracker, Warehouse]:
+    return store_outcomes(kforge_home, 80)
 
 
 def _corpus_rows(n: int) -> list[dict]:

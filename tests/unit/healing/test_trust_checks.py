@@ -15,22 +15,17 @@ from kforge.healing.effectiveness import metrics
 from kforge.healing.model import train_bundle
 from kforge.healing.report import run_evaluation
 from kforge.healing.scoring import baseline_accuracy
-from kforge.healing.train import ERRORS_TABLE, OUTCOMES_TABLE, split_tasks, train_and_release
+from kforge.healing.train import split_tasks, train_and_release
 from kforge.healing.training import build_tasks
 from kforge.registry import Tracker
 from kforge.storage import Warehouse
 
-from tests.unit.healing.test_release import _corpus_rows, _outcomes
+from tests.unit.healing.test_release import _corpus_rows, store_outcomes
 
 
 @pytest.fixture()
 def stored(kforge_home: Path) -> tuple[Tracker, Warehouse]:
-    paths = Paths.of(kforge_home)
-    wh = Warehouse(paths.warehouse)
-    outcomes = _outcomes(40)
-    wh.replace(ERRORS_TABLE, pl.DataFrame([{"id": o["error_id"], "program": o["program"]} for o in outcomes[::3]]))
-    wh.replace(OUTCOMES_TABLE, pl.DataFrame(outcomes))
-    return Tracker(paths), wh
+    return store_outcomes(kforge_home, 40)
 
 
 @pytest.mark.parametrize("change, message", [
