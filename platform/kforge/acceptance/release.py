@@ -117,12 +117,6 @@ def model_saver(res: TrainResult) -> Callable[[Path], None]:
     return save
 
 
-def repositories(res: TrainResult) -> int:
-    """How many repositories the run's rows (training and held-out) come from."""
-    frames = [f for f in (res.split.train, res.split.test) if "repo" in f.columns]
-    return len(set().union(*(set(f["repo"].unique().to_list()) for f in frames))) if frames else 0
-
-
 def generalization(res: TrainResult, config: TrainConfig) -> Generalization | None:
     """Leave one repository out on ``res``'s split (the ``generalizes`` gate), for a target whose
     model declares it and when the config asks for it."""
