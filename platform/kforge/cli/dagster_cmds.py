@@ -40,7 +40,7 @@ def cmd_materialize(ctx: Ctx, args: argparse.Namespace) -> int:
         summary = materialize_selection(defs, ctx.paths, args.select, str(ctx.data) if ctx.data else None,
                                         args.partition, trigger=args.trigger,
                                         champion_of=lambda name: tracker.version_of(name))
-    except (DagsterInvalidSubsetError, ValueError) as exc:
+    except DagsterInvalidSubsetError as exc:   # a selection error is raised where the selection is resolved
         raise InputError(f"invalid --select {args.select!r}: {exc}") from None
     except DagsterError as exc:
         raise InputError(f"materialization could not start: {exc}") from None

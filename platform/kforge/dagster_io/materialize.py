@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+from dagster import DagsterError
 
 from kforge.config import Paths
 from kforge.dagster_io.instance import instance as kforge_instance
@@ -70,8 +71,11 @@ def materialize_selection(defs: dg.Definitions, paths: Paths, selection: str | N
     graph = defs.resolve_asset_graph()
     with warnings.catch_warnings():  # the selection syntax is the one the UI's search box takes; its
         warnings.simplefilter("ignore", dg.BetaWarning)  # group: parser still flags a beta parameter
-        sel = dg.AssetSelection.from_string(selection) if selection else dg.AssetSelection.all()
-    keys = sel.resolve(graph)
+        try:
+            sel = dg.AssetSelection.from_string(selection) if selection else dg.AssetSelection.all()
+            keys = sel.resolve(graph)
+        except (DagsterError, ValueError) as exc:   # the selection itself, nothing else
+            raise InputError(f"invalid --select {selection!r}: {exc}") from None
     if not keys:
         raise InputError(f"--select {selection!r} selects no assets (groups: "
                          f"{', '.join(sorted({graph.get(k).group_name or '' for k in graph.get_all_asset_keys()}))})")
