@@ -139,10 +139,7 @@ def cmd_train(ctx: Ctx, args: argparse.Namespace) -> int:
     pipeline.ingest_feedback(wh)
     if not wh.has_table("mixin_outcomes") or wh.count("mixin_outcomes") == 0:
         raise InputError("no mixin outcomes yet: run `kforge mixins exercise` or import a matrix first")
-    try:
-        run = train_and_release(ctx.tracker(), wh, TrainConfig(seed=args.seed, min_delta=args.min_delta))
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    run = train_and_release(ctx.tracker(), wh, TrainConfig(seed=args.seed, min_delta=args.min_delta))
     rel = run.release
     print_table(run.train.evaluation.table())
     groups = run.train.per_mixin()

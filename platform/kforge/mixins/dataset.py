@@ -5,6 +5,7 @@ import random
 import numpy as np
 import polars as pl
 
+from kforge.errors import InputError
 from kforge.mixins.catalogue import Catalogue
 from kforge.mixins.features import HIST_COLS, history_frame, static_frame
 
@@ -19,7 +20,7 @@ def feature_frame(outcomes: pl.DataFrame, cat: Catalogue, weights: np.ndarray | 
     ``mask_fraction`` (training frames only): that share of rows sees no exact-pair history, and
     half of those also lose one mixin's own history, so the model learns the unseen regimes."""
     if outcomes.height == 0:
-        raise ValueError("no outcomes to build features from")
+        raise InputError("no outcomes to build features from")
     static = static_frame(outcomes, cat.traits(), sorted(cat.mixins), sorted(cat.nodes))
     mask_rows, hide = masked_rows(outcomes, mask_fraction, seed)
     hist = history_frame(outcomes, None if weights is None else pl.Series(weights), mask_rows, hide)

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from kforge.errors import InputError
+
 LGBM_PARAMS = {"n_estimators": 250, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 10,
                "subsample": 0.9, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0, "verbose": -1,
                "n_jobs": 1}
@@ -71,7 +73,7 @@ class CompatModel:
             is_cal = frame[group_col].is_in(sorted(calib_groups)).to_numpy()
         y = frame["passed"].cast(pl.Int32).to_numpy()
         if len(set(y[~is_cal])) < 2:
-            raise ValueError("training rows hold only one outcome class; observe more outcomes first")
+            raise InputError("training rows hold only one outcome class; observe more outcomes first")
         X = _matrix(frame, feature_cols)
         fill = {c: float(np.nanmedian(X[:, i])) if np.isfinite(X[:, i]).any() else 0.0
                 for i, c in enumerate(feature_cols)}

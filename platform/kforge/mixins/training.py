@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from kforge.errors import InputError
 from kforge.mixins.catalogue import Catalogue
 from kforge.mixins.dataset import feature_columns, feature_frame
 from kforge.mixins.evaluate import MIN_TEST_ROWS, Evaluation, evaluate, served_proba
@@ -87,7 +88,7 @@ def train(outcomes: pl.DataFrame, cat: Catalogue, seed: int = 0, extra_features:
     """``extra_features`` (tests only): column -> function(frame) added to every frame, e.g. to
     prove that the leakage check catches a label-derived feature."""
     if outcomes.height < MIN_OUTCOMES:
-        raise ValueError(f"only {outcomes.height} outcomes; at least {MIN_OUTCOMES} are needed to train and evaluate")
+        raise InputError(f"only {outcomes.height} outcomes; at least {MIN_OUTCOMES} are needed to train and evaluate")
 
     def build(o: pl.DataFrame, **kw: Any) -> pl.DataFrame:
         f = feature_frame(o, cat, **kw)

@@ -54,7 +54,7 @@ def test_leaky_feature_blocks_promotion(outcomes, catalogue):
 
 
 def test_too_few_outcomes_is_a_clear_error(outcomes, catalogue):
-    with pytest.raises(ValueError, match="at least"):
+    with pytest.raises(InputError, match="at least"):
         train(outcomes.head(50), catalogue)
 
 
