@@ -8,8 +8,9 @@ Policy:
 * **Warehouse writers.** DuckDB takes one writer; the warehouse's file lock serialises every write
   (``kforge.storage.Warehouse.writer``). The executor runs at most ``MAX_CONCURRENT_STEPS`` steps of
   a run at once, so a run never queues more steps on that lock than the machine has cores.
-* **Families.** Every retraining job carries ``kforge/family=<family>``; ``deploy/dagster.yaml``
-  lets one run per family run at a time.
+* **Families.** Every retraining job carries ``kforge/family=<family>`` (the nightly job ``all``);
+  ``deploy/dagster.yaml`` lets one such run train at a time, so the nightly run and a family's feedback
+  run never train the same family at once.
 * **Nightly.** ``nightly_ingest`` (01:00 UTC) reads new commits of every registered repository;
   ``nightly_retrain`` (02:00 UTC) runs one job over every other asset in dependency order: commit
   tables, features, and every family's models through the release path.

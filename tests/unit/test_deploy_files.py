@@ -42,3 +42,13 @@ def test_services_share_one_postgres_and_the_writer_limit_uses_the_code_tag():
     assert mlf["service"]["type"] == "ClusterIP"
     cfg = _load("run-config-k8s-executor.yaml")["execution"]["config"]
     assert "tag_concurrency_limits" not in cfg and cfg["max_concurrent"] >= 1  # writers serialise on the lock
+
+
+def test_one_retraining_run_at_a_time_whatever_its_family_tag():
+    """The nightly job is tagged kforge/family=all and a feedback retrain kforge/family=<family>: a limit per tag
+    value (before) let both train the same family at once. The limit is on the key."""
+    from jobs.definitions import FAMILY_TAG
+
+    cfg = yaml.safe_load((K8S.parent / "dagster.yaml").read_text())
+    limits = [lim for lim in cfg["concurrency"]["runs"]["tag_concurrency_limits"] if lim["key"] == FAMILY_TAG]
+    assert limits == [{"key": FAMILY_TAG, "limit": 1}]
