@@ -16,6 +16,7 @@ NO_FUTURE_FEATURES = "no_future_features"
 TEST_SIZE = "test_size"
 BEATS_CHAMPION = "beats_champion"
 GENERALIZES = "generalizes"
+SAVED_MODEL_REPRODUCES = "saved_model_reproduces"
 
 SplitKind = Literal["time", "group", "seed"]
 
@@ -108,6 +109,9 @@ class ModelSpec:
                 f"not run, and not blocking, with fewer than two {self.generalizes_over}s")),
                 blocks_when_not_run=False))
         out.extend(self.extra_gates)
+        out.append(GateSpec(SAVED_MODEL_REPRODUCES, d.get(SAVED_MODEL_REPRODUCES, (
+            f"the saved model, scored by the code that scores champions, reproduces the run's {self.metric} on the "
+            "same held-out rows (what is registered is what was measured)")), blocking=False))
         out.append(GateSpec(BEATS_CHAMPION, d.get(BEATS_CHAMPION,
                             f"{self.metric} {self._direction()} the champion's by more than {self.min_delta:g} "
                             "on the same held-out rows (decides promotion)"), blocking=False))

@@ -44,6 +44,7 @@ import polars as pl
 from kforge.registry import aliases
 from kforge.registry.gates import (
     BEATS_CHAMPION,
+    SAVED_MODEL_REPRODUCES,
     Check,
     ModelSpec,
     beats,
@@ -278,6 +279,31 @@ def _score_champion(tracker: Tracker, cand: Candidate, champ: Any, work: Path) -
     return float(scored.score), rows_digest(scored.keys), ""
 
 
+REPRODUCE_TOL = 1e-6
+
+
+def _saved_model_check(cand: Candidate, model_dir: Path, digest: str) -> Check:
+    """``saved_model_reproduces``: the model as saved, scored by the family's champion scorer, gives the run's own
+    score on the same rows. The run's score comes from the model in memory; a model whose saved form scores
+    otherwise (a column the serving signature drops, a state not saved) would be promoted on a number it does not
+    have. WARN-only: it tells, it does not decide."""
+    try:
+        scored = cand.score_registered(model_dir)
+    except Exception as exc:  # noqa: BLE001 - reported as the check's outcome
+        return Check(SAVED_MODEL_REPRODUCES, False, f"the saved model could not be scored: {type(exc).__name__}: "
+                                                    f"{exc}"[:500])
+    own, saved = float(cand.score), float(scored.score)
+    if own != own and saved != saved:
+        return not_run(SAVED_MODEL_REPRODUCES, f"no {cand.spec.metric} to reproduce (NaN)")
+    if rows_digest(scored.keys) != digest:
+        return Check(SAVED_MODEL_REPRODUCES, False, "the saved model was scored on other rows "
+                                                    f"(digest {rows_digest(scored.keys)} != {digest})")
+    ok = abs(saved - own) <= REPRODUCE_TOL * max(1.0, abs(own))
+    return Check(SAVED_MODEL_REPRODUCES, ok, f"{cand.spec.metric}: run {own:.6f}, saved model {saved:.6f}"
+                 + ("" if ok else " (the registered model does not score what the run measured)"),
+                 {"run": own, "saved": saved, "difference": saved - own})
+
+
 def _description(spec: ModelSpec, res: dict[str, Any], checks: list[Check], dagster_run_id: str,
                  dagster_url: str) -> str:
     lines = [f"**{res['decision']}**: {res['reason']}", "",
@@ -369,14 +395,18 @@ def _release(tracker: Tracker, cand: Candidate, *, dagster_run_id: str, dagster_
                 mlflow.log_artifact(str(path), "plots")
             for name, text in cand.texts.items():
                 mlflow.log_text(text, name)
-            mlflow.log_dict({c.name: {"passed": c.passed, "detail": c.detail, "numbers": c.numbers} for c in checks},
-                            "evaluation_gates.json")
             mlflow.log_text("\n".join(sorted(str(k) for k in cand.eval_keys)), "eval_rows.txt")
             if cand.log_extra is not None:
                 cand.log_extra()
             model_dir = work / "model"
             with _mlflow_save_hints_off():
                 cand.save_model(model_dir)
+            saved = _saved_model_check(cand, model_dir, digest)
+            checks = [c for c in checks if c.name != SAVED_MODEL_REPRODUCES] + [saved]
+            if "saved" in saved.numbers:
+                mlflow.log_metric(f"saved_model_{spec.metric}", saved.numbers["saved"])
+            mlflow.log_dict({c.name: {"passed": c.passed, "detail": c.detail, "numbers": c.numbers} for c in checks},
+                            "evaluation_gates.json")
             mlflow.log_artifacts(str(model_dir), "model")
             _log_model_entry(client, run, spec, model_dir)
             run_id, experiment_id = run.info.run_id, run.info.experiment_id

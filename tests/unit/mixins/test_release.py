@@ -26,7 +26,7 @@ def test_spec_names_metric_and_baselines() -> None:
 
     names = [s.name for s in release_checks(SPEC)]
     assert names == ["split_holds", "no_future_features", "test_size", "beats_beta_binomial", "beats_rules",
-                     "generalizes", "beats_champion"]
+                     "generalizes", "saved_model_reproduces", "beats_champion"]
     assert "every held-out mixin" in next(s for s in release_checks(SPEC) if s.name == "generalizes").description
     assert all("Brier" in s.description for s in release_checks(SPEC) if s.name.startswith("beats_"))
     assert "labels are flipped" in next(s for s in release_checks(SPEC) if s.name == "no_future_features").description

@@ -130,7 +130,8 @@ def test_check_results_report_not_run_as_warn(tracker: Tracker) -> None:
     from kforge.dagster_io.release import release_check_results, release_checks
 
     specs = release_checks(SPEC)
-    assert [s.name for s in specs] == ["split_holds", "test_size", "beats_majority", "beats_champion"]
+    assert [s.name for s in specs] == ["split_holds", "test_size", "beats_majority", "saved_model_reproduces",
+                                       "beats_champion"]
     assert all("test_acc" in s.description for s in specs if s.name.startswith("beats_"))
     r = release(tracker, _cand(0.9, pl.DataFrame({"x": [1]}), checks=[Check("split_holds", True)]))
     by = {c.check_name: c for c in release_check_results(r)}
@@ -287,3 +288,34 @@ def test_two_releases_of_the_same_data_at_once_register_it_once(tracker: Tracker
         t.join(120)
     assert sorted(r.decision for r in results) == ["promoted", "unchanged"]
     assert len(tracker.client().search_model_versions(f"name='{SPEC.name}'")) == 1
+
+
+def test_the_saved_model_must_score_what_the_run_measured(tracker: Tracker) -> None:
+    """The run's score comes from the model in memory; the champion scorer reads the saved one. A saved model that
+    scores otherwise is reported (WARN, ``saved_model_reproduces``), with both numbers in MLflow."""
+    from dataclasses import replace
+
+    from kforge.dagster_io.release import release_check_results
+
+    train = pl.DataFrame({"x": [1, 2, 3]})
+    ok = release(tracker, _cand(0.9, train))
+    good = ok.check("saved_model_reproduces")
+    assert good.passed is True and good.numbers["saved"] == pytest.approx(0.9) and good.numbers["difference"] == 0
+    run = tracker.client().get_run(ok.run_id)
+    assert run.data.metrics["saved_model_test_acc"] == pytest.approx(0.9)
+
+    drifted = replace(_cand(0.95, train.with_columns(pl.col("x") * 2)), save_model=_threshold_model(0.7))
+    r = release(tracker, drifted)
+    bad = r.check("saved_model_reproduces")
+    assert bad.passed is False and "does not score what the run measured" in bad.detail
+    assert bad.numbers["run"] == pytest.approx(0.95) and bad.numbers["saved"] == pytest.approx(0.7)
+    assert "saved_model_reproduces" not in r.reason          # WARN: it tells, it does not decide
+    res = {c.check_name: c for c in release_check_results(r)}["saved_model_reproduces"]
+    assert res.passed is False and res.severity.name == "WARN"
+
+    def broken(d: Path) -> Scored:
+        raise RuntimeError("cannot read model.json")
+
+    r3 = release(tracker, replace(_cand(0.97, train.with_columns(pl.col("x") * 3)), score_registered=broken))
+    assert r3.check("saved_model_reproduces").passed is False
+    assert "could not be scored: RuntimeError" in r3.check("saved_model_reproduces").detail
