@@ -17,9 +17,19 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from kforge.errors import StorageError
+from kforge.errors import InputError, StorageError
 
 DEFAULT_HOME = ".kforge"
+SEED_MAX = 2**32 - 1   # numpy, scikit-learn and LightGBM take seeds in 0..2**32-1
+
+
+def check_seeds(**named: tuple[int, ...]) -> None:
+    """One :class:`InputError` for a seed numpy would refuse deep inside a fit or a simulation (a Dagster run
+    config reaches the configs without the CLI's argument types)."""
+    for name, seeds in named.items():
+        bad = [s for s in seeds if not 0 <= int(s) <= SEED_MAX]
+        if bad:
+            raise InputError(f"{name} must be within 0..{SEED_MAX}, got {bad[0]}")
 
 # Top-level sections every kforge instance config has; added to an existing dagster.yaml that lacks them.
 INSTANCE_SECTIONS = {

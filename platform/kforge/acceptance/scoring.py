@@ -42,10 +42,7 @@ def _parquet(path: Path, schema_only: bool = False) -> "pl.DataFrame | pl.Schema
 def commit_rows(path: Path, wh: Warehouse) -> pl.DataFrame:
     from kforge.features.build import build_patch_features, files_from_commit_files, normalize_commits
 
-    try:
-        new = normalize_commits(pl.read_parquet(path))
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(f"{path} is not a readable parquet file: {exc}") from None
+    new = normalize_commits(_parquet(path))
     if "repo" not in new.columns:
         new = new.with_columns(pl.lit(path.name.split(".")[0]).alias("repo"))
     files = files_from_commit_files(new)

@@ -26,7 +26,7 @@ from typing import Any
 
 import polars as pl
 
-from kforge.config import Paths, resolve_data_dir
+from kforge.config import SEED_MAX, Paths, resolve_data_dir
 from kforge.errors import InputError, StorageError
 from kforge.storage import Warehouse
 
@@ -125,9 +125,6 @@ def whole_number_in(low: int | None = None, high: int | None = None) -> Callable
 def finite_number_in(low: float | None = None, high: float | None = None) -> Callable[[str], float]:
     """argparse type: a :func:`finite_number` within ``low..high`` (a None end is open)."""
     return _in_range(finite_number, "a number", low, high)
-
-
-SEED_MAX = 2**32 - 1   # numpy, scikit-learn and LightGBM take seeds in 0..2**32-1
 
 
 def seed_number(text: str) -> int:

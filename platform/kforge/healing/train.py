@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from kforge.config import check_seeds
 from kforge.errors import InputError
 from kforge.feedback import feedback_since
 from kforge.healing.config import MODELS, HealingConfig, HealingRelease
@@ -160,8 +161,7 @@ def check_config(config: HealingConfig) -> None:
         raise InputError(f"test share must be between 0 and 1 (both excluded), got {config.test_share}")
     if config.replay_steps < 1:
         raise InputError(f"replay steps must be at least 1, got {config.replay_steps}")
-    if not 0 <= config.seed < 2**32:
-        raise InputError(f"seed must be in [0, 2**32 - 1], got {config.seed}")
+    check_seeds(seed=(config.seed,))
     if not config.prior_weight >= 0.0 or config.prior_weight == float("inf"):
         raise InputError(f"prior weight must be a finite number >= 0, got {config.prior_weight}")
 

@@ -264,6 +264,14 @@ def _run_name(spec: ModelSpec, dagster_run_id: str) -> str:
     return f"{spec.name} {datetime.now(UTC):%Y-%m-%d} {(dagster_run_id or 'cli')[:8]}"
 
 
+def _score_saved(cand: Candidate, model_dir: Path) -> tuple[Scored | None, str]:
+    """A saved model scored by the family's champion scorer, or (None, why it could not be)."""
+    try:
+        return cand.score_registered(model_dir), ""
+    except Exception as exc:  # noqa: BLE001 - the caller records it (blocked promotion, failed check)
+        return None, f"could not be scored: {type(exc).__name__}: {exc}"[:480]
+
+
 def _score_champion(tracker: Tracker, cand: Candidate, champ: Any, work: Path) -> tuple[float | None, str, str]:
     """(score, digest of the rows it was scored on, why not) for the registered champion."""
     import mlflow.artifacts
@@ -271,9 +279,11 @@ def _score_champion(tracker: Tracker, cand: Candidate, champ: Any, work: Path) -
     try:
         local = mlflow.artifacts.download_artifacts(artifact_uri=champ.source, dst_path=str(work),
                                                     tracking_uri=tracker.tracking_uri)
-        scored = cand.score_registered(Path(local))
     except Exception as exc:  # noqa: BLE001 - recorded as the reason promotion is blocked
         return None, "", f"champion v{champ.version} could not be scored: {type(exc).__name__}: {exc}"[:500]
+    scored, why = _score_saved(cand, Path(local))
+    if scored is None:
+        return None, "", f"champion v{champ.version} {why}"
     if scored.score != scored.score:
         return None, rows_digest(scored.keys), f"champion v{champ.version} has no {cand.spec.metric} on these rows"
     return float(scored.score), rows_digest(scored.keys), ""
@@ -287,11 +297,9 @@ def _saved_model_check(cand: Candidate, model_dir: Path, digest: str) -> Check:
     score on the same rows. The run's score comes from the model in memory; a model whose saved form scores
     otherwise (a column the serving signature drops, a state not saved) would be promoted on a number it does not
     have. WARN-only: it tells, it does not decide."""
-    try:
-        scored = cand.score_registered(model_dir)
-    except Exception as exc:  # noqa: BLE001 - reported as the check's outcome
-        return Check(SAVED_MODEL_REPRODUCES, False, f"the saved model could not be scored: {type(exc).__name__}: "
-                                                    f"{exc}"[:500])
+    scored, why = _score_saved(cand, model_dir)
+    if scored is None:
+        return Check(SAVED_MODEL_REPRODUCES, False, f"the saved model {why}")
     own, saved = float(cand.score), float(scored.score)
     if own != own and saved != saved:
         return not_run(SAVED_MODEL_REPRODUCES, f"no {cand.spec.metric} to reproduce (NaN)")

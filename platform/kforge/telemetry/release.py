@@ -28,6 +28,7 @@ from typing import Any
 
 import polars as pl
 
+from kforge.config import check_seeds
 from kforge.errors import InputError
 from kforge.registry.gates import NO_FUTURE_FEATURES, SPLIT_HOLDS, Check, beats, not_run, size_check
 from kforge.registry.release import Candidate, ReleaseResult, Scored, release
@@ -63,17 +64,6 @@ class SimulationConfig:
     def __post_init__(self) -> None:
         check_seeds(fit_seeds=self.fit_seeds, calib_seeds=self.calib_seeds, test_seeds=self.test_seeds)
 
-
-SEED_MAX = 2**32 - 1   # numpy's generators take seeds in 0..2**32-1
-
-
-def check_seeds(**named: tuple[int, ...]) -> None:
-    """One :class:`InputError` for a seed numpy would refuse deep inside a simulation (a Dagster run config
-    reaches these configs without the CLI's argument types)."""
-    for name, seeds in named.items():
-        bad = [s for s in seeds if not 0 <= int(s) <= SEED_MAX]
-        if bad:
-            raise InputError(f"{name} must be within 0..{SEED_MAX}, got {bad[0]}")
 
 
 @dataclass(frozen=True)
